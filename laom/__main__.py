@@ -1,0 +1,5 @@
+import sys
+
+from laom.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The ``laom`` command line.
+
+Each subpackage owns its commands in its own ``cli.py`` (``register(subparsers)``), so a
+command lives next to the code it drives. Heavy imports (torch, dm_control) happen
+inside the command functions, which keeps ``laom --help`` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from laom import __version__
+from laom.errors import LaomError
+
+# Modules that contribute commands, in the order they appear in --help.
+COMMAND_MODULES = (
+    "laom.envs.cli",
+    "laom.experts.cli",
+    "laom.data.cli",
+    "laom.training.cli",
+    "laom.evaluation.cli",
+    "laom.experiments.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="laom",
+        description="Latent action learning from video with distractors (LAPO, LAOM, LAOM+supervision).",
+    )
+    parser.add_argument("--version", action="version", version=f"laom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a subpackage without commands yet
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    # Commands driven by dataclass configs take the remaining ``--field value`` pairs.
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        result = func(args, extra) if getattr(args, "accepts_extra", False) else func(args)
+    except LaomError as exc:
+        print(f"laom: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("laom: interrupted; finished work is kept and the command can be resumed", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
