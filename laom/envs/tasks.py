@@ -12,10 +12,10 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium as gym
+import numpy as np
 
-from laom.errors import LaomError  # noqa: E402
+from laom.errors import LaomError
 
 # Domains whose default camera is not camera 0 (DCS uses camera 2 for quadruped).
 CAMERA_ID = {"quadruped": 2}
@@ -44,7 +44,12 @@ def parse_task(task: str) -> tuple[str, str]:
 
 def load_dmc(task: str, seed: int | None = 0, environment_kwargs: dict | None = None) -> Any:
     """Load a dm_control suite environment for ``task`` with a seeded task RNG."""
+    from absl import logging as absl_logging
     from dm_control import suite
+
+    # The suite's XML uses a compiler attribute MuJoCo deprecates; the warning on every
+    # load is noise to users (it does not change the model).
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
     domain, name = parse_task(task)
     return suite.load(
