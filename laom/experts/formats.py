@@ -46,10 +46,10 @@ def load(path: str | Path, task: str | None = None) -> Expert:
     elif path.suffix == ".npz":
         expert = read_npz(path)
         expert.task = _reconcile(path, expert.task, task)
-    elif path.suffix == ".zip" or zipfile.is_zipfile(path):
-        expert = load_sb3_zip(path, task)
     elif path.name in ("checkpoint.pt", "config.pt"):
         expert = load_ppo_dir(path.parent, task)
+    elif path.suffix == ".zip" or zipfile.is_zipfile(path):
+        expert = load_sb3_zip(path, task)
     else:
         raise LaomError(f"{path}: unknown expert format (expected {EXPECTED})")
     if expert.task is None:
