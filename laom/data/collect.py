@@ -1,0 +1,442 @@
+"""Collecting datasets: an expert acts on the proprioceptive state, the env renders pixels.
+
+Design points, each forced by a requirement:
+
+* Worker processes are started with **spawn**: forking a process that has an EGL
+  context deadlocks, and spawn also keeps the main process free of rendering state.
+* Episode ``i`` resets its environment with a seed derived only from ``(seed, i)``
+  (:func:`episode_seed`), so a dataset is the same whichever worker ran which episode,
+  however many workers there were, and whether it was collected in one go or resumed.
+* Only the main process writes, one whole episode per journaled transaction
+  (:class:`laom.data.format.Writer`); Ctrl-C or a kill loses at most the episodes in
+  flight, and running the same command again finishes the file.
+* Group names are global episode indices. A shard (``--shard I/N``) owns episodes
+  ``I, I+N, I+2N, ...`` of ``--episodes``, so shard files have gaps in their numbering
+  until ``laom data merge`` joins them and renumbers ``0..N-1`` in episode order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laom import __version__
+from laom.data.format import (
+    Compression,
+    DatasetReader,
+    Writer,
+    check_output_path,
+    create,
+    plain,
+    shard_indices,
+)
+from laom.errors import LaomError
+
+# Attributes that identify what a collection file contains; resuming with different
+# values would silently mix two datasets in one file.
+IDENTITY = ("task", "difficulty", "split", "img_hw", "seed", "shard", "max_steps")
+
+
+@dataclass
+class CollectConfig:
+    """Everything that determines a collection; the CLI flags map onto these fields."""
+
+    task: str
+    episodes: int
+    out: Path
+    difficulty: str = "scale_easy_video_hard"
+    split: str = "train"
+    img_hw: int = 64
+    workers: int = 1  # 0: collect in this process (debugging, tests)
+    seed: int = 0
+    shard: tuple[int, int] = (0, 1)
+    compression: str = "none"
+    backgrounds: str | None = None
+    expert: str | None = None  # None: the built-in expert of the task
+    max_steps: int | None = None  # cut episodes short (tests, debugging)
+    render: str = "fast"
+    progress: bool = True
+    # Where workers get their env and expert from ("module:function"); tests swap them.
+    env_factory: str = "laom.envs:make"
+    expert_factory: str = "laom.data.collect:load_expert"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CollectResult:
+    """What a run did (the file may also hold episodes from earlier runs)."""
+
+    path: Path
+    written: int  # episodes written by this run
+    skipped: int  # episodes that were already in the file
+    frames: int  # frames written by this run
+    seconds: float
+    returns: list[float]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """The reset seed of episode ``index``: a function of (seed, index) and nothing else."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def load_expert(path: str | None, task: str) -> Any:
+    """The expert at ``path``, or the task's built-in one; checked against the task."""
+    from laom import experts
+
+    if path is None:
+        expert = experts.builtin(task)
+        if expert is None:
+            shipped = ", ".join(experts.available_builtin()) or "none"
+            raise LaomError(
+                f"no built-in expert for {task} (built-in: {shipped}); pass --expert PATH "
+                "(a release PPO folder, an SB3 zip or a laom .npz)"
+            )
+    else:
+        expert = experts.load(path, task)
+    experts.check_task(expert, task)
+    return expert
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# --------------------------------------------------------------------------- workers
+_WORKER: dict[str, Any] = {}
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which stops them in order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _worker_setup(spec: dict[str, Any]) -> dict[str, Any]:
+    """Build (once per process) the env and expert a worker reuses for all its episodes."""
+    if _WORKER.get("spec") != spec:
+        env = _resolve(spec["env_factory"])(
+            spec["task"],
+            difficulty=spec["difficulty"],
+            backgrounds=spec["backgrounds"],
+            split=spec["split"],
+            img_hw=spec["img_hw"],
+            frame_stack=1,
+            seed=spec["seed"],
+            render=spec["render"],
+        )
+        expert = _resolve(spec["expert_factory"])(spec["expert"], spec["task"])
+        _teardown()
+        _WORKER.update(spec=spec, env=env, expert=expert)
+    return _WORKER
+
+
+def _teardown() -> None:
+    env = _WORKER.get("env")
+    if env is not None:
+        env.close()
+    _WORKER.clear()
+
+
+def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the file attributes need to know about the env (asked of a worker)."""
+    w = _worker_setup(spec)
+    env = w["env"].unwrapped
+    obs, info = w["env"].reset(seed=0)
+    state = np.asarray(info["state"])
+    expert = w["expert"]
+    if getattr(expert, "obs_dim", state.shape[-1]) != state.shape[-1]:
+        raise LaomError(
+            f"expert takes state {expert.obs_dim} but {spec['task']} gives state {state.shape[-1]}"
+        )
+    return {
+        "task": env.task,
+        "difficulty": env.difficulty,
+        "dynamic": bool(env.dynamic),
+        "split": env.split,
+        "img_hw": int(env.img_hw),
+        "obs_shape": tuple(np.asarray(obs).shape),
+    }
+
+
+def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
+    """Roll out episode ``index``: obs_t, state_t, action_t for t < T and the return."""
+    w = _worker_setup(spec)
+    env, expert = w["env"], w["expert"]
+    start = time.perf_counter()
+    obs, info = env.reset(seed=episode_seed(spec["seed"], index))
+    limit = spec["max_steps"] or 1000
+    frames = np.empty((limit, *np.asarray(obs).shape), np.uint8)
+    states: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    total = 0.0
+    t = 0
+    while t < limit:
+        state = np.asarray(info["state"], np.float32)
+        action = np.asarray(expert.act(state), np.float32)
+        frames[t] = obs
+        states.append(state)
+        actions.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        t += 1
+        if terminated or truncated:
+            break
+    return {
+        "index": index,
+        "obs": frames[:t],
+        "states": np.stack(states),
+        "actions": np.stack(actions),
+        "traj_return": total,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _run_episode_star(args: tuple[dict[str, Any], int]) -> dict[str, Any]:
+    return run_episode(*args)
+
+
+# --------------------------------------------------------------------------- main process
+def _spec(cfg: CollectConfig) -> dict[str, Any]:
+    return {
+        "task": cfg.task,
+        "difficulty": cfg.difficulty,
+        "backgrounds": None if cfg.backgrounds is None else str(cfg.backgrounds),
+        "split": cfg.split,
+        "img_hw": int(cfg.img_hw),
+        "seed": int(cfg.seed),
+        "render": cfg.render,
+        "expert": cfg.expert,
+        "max_steps": cfg.max_steps,
+        "env_factory": cfg.env_factory,
+        "expert_factory": cfg.expert_factory,
+    }
+
+
+def check_config(cfg: CollectConfig) -> None:
+    """Refuse bad flags before any process starts or any file is touched."""
+    if not isinstance(cfg.episodes, int) or cfg.episodes < 1:
+        raise LaomError(f"--episodes {cfg.episodes}: need at least 1 episode")
+    if cfg.workers < 0:
+        raise LaomError(f"--workers {cfg.workers}: need 1 or more (0 = in this process)")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise LaomError(f"--max-steps {cfg.max_steps}: need at least 1 step")
+    i, n = cfg.shard
+    if n < 1 or not 0 <= i < n:
+        raise LaomError(f"--shard {i}/{n}: need 0 <= I < N")
+    if cfg.split not in ("train", "eval"):
+        raise LaomError(f"--split {cfg.split!r}: expected train or eval")
+    Compression.parse(cfg.compression)
+    out = Path(cfg.out)
+    if out.suffix not in (".hdf5", ".h5"):
+        raise LaomError(f"--out {out}: expected a .hdf5 file name")
+    check_output_path(out, force=True)  # an existing file is resumed, checked below
+
+
+def _identity(cfg: CollectConfig) -> dict[str, Any]:
+    return {
+        "task": cfg.task,
+        "difficulty": cfg.difficulty,
+        "split": cfg.split,
+        "img_hw": int(cfg.img_hw),
+        "seed": int(cfg.seed),
+        "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
+        "max_steps": int(cfg.max_steps or 0),
+    }
+
+
+def _file_identity(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": f"{attrs.get('domain_name')}-{attrs.get('task_name')}",
+        "difficulty": attrs.get("difficulty"),
+        "split": attrs.get("split"),
+        "img_hw": int(plain(attrs.get("img_hw", 0))),
+        "seed": attrs.get("seed"),
+        "shard": attrs.get("shard", "0/1"),
+        "max_steps": int(attrs.get("max_steps", 0)),
+    }
+
+
+def _check_resume(cfg: CollectConfig, attrs: dict[str, Any]) -> None:
+    """Refuse to add episodes to a file that holds a different collection."""
+    out = Path(cfg.out)
+    if "seed" not in attrs or "episodes" not in attrs:
+        raise LaomError(
+            f"--out {out} exists and is not a `laom collect` file (no seed/episodes "
+            "attributes); refusing to touch it, choose another path"
+        )
+    mine, theirs = _identity(cfg), _file_identity(attrs)
+    for key in IDENTITY:
+        if mine[key] != theirs[key]:
+            flag = {"task": "--task", "max_steps": "--max-steps"}.get(
+                key, "--" + key.replace("_", "-")
+            )
+            raise LaomError(
+                f"--out {out} was collected with {key}={theirs[key]!r}, not {mine[key]!r}; "
+                f"resume it with the same {flag} or choose another --out"
+            )
+    stored = attrs.get("obs_compression", "none")
+    if str(Compression.parse(cfg.compression)) != stored:
+        raise LaomError(
+            f"--out {out} stores obs with compression {stored}; resume it with --compression {stored}"
+        )
+
+
+def _progress(total_frames: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total_frames,
+        unit="frame",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not enabled,
+        desc="collect",
+        smoothing=0.05,
+    )
+
+
+def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectResult:
+    """Collect (or finish collecting) ``cfg.out``; see the module docstring."""
+    check_config(cfg)
+    out = Path(cfg.out)
+    spec = _spec(cfg)
+    compression = Compression.parse(cfg.compression)
+    mine = list(shard_indices(cfg.episodes, cfg.shard))
+
+    # A wrong expert is found here, in the main process, in a second, not in every worker.
+    if cfg.expert_factory == CollectConfig.expert_factory:
+        load_expert(cfg.expert, cfg.task)
+
+    existing: set[int] = set()
+    resuming = out.exists()
+    if resuming:
+        # Read-only first: a file that is not ours must not even be opened for writing.
+        with DatasetReader(out) as reader:  # also undoes an episode cut by a crash
+            attrs = reader.attrs
+            existing = set(reader.indices)
+        _check_resume(cfg, attrs)
+        stray = sorted(existing - set(mine))
+        if stray:
+            raise LaomError(
+                f"--out {out} already holds episode {stray[-1]}, which --episodes "
+                f"{cfg.episodes} leaves out; use --episodes {int(attrs['episodes'])} or more"
+            )
+    todo = [i for i in mine if i not in existing]
+    if not todo:
+        log(f"{out}: all {len(mine)} episodes already collected")
+        return CollectResult(out, 0, len(existing), 0, 0.0, [])
+
+    frames_per_episode = cfg.max_steps or 1000
+    written, frames, returns = 0, 0, []
+    start = time.perf_counter()
+    with _Runner(spec, cfg.workers) as runner:
+        if not resuming:
+            meta = runner.probe()
+            domain, task_name = cfg.task.split("-", 1)
+            create(
+                out,
+                {
+                    "domain_name": domain,
+                    "task_name": task_name,
+                    "difficulty": meta["difficulty"],
+                    "dynamic": meta["dynamic"],
+                    "img_hw": meta["img_hw"],
+                    "split": meta["split"],
+                    "dataset_return": 0.0,
+                    "seed": int(cfg.seed),
+                    "episodes": int(cfg.episodes),
+                    "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
+                    "max_steps": int(cfg.max_steps or 0),
+                    "obs_compression": str(compression),
+                    "expert": cfg.expert or f"builtin:{cfg.task}",
+                    "backgrounds": str(cfg.backgrounds or "procedural"),
+                    "laom_version": __version__,
+                },
+            )
+        writer = Writer(out, compression)
+        try:
+            if int(writer.attrs["episodes"]) != cfg.episodes:
+                writer.set_attrs({"episodes": int(cfg.episodes)})
+            shard = f" (shard {cfg.shard[0]}/{cfg.shard[1]})" if cfg.shard[1] > 1 else ""
+            log(
+                f"{out}: collecting {len(todo)} episode(s){shard} of {cfg.task} with "
+                f"{max(cfg.workers, 1)} worker(s)"
+                + (f"; {len(existing)} already there" if existing else "")
+            )
+            with _progress(len(todo) * frames_per_episode, cfg.progress) as bar:
+                for ep in runner.run(todo):
+                    writer.append(
+                        ep["index"],
+                        ep["obs"],
+                        ep["states"],
+                        ep["actions"],
+                        ep["traj_return"],
+                        {
+                            "episode_index": ep["index"],
+                            "episode_seed": episode_seed(cfg.seed, ep["index"]),
+                        },
+                    )
+                    written += 1
+                    frames += len(ep["obs"])
+                    returns.append(ep["traj_return"])
+                    bar.set_postfix(
+                        episodes=f"{len(existing) + written}/{len(mine)}",
+                        ret=f"{np.mean(returns):.1f}",
+                        refresh=False,
+                    )
+                    bar.update(len(ep["obs"]))
+        finally:
+            writer.close()
+    seconds = time.perf_counter() - start
+    return CollectResult(out, written, len(existing), frames, seconds, returns)
+
+
+class _Runner:
+    """Runs episodes in spawned workers (or in this process when ``workers == 0``)."""
+
+    def __init__(self, spec: dict[str, Any], workers: int) -> None:
+        self.spec = spec
+        self.workers = workers
+        self.pool: Any = None
+
+    def __enter__(self) -> _Runner:
+        if self.workers > 0:
+            ctx = mp.get_context("spawn")
+            self.pool = ctx.Pool(self.workers, initializer=_ignore_sigint)
+        return self
+
+    def probe(self) -> dict[str, Any]:
+        if self.pool is None:
+            return probe(self.spec)
+        return self.pool.apply(probe, (self.spec,))
+
+    def run(self, indices: list[int]) -> Iterator[dict[str, Any]]:
+        if self.pool is None:
+            for i in indices:
+                yield run_episode(self.spec, i)
+            return
+        yield from self.pool.imap_unordered(_run_episode_star, [(self.spec, i) for i in indices])
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self.pool is not None:
+            if exc_type is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()  # Ctrl-C / error: episodes in flight are dropped
+            self.pool.join()
+        _teardown()
