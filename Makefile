@@ -31,7 +31,9 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/laom demo
+	mkdir -p demo_out
+	$(BIN)/laom env preview cheetah-run --out demo_out/preview.png
+	$(BIN)/laom env bench cheetah-run --steps 2000
 
 test: $(STAMP)
 	$(BIN)/ruff check laom tests benchmarks

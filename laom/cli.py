@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:  # a subpackage without commands yet
-            if exc.name == name:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
                 continue
             raise
         module.register(sub)
