@@ -6,8 +6,8 @@ because data collection calls it once per environment step.
 
 from __future__ import annotations
 
-from laom.experts.builtin import available_builtin, builtin
+from laom.experts.builtin import available_builtin, builtin, resolve
 from laom.experts.formats import check_task, infer_task, load
 from laom.experts.policy import Expert
 
-__all__ = ["Expert", "available_builtin", "builtin", "check_task", "infer_task", "load"]
+__all__ = ["Expert", "available_builtin", "builtin", "check_task", "infer_task", "load", "resolve"]

@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from laom.errors import LaomError
 from laom.experts.policy import Expert, read_npz
 
+BUILTIN_PREFIX = "builtin:"
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "experts"
 
 
@@ -39,3 +41,29 @@ def builtin_info(task: str) -> dict[str, Any]:
     """Training and evaluation record of a shipped expert (empty if none)."""
     path = ASSET_DIR / task / "info.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def resolve(spec: str | Path, task: str | None = None) -> Expert:
+    """What a user typed for an expert -> Expert: a path, ``builtin:TASK`` or ``builtin``.
+
+    Commands that take ``--expert`` share this so "builtin" means the same everywhere;
+    plain ``builtin`` picks the shipped expert for ``task``.
+    """
+    from laom.experts.formats import load
+
+    text = str(spec)
+    if text == "builtin" or text.startswith(BUILTIN_PREFIX):
+        name = text[len(BUILTIN_PREFIX) :] if text.startswith(BUILTIN_PREFIX) else ""
+        name = name or task or ""
+        if not name:
+            raise LaomError("expert 'builtin' needs a task (builtin:TASK or --task)")
+        if task and name != task:
+            raise LaomError(f"expert {text!r} is for {name}, not {task}")
+        expert = builtin(name)
+        if expert is None:
+            raise LaomError(
+                f"no built-in expert for {name!r}; built-in: {', '.join(available_builtin()) or 'none'}"
+                " (train one with `laom expert train`)"
+            )
+        return expert
+    return load(spec, task)

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from laom.errors import LaomError
-
-BUILTIN_PREFIX = "builtin:"
+from laom.experts.builtin import BUILTIN_PREFIX, resolve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="greedy returns of an expert (mean ± std)")
-    p.add_argument("path", help=f"expert path (any supported format) or {BUILTIN_PREFIX}TASK")
+    p.add_argument("path", help=f"expert path (any supported format), or {BUILTIN_PREFIX}TASK / builtin for a shipped one")
     p.add_argument("--task", default=None, help="needed when the files do not say which task")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
@@ -48,28 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export", help="write any expert as a compact laom .npz (actor weights only)")
-    p.add_argument("path", help="expert path (any supported format)")
+    p.add_argument("path", help=f"expert path (any supported format) or {BUILTIN_PREFIX}TASK")
     p.add_argument("out", help="output .npz file")
     p.add_argument("--task", default=None)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("list", help="list the experts shipped with laom")
     p.set_defaults(func=_list)
-
-
-def resolve(spec: str, task: str | None = None):
-    """``builtin:TASK`` or a path -> Expert; the one place the CLI turns a spec into an expert."""
-    from laom.experts import builtin, load
-
-    if spec.startswith(BUILTIN_PREFIX):
-        name = spec[len(BUILTIN_PREFIX) :] or (task or "")
-        expert = builtin(name)
-        if expert is None:
-            from laom.experts import available_builtin
-
-            raise LaomError(f"no built-in expert for {name!r}; built-in: {', '.join(available_builtin()) or 'none'}")
-        return expert
-    return load(spec, task)
 
 
 def _train(args: argparse.Namespace) -> int:
