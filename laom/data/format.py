@@ -410,7 +410,7 @@ def open_error(path: Path, exc: BaseException) -> str:
         return f"{path}: no such file"
     if path.is_dir():
         return f"{path}: is a directory, not an HDF5 file"
-    if "lock" in msg.lower():
+    if "unable to lock file" in msg.lower():
         return f"{path}: the file is being written by another process; wait for it to finish"
     try:
         is_hdf5 = h5py.is_hdf5(path)
