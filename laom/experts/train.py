@@ -245,16 +245,20 @@ def train(
         done_steps = 0
     wall_before = float(run.meta.get("wall_s", 0.0))
     start = time.monotonic()
+    interactive = sys.stderr.isatty()
     bar = tqdm(
         total=cfg.steps,
         initial=min(done_steps, cfg.steps),
         unit="step",
         desc=f"{cfg.algo} {cfg.task}",
-        disable=not progress,
+        disable=not (progress and interactive),
         dynamic_ncols=True,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        mininterval=1.0,
         smoothing=0.05,
     )
+    # A log file gets a plain status line per minute instead of carriage-return redraws.
+    status_every = 60.0 if progress and not interactive else math.inf
+    last_status = [time.monotonic(), done_steps]
     say = log or (lambda msg: tqdm.write(msg))
     if resumed is not None:
         say(f"resuming {out} at step {done_steps} of {cfg.steps} (best so far {run.best_mean:.1f})")
@@ -288,7 +292,17 @@ def train(
             bar.update(step - bar.n)
             if step % self.model.train_freq.frequency == 0 and step % 1000 < self.model.train_freq.frequency:
                 ep = [e["r"] for e in self.model.ep_info_buffer]
-                bar.set_postfix(train_return=f"{np.mean(ep):.0f}" if ep else "-", best=f"{run.best_mean:.0f}", refresh=False)
+                train_return = f"{np.mean(ep):.0f}" if ep else "-"
+                bar.set_postfix(train_return=train_return, best=f"{run.best_mean:.0f}", refresh=False)
+                now = time.monotonic()
+                if now - last_status[0] >= status_every:
+                    rate = (step - last_status[1]) / (now - last_status[0])
+                    eta = (cfg.steps - step) / max(rate, 1e-9)
+                    say(
+                        f"step {step:>8d}/{cfg.steps} ({100 * step / cfg.steps:.0f}%)  {rate:.0f} steps/s"
+                        f"  ETA {eta / 60:.0f} min  train return {train_return}"
+                    )
+                    last_status[:] = [now, step]
             if step % cfg.eval_every == 0:
                 evaluate_now(self.model)
                 checkpoint(self.model)
