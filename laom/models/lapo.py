@@ -1,0 +1,81 @@
+"""LAPO (Schmidt & Jiang, 2023) as the paper's baseline: a pixel-space latent action model.
+
+IDM: one ResNet over the channel-stacked pair (o_t, o_{t+k}) -> latent action z, with
+optional FSQ quantization. FDM: a second ResNet encodes o_t, z is projected to a feature
+map of the same shape, and a mirrored transposed-conv decoder reconstructs the whole
+frame stack o_{t+1} in pixels (tanh, targets in [-1, 1]). Loss: pixel MSE. With
+``k = 1`` and FSQ this is the original LAPO; the paper's ablation removes FSQ, then
+samples k in 1..10 for the IDM while the FDM keeps predicting t+1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from laom.models.encoder import DEFAULT_CHANNELS, ResNetDecoder, ResNetEncoder, orthogonal_init
+from laom.models.fsq import FSQ
+
+
+class LAPO(nn.Module):
+    method = "lapo"
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        latent_dim: int = 128,
+        fsq_levels: Sequence[int] = (),
+        encoder_scale: int = 1,
+        num_res_blocks: int = 2,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+    ) -> None:
+        super().__init__()
+        self.kwargs = dict(
+            obs_shape=list(obs_shape), latent_dim=latent_dim, fsq_levels=list(fsq_levels),
+            encoder_scale=encoder_scale, num_res_blocks=num_res_blocks, channels=list(channels),
+        )  # fmt: skip
+        c, h, w = obs_shape
+        self.latent_dim = latent_dim
+        self.idm_encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
+        self.idm_head = nn.Sequential(nn.Flatten(), nn.ReLU6(), nn.Linear(self.idm_encoder.out_dim, latent_dim))
+        self.fsq = FSQ(fsq_levels, latent_dim) if fsq_levels else None
+        self.fdm_encoder = ResNetEncoder((c, h, w), encoder_scale, num_res_blocks, channels)
+        self.action_to_map = nn.Linear(latent_dim, self.fdm_encoder.out_dim)
+        self.decoder = ResNetDecoder(2 * self.fdm_encoder.out_shape[0], c, encoder_scale, num_res_blocks, channels)
+        self.apply(orthogonal_init)
+
+    def latent_action(self, obs: torch.Tensor, future_obs: torch.Tensor) -> torch.Tensor:
+        z = self.idm_head(self.idm_encoder(torch.cat([obs, future_obs], dim=1)))
+        return self.fsq(z) if self.fsq is not None else z
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observation embedding (the FDM's encoder), used for the state probe."""
+        return self.fdm_encoder(obs).flatten(1)
+
+    def predict_next(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = self.fdm_encoder(obs)
+        a = self.action_to_map(z).view(h.shape)
+        return self.decoder(torch.cat([h, a], dim=1))
+
+    def loss(
+        self,
+        obs: torch.Tensor,
+        next_obs: torch.Tensor,
+        future_obs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Inputs are [B, 3F, H, W] in [-1, 1]. LAPO learns from video only: ``labeled``
+        is ignored. Augmentation (off in the presets) only touches the IDM's inputs; the
+        pixel FDM must see and predict the real frames."""
+        idm_obs, idm_future = (augment(obs), augment(future_obs)) if augment is not None else (obs, future_obs)
+        z = self.latent_action(idm_obs, idm_future)  # IDM sees (o_t, o_{t+k})
+        pred = self.predict_next(obs, z)  # FDM always predicts o_{t+1}
+        loss = F.mse_loss(pred.float(), next_obs.float())
+        return loss, {"loss": loss.detach(), "fdm_loss": loss.detach()}
+
+    def update_target(self) -> None:
+        """LAPO has no target network (uniform interface with LAOM)."""

@@ -1,0 +1,1 @@
+"""Training stages; ``common`` holds what they share (configs, checkpoints, metrics)."""

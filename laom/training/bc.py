@@ -1,0 +1,415 @@
+"""Stage 2: latent behaviour cloning, plus the pixel-regression loop every later stage uses.
+
+The policy pi(o_t) is the ResNet family at a larger scale (32 in the paper), its feature
+map mean-pooled over space and mapped by one linear layer to the frozen LAM's latent
+action z_t = IDM(o_t, o_{t+1}). Loss: MSE to z_t, over every transition of the large
+unlabelled dataset. The same policy network with an action-sized head is the BC
+baseline and the IDM baseline's policy (``laom/training/baselines.py``).
+
+The LAM is frozen, so its labels are computed once, in batches, and cached in the run
+directory (``latents.npy``, float16 by default: 5M transitions x 8192 dims is 82 GB in
+float16, so ``--cache_latents false`` labels each batch on the fly instead). Training
+then never runs the LAM again, which on CPU roughly halves the cost of every update.
+
+:func:`fit` is the loop: sample a batch of frame stacks, MSE to per-transition targets,
+AdamW + warmup/linear decay, checkpoints every ``checkpoint_every`` updates. A resumed
+run replays the same batches (the sampler is a function of (seed, update)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, to_model_input
+from laom.errors import LaomError, require
+from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.training.common import (
+    MetricsWriter,
+    Progress,
+    RunDir,
+    Runtime,
+    TrainConfig,
+    clip_and_norm,
+    make_optimizer,
+    make_scheduler,
+    schedule_lengths,
+    setup_runtime,
+    step_generator,
+)
+
+LATENT_POLICY_FILE = "latent_policy.pt"
+
+
+class PixelPolicy(nn.Module):
+    """Frame stack [B, 3F, H, W] in [-1, 1] -> vector [B, out_dim] (a latent or a real action).
+
+    Mean pooling over space (instead of flattening) keeps the head small at scale 32
+    and makes the policy indifferent to where on the image a feature appears.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        out_dim: int,
+        encoder_scale: int = 1,
+        num_res_blocks: int = 2,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+    ) -> None:
+        super().__init__()
+        self.kwargs = dict(
+            obs_shape=list(obs_shape), out_dim=out_dim, encoder_scale=encoder_scale,
+            num_res_blocks=num_res_blocks, channels=list(channels),
+        )  # fmt: skip
+        self.encoder = ResNetEncoder(obs_shape, encoder_scale, num_res_blocks, channels)
+        self.head = nn.Linear(self.encoder.out_shape[0], out_dim)
+        self.apply(orthogonal_init)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        features = F.relu6(self.encoder(obs)).mean(dim=(2, 3))
+        return self.head(features)
+
+
+@dataclass
+class BCConfig(TrainConfig):
+    """Latent BC. Defaults are the CPU preset (configs/cpu/bc.yaml)."""
+
+    lam: str = ""  # LAM run directory (holds lam.pt)
+    data: str = ""  # the large unlabelled dataset (actions are never read)
+    out: str = ""
+    max_trajectories: int = 0  # 0 = every trajectory of --data
+    batch_size: int = 64
+    epochs: float = 2.0
+    learning_rate: float = 3e-4
+    warmup_epochs: float = 0.1
+    checkpoint_every: int = 200
+    min_updates: int = 0  # train at least this many updates, whatever the dataset size
+    encoder_scale: int = 1
+    num_res_blocks: int = 2
+    encoder_channels: tuple[int, ...] = (16, 32, 32)
+    use_aug: bool = False  # the paper's latent BC uses none
+    cache_latents: bool = True  # label the dataset once; false: label every batch on the fly
+    cache_dtype: str = "float16"  # float16 | float32
+    label_batch_size: int = 256
+    channels_last: bool = True
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def model_input(stacks: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = to_model_input(stacks, device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def env_attrs(data: FrameData) -> dict[str, Any]:
+    """What evaluation needs to rebuild the environment a dataset was collected in."""
+    attrs = data.attrs
+    return {
+        "difficulty": str(attrs.get("difficulty", "scale_easy_video_hard")),
+        "dynamic": bool(attrs.get("dynamic", True)),
+        "split": str(attrs.get("split", "train")),
+        "backgrounds": str(attrs.get("backgrounds", "procedural")),
+    }
+
+
+def signature_of(data: FrameData, frame_stack: int) -> dict[str, Any]:
+    domain, task = data.task_id()
+    return {
+        "img_hw": data.img_hw, "frame_stack": frame_stack, "action_dim": data.action_dim,
+        "domain_name": domain, "task_name": task,
+    }  # fmt: skip
+
+
+def check_data(expected: dict[str, Any], data: FrameData, what: str, owner: str = "the checkpoint") -> None:
+    """LaomError unless ``data`` is the task, image size and action size a model was trained on."""
+    task = f"{expected.get('domain_name', '')}-{expected.get('task_name', '')}"
+    got_task = "-".join(data.task_id())
+    if task.strip("-") and got_task.strip("-") and task != got_task:
+        raise LaomError(f"{what} {data.path} is {got_task} but {owner} was trained on {task}")
+    if expected.get("img_hw") is not None and expected["img_hw"] != data.img_hw:
+        raise LaomError(f"{what} {data.path}: image size {data.img_hw} does not match {owner}'s {expected['img_hw']}")
+    if expected.get("action_dim") is not None and expected["action_dim"] != data.action_dim:
+        raise LaomError(
+            f"{what} {data.path}: action size {data.action_dim} does not match {owner}'s {expected['action_dim']}"
+        )
+
+
+def load_labeled(path: str, reference: FrameData | dict[str, Any], what: str = "--labeled") -> FrameData:
+    """The small labelled file, checked against the large dataset (or a model's signature)."""
+    labeled = load_frames(path)
+    expected = signature_of(reference, 1) if isinstance(reference, FrameData) else reference
+    check_data(expected, labeled, what, "--data" if isinstance(reference, FrameData) else "the checkpoint")
+    if len(labeled.valid_steps) == 0:
+        raise LaomError(f"{what} {path}: no transitions (trajectories need 2+ frames)")
+    return labeled
+
+
+def require_run(path: str, flag: str, artifact: str) -> Path:
+    """The artifact file of a finished run directory, or a one-line error saying what is wrong."""
+    run = Path(path)
+    require(bool(path), f"{flag} is required")
+    require(run.is_dir(), f"{flag} {path}: no such run directory")
+    file = run / artifact
+    if not file.is_file():
+        state = "unfinished (no summary.json; re-run its command to resume)" if not (run / "summary.json").is_file() else "not the right kind of run"
+        raise LaomError(f"{flag} {path}: no {artifact} ({state})")
+    return file
+
+
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """(path, size, mtime): cheap and changes whenever the file is rewritten."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def make_sampler(
+    data: FrameData, batch_size: int, frame_stack: int, seed: int, keys: tuple[str, ...] = ("obs",),
+    with_replacement: bool | None = None,
+) -> BatchSampler:  # fmt: skip
+    """Epoch-ordered batches, or draws with replacement when the data is smaller than a batch."""
+    if with_replacement is None:
+        with_replacement = len(data.valid_steps) < batch_size
+    return BatchSampler(data, batch_size, frame_stack, 1, seed, keys=keys, with_replacement=with_replacement)
+
+
+def total_updates(cfg: TrainConfig, sampler: BatchSampler, min_updates: int = 0) -> tuple[int, int]:
+    """(total, warmup) updates: ``epochs`` over the data, but at least ``min_updates``."""
+    total, warmup = schedule_lengths(cfg, sampler.updates_per_epoch)
+    if cfg.total_updates <= 0 and total < min_updates:
+        warmup = round(warmup * min_updates / total)
+        total = min_updates
+    return total, warmup
+
+
+@torch.no_grad()
+def label_transitions(
+    label: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: FrameData,
+    frame_stack: int,
+    out: np.ndarray,
+    runtime: Runtime,
+    batch_size: int = 256,
+    channels_last: bool = False,
+    progress: bool = True,
+    desc: str = "label",
+) -> None:
+    """``out[t] = label(o_t, o_{t+1})`` for every transition t of ``data`` (rows indexed by frame)."""
+    from tqdm import tqdm
+
+    steps = data.valid_steps
+    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs", "next_obs"))
+    for i in tqdm(range(0, len(steps), sampler.batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
+        chunk = steps[i : i + sampler.batch_size]
+        arrays = sampler.gather(chunk, np.ones_like(chunk))
+        obs = model_input(arrays["obs"], runtime.device, channels_last)
+        nxt = model_input(arrays["next_obs"], runtime.device, channels_last)
+        with runtime.autocast():
+            out[chunk] = label(obs, nxt).float().cpu().numpy()
+
+
+def cached_labels(
+    path: Path, source: dict[str, Any], shape: tuple[int, int], dtype: str,
+    compute: Callable[[np.ndarray], None],
+) -> np.ndarray:  # fmt: skip
+    """A [N, D] label array cached at ``path`` (memory-mapped), recomputed when ``source``
+    (the identity of the labelling model) changed. Written under a temporary name and
+    renamed, so a killed labelling pass never leaves a cache that looks complete."""
+    meta_path = path.with_suffix(".json")
+    meta = {"source": source, "shape": list(shape), "dtype": dtype}
+    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
+        return np.load(path, mmap_mode="r")
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
+    compute(array)
+    array.flush()
+    del array
+    os.replace(tmp, path)
+    meta_path.write_text(json.dumps(meta) + "\n")
+    return np.load(path, mmap_mode="r")
+
+
+def fit(
+    model: nn.Module,
+    sampler: BatchSampler,
+    targets: Callable[[Batch], torch.Tensor],
+    cfg: TrainConfig,
+    run: RunDir,
+    runtime: Runtime,
+    *,
+    total: int,
+    warmup: int,
+    learning_rate: float,
+    inputs: tuple[str, ...] = ("obs",),
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    channels_last: bool = False,
+    desc: str = "train",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Regress ``targets(batch)`` from ``model(*batch[inputs])`` with MSE; resumable.
+
+    ``extra`` is stored in every checkpoint (e.g. the data signature). Returns the last
+    logged loss, the update count and the throughput of this process.
+    """
+    optimizer = make_optimizer(model, learning_rate, cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, warmup, total)
+    start = 0
+    checkpoint = run.load_checkpoint()
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        start = int(checkpoint["update"])
+    metrics = MetricsWriter(run, cfg, resume_from=start)
+    progress = Progress(total, start, sampler.batch_size, enabled=cfg.progress, desc=desc)
+    window, window_n, last_loss = 0.0, 0, float("nan")
+    model.train()
+    try:
+        for update in range(start, total):
+            batch = sampler.batch(update)
+            xs = [model_input(batch.arrays[k], runtime.device, channels_last) for k in inputs]
+            if augment is not None:  # each input gets its own draw
+                gen = step_generator(cfg.seed, update, stream=1)
+                xs = [augment(x, gen) for x in xs]
+            y = targets(batch).to(runtime.device, torch.float32)
+            with runtime.autocast():
+                pred = model(*xs)
+            loss = F.mse_loss(pred.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = clip_and_norm(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+
+            done = update + 1
+            window += loss.item()
+            window_n += 1
+            if done % cfg.log_every == 0 or done == total:
+                last_loss, window, window_n = window / window_n, 0.0, 0
+                metrics.write(done, {
+                    "loss": last_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": progress.samples_per_s(done),
+                })  # fmt: skip
+            progress.update(done, loss=last_loss)
+            if done % cfg.checkpoint_every == 0 or done == total:
+                run.save_checkpoint({
+                    "update": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), **(extra or {}),
+                })  # fmt: skip
+        samples_per_s = progress.samples_per_s(total) if total > start else None
+    finally:
+        progress.close()
+        metrics.close()
+    model.eval()
+    if math.isnan(last_loss):  # resumed at the very end: recover the last logged loss
+        rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines() if line.strip()]
+        last_loss = float(rows[-1]["loss"]) if rows else float("nan")
+    return {"final_loss": last_loss, "updates": total, "samples_per_s": samples_per_s}
+
+
+def make_augment(use_aug: bool, img_hw: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    if not use_aug:
+        return None
+    from laom.models.augment import Augmenter
+
+    return Augmenter(img_hw)
+
+
+def target_variance(targets: np.ndarray, rows: np.ndarray, max_rows: int = 20000) -> float:
+    """Mean per-dimension variance of the targets: the MSE of predicting their mean, the
+    yardstick for the regression loss."""
+    if len(rows) > max_rows:
+        rows = np.sort(np.random.default_rng(0).choice(rows, max_rows, replace=False))
+    return float(np.asarray(targets[rows], dtype=np.float64).var(axis=0).mean())
+
+
+def validate_common(cfg: TrainConfig, names: Sequence[str]) -> None:
+    require(bool(getattr(cfg, "out", "")), "--out is required")
+    for name in ("batch_size", *names):
+        require(getattr(cfg, name) >= 1, f"--{name} must be >= 1")
+    dtype = getattr(cfg, "cache_dtype", "float32")
+    require(dtype in ("float16", "float32"), f"--cache_dtype {dtype}: expected float16 or float32")
+
+
+# --------------------------------------------------------------------------- latent BC
+
+
+def train_bc(cfg: BCConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
+    from laom.evaluation.policy import save_policy
+    from laom.models import load_lam
+
+    validate_common(cfg, ("encoder_scale", "label_batch_size"))
+    lam_file = require_run(cfg.lam, "--lam", "lam.pt")
+    require(bool(cfg.data), "--data is required")
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+
+    lam, lam_meta = load_lam(lam_file, map_location=runtime.device)
+    lam.requires_grad_(False)
+    frame_stack = int(lam_meta["frame_stack"])
+    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    check_data(lam_meta, data, "--data", "the LAM")
+    latent_dim = int(lam_meta.get("latent_dim") or lam.latent_dim)
+
+    def label(obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        return lam.latent_action(obs, next_obs)
+
+    keys: tuple[str, ...] = ("obs",)
+    if cfg.cache_latents:
+        latents = cached_labels(
+            run.path / "latents.npy", file_identity(lam_file), (data.num_frames, latent_dim), cfg.cache_dtype,
+            lambda out: label_transitions(label, data, frame_stack, out, runtime, cfg.label_batch_size, progress=cfg.progress, desc="label with LAM"),
+        )  # fmt: skip
+        variance = target_variance(latents, data.valid_steps)
+
+        def targets(batch: Batch) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(latents[batch.steps], dtype=np.float32))
+    else:  # label every batch with the frozen LAM (datasets too large to cache)
+        keys, variance = ("obs", "next_obs"), float("nan")
+
+        @torch.no_grad()
+        def targets(batch: Batch) -> torch.Tensor:
+            obs, nxt = (model_input(batch.arrays[k], runtime.device, False) for k in ("obs", "next_obs"))
+            with runtime.autocast():
+                return label(obs, nxt).float()
+
+    sampler = make_sampler(data, cfg.batch_size, frame_stack, cfg.seed, keys)
+    total, warmup = total_updates(cfg, sampler, cfg.min_updates)
+    obs_shape = (3 * frame_stack, data.img_hw, data.img_hw)
+    torch.manual_seed(cfg.seed)
+    policy = PixelPolicy(obs_shape, latent_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels).to(runtime.device)
+    if cfg.channels_last:
+        policy = policy.to(memory_format=torch.channels_last)
+    meta = {
+        **signature_of(data, frame_stack), **env_attrs(data), "method": str(lam_meta.get("method", "")),
+        "latent_dim": latent_dim, "outputs": "latent", "data": str(Path(cfg.data).resolve()),
+    }  # fmt: skip
+    result = fit(
+        policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
+        augment=make_augment(cfg.use_aug, data.img_hw), channels_last=cfg.channels_last,
+        desc=f"latent bc ({meta['method']})", extra={"signature": meta},
+    )  # fmt: skip
+    save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)
+    summary = {
+        "stage": "bc", "method": meta["method"], **result, "epochs": total / sampler.updates_per_epoch,
+        "latent_dim": latent_dim, "latent_variance": variance,
+        "relative_loss": result["final_loss"] / variance if variance and variance > 0 else None,
+        "device": str(runtime.device), "latent_policy": str(run.path / LATENT_POLICY_FILE),
+    }  # fmt: skip
+    run.write_summary(summary)
+    return summary

@@ -1,0 +1,360 @@
+"""Stage 1: train a latent action model (LAPO, LAOM or LAOM+supervision) on unlabelled
+observation sequences, then measure its latent actions with linear probes.
+
+Every update: gather a batch of (o_t, o_{t+1}, o_{t+k}) stacks, scale to [-1, 1],
+call the model's ``loss`` (each method's loss reads top to bottom in its own file under
+``laom/models``), AdamW step, LR schedule, EMA target update. Checkpoints go to
+``RUN/checkpoints/last.pt``; re-running the same command resumes from there and ends
+bit-identical (fp32, CPU) to an uninterrupted run, because each update's batch and
+augmentations are functions of (seed, update).
+
+After training: latent actions z = IDM(o_t, o_{t+1}) of (a sample of) the training
+transitions train a closed-form linear probe to the true actions; its MSE is reported
+on --eval-data (or on held-out training trajectories). A second probe maps the
+observation embedding to the proprioceptive state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
+from laom.errors import LaomError
+from laom.models import LAOM, LAPO, save_lam
+from laom.models.augment import Augmenter
+from laom.models.probe import fit_linear_probe
+from laom.training.common import (
+    MetricsWriter,
+    Progress,
+    RunDir,
+    Runtime,
+    TrainConfig,
+    clip_and_norm,
+    config_to_dict,
+    make_optimizer,
+    make_scheduler,
+    schedule_lengths,
+    setup_runtime,
+    step_generator,
+)
+
+METHODS = ("lapo", "laom", "laom-labels")
+
+
+@dataclass
+class LAMConfig(TrainConfig):
+    """LAM training. Defaults are the CPU preset of LAOM (configs/cpu/lam-laom.yaml)."""
+
+    method: str = "laom"
+    data: str = ""  # unlabelled training file (actions are only read for the probe)
+    labeled: str = ""  # small labelled file (laom-labels)
+    eval_data: str = ""  # probe test file; empty = held-out training trajectories
+    out: str = ""
+    max_trajectories: int = 0  # 0 = every trajectory of --data
+    # schedule (TrainConfig fields, CPU-sized)
+    batch_size: int = 64
+    epochs: float = 2.0
+    learning_rate: float = 3e-4
+    warmup_epochs: float = 0.2
+    checkpoint_every: int = 200
+    # data
+    frame_stack: int = 3
+    future_offset: int = 10  # IDM sees o_{t+k}, k ~ U{1..future_offset}
+    use_aug: bool = True
+    # model
+    latent_dim: int = 256
+    encoder_scale: int = 1
+    num_res_blocks: int = 2
+    encoder_channels: tuple[int, ...] = (16, 32, 32)
+    head_dim: int = 256  # LAOM IDM/FDM MLP width
+    head_blocks: int = 3
+    fsq_levels: tuple[int, ...] = ()  # LAPO only; empty = no quantization
+    target: str = "ema"  # LAOM target encoder: ema | stopgrad
+    target_tau: float = 0.001
+    # supervision (laom-labels)
+    labeled_batch_size: int = 128
+    label_coef: float = 0.001
+    # evaluation
+    probe_samples: int = 20000  # training transitions used to fit the probes
+    probe_eval_samples: int = 20000
+    probe_ridge: float = 1e-4
+    holdout_fraction: float = 0.1  # trajectories held out for the probe without --eval-data
+    channels_last: bool = True
+
+
+@dataclass
+class LAPOConfig(LAMConfig):
+    """LAPO CPU preset (configs/cpu/lam-lapo.yaml): FSQ, pixel FDM, no augmentation."""
+
+    method: str = "lapo"
+    latent_dim: int = 128
+    fsq_levels: tuple[int, ...] = (2, 2, 4)
+    use_aug: bool = False
+
+
+@dataclass
+class LAOMLabelsConfig(LAMConfig):
+    """LAOM+supervision CPU preset (configs/cpu/lam-laom-labels.yaml): stop-grad target."""
+
+    method: str = "laom-labels"
+    target: str = "stopgrad"
+
+
+CONFIGS: dict[str, type[LAMConfig]] = {"lapo": LAPOConfig, "laom": LAMConfig, "laom-labels": LAOMLabelsConfig}
+
+
+def data_signature(data: FrameData, frame_stack: int) -> dict[str, Any]:
+    """What a trained LAM assumes about its inputs; checked on resume and by later stages."""
+    domain, task = data.task_id()
+    return {
+        "img_hw": data.img_hw,
+        "frame_stack": frame_stack,
+        "action_dim": data.action_dim,
+        "state_dim": data.state_dim,
+        "domain_name": domain,
+        "task_name": task,
+    }
+
+
+def check_signature(expected: dict[str, Any], data: FrameData, frame_stack: int, what: str) -> None:
+    """LaomError if ``data`` (with ``frame_stack``) does not fit a model trained on ``expected``."""
+    got = data_signature(data, frame_stack)
+    for key, label in (("img_hw", "image size"), ("frame_stack", "frame stack"), ("action_dim", "action size")):
+        if expected.get(key) is not None and expected[key] != got[key]:
+            raise LaomError(f"{what} {data.path}: {label} {got[key]} does not match the checkpoint's {expected[key]}")
+
+
+def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
+    ta, tb = a.task_id(), b.task_id()
+    if all(ta) and all(tb) and ta != tb:
+        raise LaomError(f"{what} {b.path} is {tb[0]}-{tb[1]} but --data is {ta[0]}-{ta[1]}")
+    if b.img_hw != a.img_hw:
+        raise LaomError(f"{what} {b.path}: image size {b.img_hw} differs from --data's {a.img_hw}")
+    if b.action_dim != a.action_dim:
+        raise LaomError(f"{what} {b.path}: action size {b.action_dim} differs from --data's {a.action_dim}")
+
+
+def build_model(cfg: LAMConfig, data: FrameData) -> nn.Module:
+    obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
+    common = dict(encoder_scale=cfg.encoder_scale, num_res_blocks=cfg.num_res_blocks, channels=cfg.encoder_channels)
+    if cfg.method == "lapo":
+        return LAPO(obs_shape, cfg.latent_dim, cfg.fsq_levels, **common)
+    return LAOM(
+        obs_shape, cfg.latent_dim, **common, head_dim=cfg.head_dim, head_blocks=cfg.head_blocks,
+        target=cfg.target, target_tau=cfg.target_tau,
+        action_dim=data.action_dim if cfg.method == "laom-labels" else None, label_coef=cfg.label_coef,
+    )  # fmt: skip
+
+
+def validate(cfg: LAMConfig) -> None:
+    if cfg.method not in METHODS:
+        raise LaomError(f"--method {cfg.method}: expected one of {', '.join(METHODS)}")
+    if not cfg.data:
+        raise LaomError("--data is required")
+    if not cfg.out:
+        raise LaomError("--out is required")
+    if cfg.method == "laom-labels" and not cfg.labeled:
+        raise LaomError("--method laom-labels needs --labeled FILE (the small action-labelled dataset)")
+    if cfg.target not in ("ema", "stopgrad"):
+        raise LaomError(f"--target {cfg.target}: expected ema or stopgrad")
+    if cfg.method == "lapo" and any(v < 2 for v in cfg.fsq_levels):
+        raise LaomError(f"--fsq_levels {list(cfg.fsq_levels)}: every level must be >= 2")
+    for name in ("batch_size", "frame_stack", "future_offset", "latent_dim", "encoder_scale", "labeled_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise LaomError(f"--{name} must be >= 1")
+
+
+def _split_holdout(data: FrameData, fraction: float, seed: int) -> tuple[FrameData, FrameData]:
+    """(train, held-out) by whole trajectories (at least one each when possible)."""
+    n = data.num_trajectories
+    if n < 2:
+        raise LaomError(f"dataset {data.path}: one trajectory cannot be split for the probe; pass --eval-data")
+    k = min(n - 1, max(1, round(fraction * n)))
+    order = np.random.default_rng([seed, 7]).permutation(n)
+    return data.subset(sorted(order[k:])), data.subset(sorted(order[:k]))
+
+
+@torch.no_grad()
+def encode_transitions(
+    model: nn.Module, data: FrameData, frame_stack: int, max_samples: int, runtime: Runtime, seed: int = 0,
+    batch_size: int = 256, channels_last: bool = False,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Latent actions z = IDM(o_t, o_{t+1}) (the pair later stages label with), the
+    observation embedding of o_t, true actions and states for up to ``max_samples``
+    transitions of ``data`` (a fixed random subset)."""
+    steps = data.valid_steps
+    if len(steps) > max_samples:
+        steps = np.sort(np.random.default_rng([seed, 11]).choice(steps, max_samples, replace=False))
+    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, seed, keys=("obs", "next_obs"))
+    was_training = model.training
+    model.eval()
+    zs, embs = [], []
+    for i in range(0, len(steps), sampler.batch_size):
+        chunk = steps[i : i + sampler.batch_size]
+        arrays = sampler.gather(chunk, np.ones_like(chunk))
+        obs = _input(arrays["obs"], runtime.device, channels_last)
+        nxt = _input(arrays["next_obs"], runtime.device, channels_last)
+        with runtime.autocast():
+            zs.append(model.latent_action(obs, nxt).float().cpu())
+            embs.append(model.embed(obs).float().cpu())
+    model.train(was_training)
+    return {
+        "latent": torch.cat(zs),
+        "embedding": torch.cat(embs),
+        "actions": torch.from_numpy(data.actions[steps]),
+        "states": torch.from_numpy(data.states[steps]),
+    }
+
+
+def _input(stacks: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = to_model_input(stacks, device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def run_probes(model: nn.Module, cfg: LAMConfig, train: FrameData, test: FrameData, runtime: Runtime) -> dict[str, Any]:
+    a = encode_transitions(model, train, cfg.frame_stack, cfg.probe_samples, runtime, cfg.seed, channels_last=cfg.channels_last)
+    b = encode_transitions(model, test, cfg.frame_stack, cfg.probe_eval_samples, runtime, cfg.seed + 1, channels_last=cfg.channels_last)
+    act = fit_linear_probe(a["latent"], a["actions"], b["latent"], b["actions"], cfg.probe_ridge)
+    state = fit_linear_probe(a["embedding"], a["states"], b["embedding"], b["states"], cfg.probe_ridge)
+    return {
+        "action_probe_mse": act.mse,
+        "action_probe_baseline_mse": act.baseline_mse,
+        "action_probe_r2": act.r2,
+        "state_probe_mse": state.mse,
+        "state_probe_baseline_mse": state.baseline_mse,
+        "state_probe_r2": state.r2,
+        "probe_train_samples": len(a["latent"]),
+        "probe_test_samples": len(b["latent"]),
+    }
+
+
+def train_lam(cfg: LAMConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
+    validate(cfg)
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+
+    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    labeled = None
+    if cfg.method == "laom-labels":
+        labeled = load_frames(cfg.labeled)
+        check_same_task(data, labeled, "--labeled")
+        if len(labeled.valid_steps) == 0:
+            raise LaomError(f"--labeled {labeled.path}: no transitions (trajectories need 2+ frames)")
+    # The LAM never sees actions, so it trains on all of --data; the probe must not.
+    if cfg.eval_data:
+        probe_train, probe_test = data, load_frames(cfg.eval_data)
+        check_same_task(data, probe_test, "--eval-data")
+    else:
+        probe_train, probe_test = _split_holdout(data, cfg.holdout_fraction, cfg.seed)
+    signature = data_signature(data, cfg.frame_stack)
+
+    sampler = BatchSampler(data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed)
+    label_sampler = None
+    if labeled is not None:
+        label_sampler = BatchSampler(
+            labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
+            keys=("obs", "future_obs"), with_replacement=True,
+        )  # fmt: skip
+    total, warmup = schedule_lengths(cfg, sampler.updates_per_epoch)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data).to(runtime.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg.learning_rate, cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, warmup, total)
+    start = 0
+    checkpoint = run.load_checkpoint()
+    if checkpoint is not None:
+        check_signature(checkpoint["signature"], data, cfg.frame_stack, "--data")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        start = int(checkpoint["update"])
+
+    augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
+    metrics = MetricsWriter(run, cfg, resume_from=start)
+    progress = Progress(total, start, cfg.batch_size, enabled=cfg.progress, desc=f"lam {cfg.method}")
+
+    def save(update: int) -> None:
+        run.save_checkpoint({
+            "update": update, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "signature": signature, "config": config_to_dict(cfg),
+        })  # fmt: skip
+
+    model.train()
+    last: dict[str, float] = {}
+    window: dict[str, torch.Tensor] = {}  # metric sums since the last log row
+    window_n = 0
+    for update in range(start, total):
+        batch = sampler.batch(update)
+        obs, next_obs, future_obs = (_input(batch.arrays[k], runtime.device, cfg.channels_last) for k in ("obs", "next_obs", "future_obs"))
+        labeled_batch = None
+        if label_sampler is not None:
+            lb = label_sampler.batch(update)
+            labeled_batch = (
+                _input(lb.arrays["obs"], runtime.device, cfg.channels_last),
+                _input(lb.arrays["future_obs"], runtime.device, cfg.channels_last),
+                lb.arrays["actions"].to(runtime.device),
+            )
+        augment = None
+        if augmenter is not None:
+            gen = step_generator(cfg.seed, update, stream=1)
+
+            def augment(x: torch.Tensor, gen: torch.Generator = gen) -> torch.Tensor:
+                return augmenter(x, gen)
+
+        with runtime.autocast():
+            loss, values = model.loss(obs, next_obs, future_obs, labeled_batch, augment=augment)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        done = update + 1
+        log_now = done % cfg.log_every == 0 or done == total
+        grad_norm = clip_and_norm(model.parameters(), cfg.grad_clip) if (log_now or cfg.grad_clip) else None
+        optimizer.step()
+        scheduler.step()
+        model.update_target()
+
+        for k, v in values.items():
+            window[k] = window.get(k, 0.0) + v
+        window_n += 1
+        if log_now:
+            last = {k: float(v) / window_n for k, v in window.items()}
+            window, window_n = {}, 0
+            metrics.write(done, {
+                **last, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": progress.samples_per_s(done), "epoch": done / sampler.updates_per_epoch,
+            })  # fmt: skip
+        progress.update(done, loss=last.get("loss", float("nan")), samples_s=round(progress.samples_per_s(done)))
+        if done % cfg.checkpoint_every == 0 or done == total:
+            save(done)
+    samples_per_s = progress.samples_per_s(total) if total > start else None
+    progress.close()
+    metrics.close()
+
+    probes = run_probes(model, cfg, probe_train, probe_test, runtime)
+    meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
+    save_lam(run.path / "lam.pt", model, meta)
+    summary = {
+        "method": cfg.method,
+        "updates": total,
+        "epochs": total / sampler.updates_per_epoch,
+        "final": last,
+        **probes,
+        "probe_test_set": cfg.eval_data or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
+        "samples_per_s": samples_per_s,
+        "device": str(runtime.device),
+        "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),
+        "lam": str(run.path / "lam.pt"),
+    }
+    run.write_summary(summary)
+    return summary
