@@ -66,7 +66,7 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train a stage (lam: latent action model)")
+    train = subparsers.add_parser("train", help="train a stage (lam, bc, decoder, idm, bc-baseline)")
     stages = train.add_subparsers(dest="stage", metavar="STAGE")
     stages.required = True
 
@@ -86,3 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lam.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
     lam.add_argument("--config", default=None, help="YAML file or preset name (cpu, paper); default: built-in cpu preset")
     lam.set_defaults(func=_train_lam, accepts_extra=True)
+
+    # Later stages and the end-to-end pipeline (laom/training/pipeline.py).
+    from laom.training.pipeline import register_pipeline, register_stages
+
+    register_stages(stages)
+    register_pipeline(subparsers)

@@ -1,0 +1,143 @@
+"""``laom evaluate --policy RUN [--episodes 25] [--workers W] [--seed S] [--normalizer X]``
+
+Runs the acting policy of a decoder, IDM or BC-baseline run in the environment its
+training data came from (task, difficulty, distractor dynamics, background split, image
+size, frame stack: all read from the run), writes ``RUN/eval-<E>ep-s<S>-<hash>.json``
+(and a copy as ``RUN/eval.json``) and prints the mean return +- std. ``--normalizer``
+(a number, or a run evaluated before, e.g. BC-full) adds the normalised return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from laom.errors import LaomError
+
+
+def resolve_normalizer(value: str | float) -> float:
+    """A reference return: a number, an evaluated run directory, or an eval/pipeline JSON."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None:
+        if number == 0 or not math.isfinite(number):
+            raise LaomError(f"--normalizer {value}: expected a non-zero number")
+        return number
+    path = Path(str(value))
+    if path.is_dir():
+        path = path / "eval.json"
+        if not path.is_file():
+            raise LaomError(f"--normalizer {value}: the run has no eval.json; evaluate it first (laom evaluate --policy {value})")
+    if not path.is_file():
+        raise LaomError(f"--normalizer {value}: not a number, run directory or JSON file")
+    try:
+        data = json.loads(path.read_text())
+        mean = float(data.get("mean", data.get("return_mean")))
+    except (ValueError, TypeError, AttributeError):
+        raise LaomError(f"--normalizer {path}: no mean return in it") from None
+    if mean == 0 or not math.isfinite(mean):
+        raise LaomError(f"--normalizer {path}: mean return {mean} cannot normalise")
+    return mean
+
+
+def evaluate_run(
+    run: str | Path,
+    episodes: int = 25,
+    *,
+    seed: int = 0,
+    workers: int = 0,
+    num_envs: int = 4,
+    max_steps: int | None = None,
+    split: str | None = None,
+    difficulty: str | None = None,
+    backgrounds: str | None = None,
+    device: str = "cpu",
+    normalizer: float | None = None,
+    progress: bool = True,
+    reuse: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Evaluate a run's acting policy online; returns (and writes) the result dict.
+
+    The file name is keyed on what determines the returns (environment, episodes,
+    seed), not on workers or batching, which do not change them; ``reuse`` returns a
+    matching earlier result instead of running again.
+    """
+    from laom.evaluation.online import evaluate
+    from laom.evaluation.policy import env_kwargs, load_policy
+    from laom.training.common import atomic_write_text, resolve_device
+
+    run = Path(run)
+    policy = load_policy(run, resolve_device(device))
+    kwargs = env_kwargs(
+        policy.meta, split=split, difficulty=difficulty, backgrounds=backgrounds, max_episode_steps=max_steps
+    )
+    settings = {"env": kwargs, "episodes": episodes, "seed": seed}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    out = run / f"eval-{episodes}ep-s{seed}-{key}.json"
+    if reuse and out.is_file():
+        result = json.loads(out.read_text())
+        log(f"[evaluate] {out}: done, reused")
+    else:
+        log(f"[evaluate] {kwargs['task']} ({kwargs['difficulty']}, {kwargs['split']} videos): {episodes} episodes")
+        start = time.perf_counter()
+        res = evaluate(policy.act, kwargs, episodes, seed=seed, num_envs=num_envs, workers=workers, progress=progress)
+        result = {**res.to_dict(), "env": kwargs, "seconds": time.perf_counter() - start, "policy": str(run / "policy.pt")}
+    result["file"] = str(out)
+    if normalizer is not None:
+        result["normalizer"] = normalizer
+        result["normalized_return"] = result["mean"] / normalizer
+        result["normalized_std"] = result["std"] / abs(normalizer)
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write_text(out, text)
+    atomic_write_text(run / "eval.json", text)
+    return result
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
+    normalizer = resolve_normalizer(args.normalizer) if args.normalizer is not None else None
+    if args.episodes < 1:
+        raise LaomError(f"--episodes {args.episodes}: expected at least 1")
+    result = evaluate_run(
+        args.policy, args.episodes, seed=args.seed, workers=args.workers, num_envs=args.num_envs,
+        max_steps=args.max_steps, split=args.split, difficulty=args.difficulty, backgrounds=args.backgrounds,
+        device=args.device, normalizer=normalizer, progress=not args.no_progress,
+    )  # fmt: skip
+    line = f"return {result['mean']:.2f} ± {result['std']:.2f} over {result['episodes']} episodes"
+    if normalizer is not None:
+        line += f"; normalized {result['normalized_return']:.3f} ± {result['normalized_std']:.3f} (÷ {normalizer:g})"
+    print(line)
+    print(f"written: {result['file']}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate an acting policy (decoder, IDM or BC run) online in its environment",
+        description=(
+            "Run a trained policy in the distracting environment of its training data and report the mean "
+            "return. Episode i uses a seed derived from (--seed, i), so results do not depend on --workers."
+        ),
+    )
+    p.add_argument("--policy", required=True, help="run directory holding policy.pt (decoder, idm or bc-baseline run)")
+    p.add_argument("--episodes", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="environment processes (0: in this process)")
+    p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
+    p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
+    p.add_argument("--split", default=None, choices=("train", "eval"), help="background videos (default: the dataset's)")
+    p.add_argument("--difficulty", default=None, help="distractor preset (default: the dataset's)")
+    p.add_argument("--backgrounds", default=None, help="background video folder (default: the dataset's)")
+    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut episodes short (default: full)")
+    p.add_argument("--device", default="cpu", help="policy device: cpu, cuda, auto")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true")
+    p.set_defaults(func=_evaluate_command)

@@ -1,0 +1,279 @@
+"""The paper's two baselines that use the labelled subset directly.
+
+**BC** (``laom train bc-baseline``): the pixel policy of latent BC with an action-sized
+head, regressing the true actions of the given file with MSE. On the labelled subset
+it is the "BC" baseline; on the whole dataset it is "BC-full", whose return is the
+normaliser of the paper's normalised returns.
+
+**IDM** (``laom train idm``): a supervised inverse dynamics model
+IDM(o_t, o_{t+1}) -> a_t is trained on the labelled subset (10k updates of batch 512 in
+the paper, drawn with replacement), then labels every transition of the large dataset
+with pseudo-actions, and a BC policy is trained on those. It is what the latent action
+methods compete with: the same labels, used to label the video directly.
+
+IDM model: one ResNet over the two frame stacks concatenated along channels (scale 12
+in the paper), flattened, ReLU6, a hidden layer (1024), ReLU6, linear to the action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from laom.data.sampler import Batch, FrameData, load_frames
+from laom.errors import require
+from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.training.bc import (
+    PixelPolicy,
+    cached_labels,
+    env_attrs,
+    file_identity,
+    fit,
+    label_transitions,
+    load_labeled,
+    make_augment,
+    make_sampler,
+    signature_of,
+    total_updates,
+    validate_common,
+)
+from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
+
+
+class ActionIDM(nn.Module):
+    """(o_t, o_{t+1}) stacks [B, 3F, H, W] each -> a_t [B, A]."""
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int] | list[int],
+        action_dim: int,
+        encoder_scale: int = 1,
+        num_res_blocks: int = 2,
+        channels: tuple[int, ...] | list[int] = DEFAULT_CHANNELS,
+        head_dim: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.kwargs = dict(
+            obs_shape=list(obs_shape), action_dim=action_dim, encoder_scale=encoder_scale,
+            num_res_blocks=num_res_blocks, channels=list(channels), head_dim=head_dim,
+        )  # fmt: skip
+        c, h, w = obs_shape
+        self.encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.ReLU6(), nn.Linear(self.encoder.out_dim, head_dim), nn.ReLU6(), nn.Linear(head_dim, action_dim)
+        )
+        self.apply(orthogonal_init)
+
+    def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(torch.cat([obs, next_obs], dim=1)))
+
+
+@dataclass
+class BCBaselineConfig(TrainConfig):
+    """BC on true actions. Defaults are the CPU preset (configs/cpu/bc-baseline.yaml)."""
+
+    data: str = ""  # the labelled subset ("BC") or the full dataset ("BC-full")
+    eval_data: str = ""  # optional: offline action MSE on this file
+    out: str = ""
+    max_trajectories: int = 0
+    frame_stack: int = 3
+    batch_size: int = 64
+    epochs: float = 2.0
+    learning_rate: float = 3e-4
+    warmup_epochs: float = 0.1
+    checkpoint_every: int = 200
+    # A 2-trajectory subset is ~4 batches of 512 per epoch: 10 epochs would be 40
+    # updates. This floor (our choice; the paper does not say) keeps small subsets trained.
+    min_updates: int = 500
+    encoder_scale: int = 1
+    num_res_blocks: int = 2
+    encoder_channels: tuple[int, ...] = (16, 32, 32)
+    use_aug: bool = False
+    channels_last: bool = True
+    eval_samples: int = 20000
+
+
+@dataclass
+class IDMConfig(BCBaselineConfig):
+    """IDM baseline: the ``idm_*`` fields are the IDM on the labelled subset, the rest the
+    BC policy on its pseudo-labels. Defaults are the CPU preset (configs/cpu/idm.yaml)."""
+
+    labeled: str = ""  # small labelled subset the IDM learns from
+    data: str = ""  # large dataset the IDM labels and BC learns from
+    min_updates: int = 0
+    idm_updates: int = 1000
+    idm_batch_size: int = 64
+    idm_learning_rate: float = 3e-4
+    idm_warmup_updates: int = 50
+    idm_encoder_scale: int = 1
+    idm_num_res_blocks: int = 2
+    idm_head_dim: int = 256
+    idm_use_aug: bool = False
+    label_batch_size: int = 256
+
+
+def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[str, Any]:
+    return {
+        **signature_of(data, cfg.frame_stack), **env_attrs(data), "method": method, "outputs": "action",
+        "data": str(Path(cfg.data).resolve()),
+    }  # fmt: skip
+
+
+def _train_policy(
+    data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: dict[str, Any]
+) -> tuple[PixelPolicy, dict[str, Any], int]:
+    """The BC half both baselines share: pixel policy -> action, MSE to ``targets``."""
+    sampler = make_sampler(data, cfg.batch_size, cfg.frame_stack, cfg.seed)
+    total, warmup = total_updates(cfg, sampler, cfg.min_updates)
+    torch.manual_seed(cfg.seed)
+    obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
+    policy = PixelPolicy(obs_shape, data.action_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels)
+    policy = policy.to(runtime.device)
+    if cfg.channels_last:
+        policy = policy.to(memory_format=torch.channels_last)
+    result = fit(
+        policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
+        augment=make_augment(cfg.use_aug, data.img_hw), channels_last=cfg.channels_last,
+        desc=f"bc ({meta['method']})", extra={"signature": meta},
+    )  # fmt: skip
+    return policy, result, sampler.updates_per_epoch
+
+
+def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, train_actions: np.ndarray) -> dict[str, Any]:
+    from laom.evaluation.policy import ActingPolicy, offline_action_mse
+
+    eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
+    acting = ActingPolicy(policy, None, meta).eval()
+    return offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=train_actions.mean(0))
+
+
+def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: dict[str, Any], runtime: Runtime) -> float:
+    """The IDM's own action MSE on --eval-data: how much of the BC policy's error is
+    inherited from its pseudo-labels."""
+    eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
+    if len(eval_data.valid_steps) > cfg.eval_samples:
+        keep = np.random.default_rng([cfg.seed, 17]).permutation(eval_data.num_trajectories)
+        eval_data = eval_data.subset(sorted(keep[: max(1, cfg.eval_samples * eval_data.num_trajectories // len(eval_data.valid_steps))]))
+    pred = np.zeros((eval_data.num_frames, eval_data.action_dim), np.float32)
+    label_transitions(idm, eval_data, cfg.frame_stack, pred, runtime, cfg.label_batch_size, progress=False)
+    steps = eval_data.valid_steps
+    return float(((pred[steps].astype(np.float64) - eval_data.actions[steps]) ** 2).mean())
+
+
+def _validate_baseline(cfg: BCBaselineConfig) -> None:
+    validate_common(cfg, ("frame_stack", "encoder_scale"))
+    require(bool(cfg.data), "--data is required")
+
+
+def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
+    from laom.evaluation.policy import save_policy
+
+    _validate_baseline(cfg)
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    meta = _policy_meta(data, cfg, "bc")
+
+    def targets(batch: Batch) -> torch.Tensor:
+        return batch.arrays["actions"]
+
+    policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta)
+    save_policy(run.path / "policy.pt", policy, None, meta)
+    summary: dict[str, Any] = {
+        "stage": "bc-baseline", "method": "bc", **result, "epochs": result["updates"] / per_epoch,
+        "trajectories": data.num_trajectories, "transitions": len(data.valid_steps),
+        "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
+    }  # fmt: skip
+    if cfg.eval_data:
+        summary["offline"] = _offline(policy, meta, cfg, data.actions[data.valid_steps])
+    run.write_summary(summary)
+    return summary
+
+
+def train_idm(cfg: IDMConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``).
+
+    Three phases, each resumable: RUN/idm/ (the IDM; its own checkpoints and metrics),
+    RUN/pseudo_actions.npy (the large dataset labelled by the IDM), RUN/bc/ (the policy).
+    """
+    from laom.evaluation.policy import save_policy
+
+    _validate_baseline(cfg)
+    require(bool(cfg.labeled), "--labeled is required")
+    for name in ("idm_updates", "idm_batch_size", "idm_encoder_scale", "idm_head_dim", "label_batch_size"):
+        require(getattr(cfg, name) >= 1, f"--{name} must be >= 1")
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    labeled = load_labeled(cfg.labeled, data)
+    meta = _policy_meta(data, cfg, "idm")
+    obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
+
+    # Phase 1: supervised IDM on the labelled subset.
+    idm_run = RunDir(run.path / "idm")
+    idm_run.prepare(cfg)
+    idm_file = idm_run.path / "idm.pt"
+    torch.manual_seed(cfg.seed)
+    idm = ActionIDM(obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels, cfg.idm_head_dim)
+    idm = idm.to(runtime.device)
+    if idm_run.finished:
+        idm.load_state_dict(torch.load(idm_file, map_location=runtime.device)["state_dict"])
+        idm_summary = idm_run.read_summary()
+    else:
+        sampler = make_sampler(labeled, cfg.idm_batch_size, cfg.frame_stack, cfg.seed, ("obs", "next_obs"), with_replacement=True)
+
+        def actions(batch: Batch) -> torch.Tensor:
+            return batch.arrays["actions"]
+
+        idm_summary = fit(
+            idm, sampler, actions, cfg, idm_run, runtime, total=cfg.idm_updates,
+            warmup=min(cfg.idm_warmup_updates, cfg.idm_updates), learning_rate=cfg.idm_learning_rate,
+            inputs=("obs", "next_obs"), augment=make_augment(cfg.idm_use_aug, data.img_hw), desc="idm",
+            extra={"signature": meta},
+        )  # fmt: skip
+        torch.save({"kwargs": idm.kwargs, "state_dict": idm.state_dict()}, idm_file)
+        idm_run.write_summary({"stage": "idm", **idm_summary})
+    idm.eval().requires_grad_(False)
+
+    # Phase 2: pseudo-label every transition of the large dataset.
+    pseudo = cached_labels(
+        run.path / "pseudo_actions.npy", file_identity(idm_file), (data.num_frames, data.action_dim), "float32",
+        lambda out: label_transitions(idm, data, cfg.frame_stack, out, runtime, cfg.label_batch_size, progress=cfg.progress, desc="label with IDM"),
+    )  # fmt: skip
+    # How good the pseudo-labels are (the large dataset's true actions are never trained on).
+    steps = data.valid_steps
+    pseudo_mse = float(((np.asarray(pseudo[steps], np.float64) - data.actions[steps]) ** 2).mean())
+
+    # Phase 3: BC on the pseudo-actions.
+    def targets(batch: Batch) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(pseudo[batch.steps], dtype=np.float32))
+
+    bc_run = RunDir(run.path / "bc")
+    bc_run.prepare(cfg)
+    policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta)
+    save_policy(run.path / "policy.pt", policy, None, meta)
+    summary: dict[str, Any] = {
+        "stage": "idm", "method": "idm", **result, "epochs": result["updates"] / per_epoch,
+        "idm_updates": cfg.idm_updates, "idm_final_loss": idm_summary.get("final_loss"),
+        "pseudo_label_mse": pseudo_mse, "labeled_trajectories": labeled.num_trajectories,
+        "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
+    }  # fmt: skip
+    if cfg.eval_data:
+        summary["offline"] = _offline(policy, meta, cfg, labeled.actions[labeled.valid_steps])
+        summary["offline"]["idm_action_mse"] = _idm_mse(idm, cfg, meta, runtime)
+    bc_run.write_summary({"stage": "idm-bc", **result})
+    run.write_summary(summary)
+    return summary
+

@@ -1,0 +1,186 @@
+"""Stage 3: the action decoder, which turns a latent policy into one that acts.
+
+A small MLP (two hidden layers of 256, ReLU6) maps the latent policy's *predicted*
+z = pi(o_t) to the true action a_t, trained on the small labelled subset: MSE, 2500
+updates of batch 512 (drawn with replacement, so the count is the same whatever the
+labelled size), lr 3e-4. Training on pi's predictions rather than on the LAM's labels
+fits the decoder to the inputs it will see when acting. The latent policy is frozen, so
+pi(o_t) is computed once for every labelled transition and the loop only runs the MLP.
+
+The run's ``policy.pt`` holds pi and the decoder together: decoder(pi(o)) is the acting
+policy ``laom evaluate`` runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from laom.data.sampler import BatchSampler
+from laom.errors import require
+from laom.models.encoder import orthogonal_init
+from laom.training.bc import (
+    LATENT_POLICY_FILE,
+    load_labeled,
+    model_input,
+    require_run,
+    validate_common,
+)
+from laom.training.common import (
+    MetricsWriter,
+    Progress,
+    RunDir,
+    TrainConfig,
+    clip_and_norm,
+    make_optimizer,
+    make_scheduler,
+    setup_runtime,
+    step_generator,
+)
+
+
+class ActionDecoder(nn.Module):
+    """Latent action [B, D] -> action [B, A]: ``num_layers`` hidden layers with ReLU6."""
+
+    def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_layers: int = 2) -> None:
+        super().__init__()
+        self.kwargs = dict(latent_dim=latent_dim, action_dim=action_dim, hidden_dim=hidden_dim, num_layers=num_layers)
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.ReLU6()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, action_dim))
+        self.net = nn.Sequential(*layers)
+        self.apply(orthogonal_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+@dataclass
+class DecoderConfig(TrainConfig):
+    """Action decoder. Defaults are the paper's values, cheap enough for CPU (configs/cpu/decoder.yaml)."""
+
+    policy: str = ""  # latent BC run directory (holds latent_policy.pt)
+    labeled: str = ""  # the small action-labelled dataset
+    eval_data: str = ""  # optional: offline action MSE of the acting policy on this file
+    out: str = ""
+    batch_size: int = 512
+    total_updates: int = 2500
+    learning_rate: float = 3e-4
+    warmup_epochs: float = 0.0
+    checkpoint_every: int = 500
+    hidden_dim: int = 256
+    num_layers: int = 2
+    encode_batch_size: int = 256  # batch for computing pi(o) over the labelled file
+    eval_samples: int = 20000
+
+
+@torch.no_grad()
+def predict_latents(policy: nn.Module, data: Any, frame_stack: int, device: torch.device, batch_size: int) -> torch.Tensor:
+    """pi(o_t) for every transition of ``data`` (float32, on CPU, in ``valid_steps`` order)."""
+    steps = data.valid_steps
+    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs",))
+    out = []
+    for i in range(0, len(steps), sampler.batch_size):
+        chunk = steps[i : i + sampler.batch_size]
+        obs = model_input(sampler.gather(chunk, np.ones_like(chunk))["obs"], device, False)
+        out.append(policy(obs).float().cpu())
+    return torch.cat(out)
+
+
+def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
+    from laom.evaluation.policy import (
+        ActingPolicy,
+        load_policy_file,
+        offline_action_mse,
+        save_policy,
+    )
+
+    validate_common(cfg, ("total_updates", "hidden_dim", "encode_batch_size"))
+    policy_file = require_run(cfg.policy, "--policy", LATENT_POLICY_FILE)
+    require(bool(cfg.labeled), "--labeled is required")
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+
+    latent_policy = load_policy_file(policy_file, runtime.device)
+    meta = latent_policy.meta
+    labeled = load_labeled(cfg.labeled, meta)
+    frame_stack = int(meta["frame_stack"])
+    # The frozen policy's predictions and the true actions of every labelled transition.
+    z = predict_latents(latent_policy.policy, labeled, frame_stack, runtime.device, cfg.encode_batch_size).to(runtime.device)
+    actions = torch.from_numpy(labeled.actions[labeled.valid_steps]).to(runtime.device)
+
+    torch.manual_seed(cfg.seed)
+    decoder = ActionDecoder(z.shape[1], labeled.action_dim, cfg.hidden_dim, cfg.num_layers).to(runtime.device)
+    total = cfg.total_updates
+    warmup = min(total, round(cfg.warmup_epochs * max(1, len(z) // cfg.batch_size)))
+    optimizer = make_optimizer(decoder, cfg.learning_rate, cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, warmup, total)
+    start = 0
+    checkpoint = run.load_checkpoint()
+    if checkpoint is not None:
+        decoder.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        start = int(checkpoint["update"])
+    metrics = MetricsWriter(run, cfg, resume_from=start)
+    progress = Progress(total, start, cfg.batch_size, enabled=cfg.progress, desc="action decoder")
+    window, window_n, last_loss = 0.0, 0, float("nan")
+    try:
+        for update in range(start, total):
+            # Batches drawn with replacement from (seed, update): a resume replays them.
+            gen = step_generator(cfg.seed, update, device=runtime.device)
+            idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)
+            loss = F.mse_loss(decoder(z[idx]), actions[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = clip_and_norm(decoder.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            done = update + 1
+            window += loss.item()
+            window_n += 1
+            if done % cfg.log_every == 0 or done == total:
+                last_loss, window, window_n = window / window_n, 0.0, 0
+                metrics.write(done, {"loss": last_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]})
+            progress.update(done, loss=last_loss)
+            if done % cfg.checkpoint_every == 0 or done == total:
+                run.save_checkpoint({
+                    "update": done, "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                })  # fmt: skip
+    finally:
+        progress.close()
+        metrics.close()
+    decoder.eval()
+    with torch.no_grad():
+        train_mse = float(F.mse_loss(decoder(z), actions))
+
+    acting_meta = {**meta, "outputs": "action", "labeled": str(Path(cfg.labeled).resolve())}
+    save_policy(run.path / "policy.pt", latent_policy.policy, decoder, acting_meta)
+    summary: dict[str, Any] = {
+        "stage": "decoder", "method": meta.get("method", ""), "updates": total, "final_loss": last_loss,
+        "train_action_mse": train_mse, "labeled_transitions": len(z),
+        "labeled_trajectories": labeled.num_trajectories, "device": str(runtime.device),
+        "policy": str(run.path / "policy.pt"),
+    }  # fmt: skip
+    if cfg.eval_data:
+        acting = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
+        eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
+        mean = labeled.actions[labeled.valid_steps].mean(0)
+        summary["offline"] = offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=mean)
+    run.write_summary(summary)
+    return summary
+

@@ -1,0 +1,273 @@
+"""The stages after the LAM (latent BC, action decoder), the IDM and BC baselines and
+``laom evaluate``, end to end through the CLI on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from laom.cli import main
+from laom.errors import LaomError
+from laom.training.synthetic import write_moving_square
+
+HW = 16
+FAST = ["--threads", "1", "--progress", "false"]
+TINY_LAM = [
+    "--batch_size", "16", "--epochs", "1", "--latent_dim", "16", "--head_dim", "32", "--head_blocks", "1",
+    "--encoder_channels", "[8,8,8]", "--frame_stack", "2", "--probe_samples", "100", "--probe_eval_samples", "100",
+]  # fmt: skip
+TINY_BC = ["--batch_size", "16", "--epochs", "1", "--encoder_channels", "[8,8,8]"]
+TINY_DECODER = ["--batch_size", "32", "--total_updates", "20", "--hidden_dim", "32"]
+TINY_BASELINE = ["--batch_size", "16", "--epochs", "1", "--min_updates", "10", "--encoder_channels", "[8,8,8]", "--frame_stack", "2"]
+TINY_IDM = [*TINY_BASELINE, "--idm_updates", "10", "--idm_batch_size", "16", "--idm_head_dim", "32"]
+
+
+def square(path: Path, trajectories: int, length: int, seed: int, task: tuple[str, str] = ("square", "move")) -> Path:
+    return write_moving_square(path, trajectories, length, img_hw=HW, seed=seed, task=task)
+
+
+def set_actions(path: Path, fn) -> Path:
+    """Replace every trajectory's actions by ``fn(states)``."""
+    with h5py.File(path, "r+") as f:
+        for name in [k for k in f if k.isdigit()]:
+            actions = fn(f[name]["states"][()]).astype(np.float32)
+            del f[name]["actions"]
+            f[name].create_dataset("actions", data=actions)
+    return path
+
+
+def cheetah(path: Path, trajectories: int = 2, length: int = 20, seed: int = 5) -> Path:
+    """Synthetic frames labelled as cheetah-run (6-d actions), so the policy can act in it."""
+    square(path, trajectories, length, seed, task=("cheetah", "run"))
+    with h5py.File(path, "r+") as f:
+        f.attrs["difficulty"] = "vanilla"
+        f.attrs["dynamic"] = False
+    return set_actions(path, lambda s: np.tanh(np.tile(s[:, :2], 3)))
+
+
+def ok(args: list[str]) -> None:
+    assert main(args) == 0, args
+
+
+def fails(args: list[str], capsys: pytest.CaptureFixture, match: str) -> str:
+    capsys.readouterr()
+    assert main(args) == 2, args
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("laom: error:") and "\n" not in err, err
+    assert match in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("stages")
+    return {
+        "data": square(d / "data.h5", 4, 30, seed=0),
+        "labeled": square(d / "labeled.h5", 2, 20, seed=1),
+        "other_task": square(d / "other.h5", 2, 20, seed=2, task=("reacher", "easy")),
+        "other_size": write_moving_square(d / "big.h5", 2, 20, img_hw=24, seed=3),
+        "dir": d,
+    }
+
+
+def make_lam_run(path: Path, img_hw: int = HW, action_dim: int = 2) -> Path:
+    """An untrained LAM saved like a finished run (enough for the data checks)."""
+    from laom.models import LAOM, save_lam
+
+    path.mkdir(parents=True)
+    model = LAOM((6, img_hw, img_hw), latent_dim=8, channels=(8, 8, 8), head_dim=16, head_blocks=1)
+    meta = {"method": "laom", "img_hw": img_hw, "frame_stack": 2, "action_dim": action_dim, "state_dim": 4,
+            "domain_name": "square", "task_name": "move", "latent_dim": 8}  # fmt: skip
+    save_lam(path / "lam.pt", model, meta)
+    (path / "summary.json").write_text("{}")
+    return path
+
+
+def make_latent_run(path: Path) -> Path:
+    """An untrained latent policy saved like a finished latent BC run."""
+    from laom.evaluation.policy import save_policy
+    from laom.training.bc import PixelPolicy
+
+    path.mkdir(parents=True)
+    meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 2, "domain_name": "square", "task_name": "move",
+            "latent_dim": 8, "outputs": "latent", "method": "laom"}  # fmt: skip
+    save_policy(path / "latent_policy.pt", PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8)), None, meta)
+    (path / "summary.json").write_text("{}")
+    return path
+
+
+# --------------------------------------------------------------------------- unit
+
+
+def test_policy_save_load_round_trip(tmp_path: Path) -> None:
+    from laom.evaluation.policy import ActingPolicy, load_policy, save_policy
+    from laom.training.bc import PixelPolicy
+    from laom.training.decoder import ActionDecoder
+
+    torch.manual_seed(0)
+    policy = PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8))
+    decoder = ActionDecoder(8, 3, hidden_dim=16)
+    meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 3, "domain_name": "cheetah", "task_name": "run"}
+    run = tmp_path / "run"
+    run.mkdir()
+    save_policy(run / "policy.pt", policy, decoder, meta)
+    loaded = load_policy(run)
+    obs = np.random.default_rng(0).integers(0, 256, (5, HW, HW, 6), dtype=np.uint8)
+    expected = ActingPolicy(policy, decoder, meta).eval().act(obs)
+    np.testing.assert_array_equal(loaded.act(obs), expected)
+    assert loaded.meta == meta and expected.shape == (5, 3)
+
+
+def test_pixel_policy_pools_over_space() -> None:
+    from laom.training.bc import PixelPolicy
+
+    policy = PixelPolicy((6, 32, 32), 5, encoder_scale=2, channels=(4, 8, 8))
+    assert policy(torch.zeros(3, 6, 32, 32)).shape == (3, 5)
+    assert policy.head.in_features == 16  # channels of the last stage, not H*W*C
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_missing_run_dirs(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    fails(["train", "bc", "--lam", str(tmp_path / "nope"), "--data", str(files["data"]), "--out", str(tmp_path / "o")], capsys, "no such run directory")
+    fails(["train", "decoder", "--policy", str(tmp_path / "nope"), "--labeled", str(files["labeled"]), "--out", str(tmp_path / "o")], capsys, "no such run directory")
+    fails(["evaluate", "--policy", str(tmp_path / "nope")], capsys, "no such run directory")
+    (tmp_path / "unfinished").mkdir()
+    fails(["train", "bc", "--lam", str(tmp_path / "unfinished"), "--data", str(files["data"]), "--out", str(tmp_path / "o")], capsys, "unfinished")
+    latent = make_latent_run(tmp_path / "latent")
+    fails(["evaluate", "--policy", str(latent)], capsys, "train an action decoder")
+
+
+def test_data_must_match_the_checkpoint(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    lam = make_lam_run(tmp_path / "lam")
+    out = str(tmp_path / "bc")
+    fails(["train", "bc", "--lam", str(lam), "--data", str(files["other_size"]), "--out", out, *FAST], capsys, "image size 24")
+    fails(["train", "bc", "--lam", str(lam), "--data", str(files["other_task"]), "--out", out + "2", *FAST], capsys, "reacher-easy")
+    wide = set_actions(square(tmp_path / "wide.h5", 2, 20, seed=4), lambda s: np.tile(s, 2))
+    fails(["train", "bc", "--lam", str(lam), "--data", str(wide), "--out", out + "3", *FAST], capsys, "action size 8")
+
+    latent = make_latent_run(tmp_path / "latent")
+    dec = ["train", "decoder", "--policy", str(latent), *FAST]
+    fails([*dec, "--labeled", str(files["other_task"]), "--out", str(tmp_path / "d1")], capsys, "reacher-easy")
+    fails([*dec, "--labeled", str(files["other_size"]), "--out", str(tmp_path / "d2")], capsys, "image size")
+    one_frame = tmp_path / "one_frame.h5"
+    square(one_frame, 2, 1, seed=6)
+    fails([*dec, "--labeled", str(one_frame), "--out", str(tmp_path / "d3")], capsys, "no transitions")
+    empty = tmp_path / "empty.h5"
+    with h5py.File(files["labeled"]) as src, h5py.File(empty, "w") as f:
+        f.attrs.update(dict(src.attrs))
+    fails([*dec, "--labeled", str(empty), "--out", str(tmp_path / "d4")], capsys, "no trajectories")
+
+    idm = ["train", "idm", "--data", str(files["data"]), *FAST]
+    fails([*idm, "--labeled", str(files["other_task"]), "--out", str(tmp_path / "i1")], capsys, "reacher-easy")
+
+
+def test_unknown_field_is_one_line(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    fails(["train", "bc-baseline", "--data", str(files["labeled"]), "--out", str(tmp_path / "b"), "--bogus", "1"], capsys, "--bogus")
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.integration
+def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
+    """LAM -> latent BC -> decoder through the CLI; the decoder run acts."""
+    from laom.evaluation.policy import load_policy
+
+    lam, bc, dec = (str(tmp_path / n) for n in ("lam", "bc", "dec"))
+    ok(["train", "lam", "--method", "laom", "--data", str(files["data"]), "--out", lam, *TINY_LAM, *FAST])
+    ok(["train", "bc", "--lam", lam, "--data", str(files["data"]), "--out", bc, *TINY_BC, *FAST])
+    summary = json.loads(Path(bc, "summary.json").read_text())
+    assert summary["stage"] == "bc" and summary["latent_dim"] == 16 and summary["updates"] >= 1
+    latents = np.load(Path(bc, "latents.npy"))
+    assert latents.shape == (120, 16) and latents.dtype == np.float16 and np.abs(latents).sum() > 0
+    assert Path(bc, "latent_policy.pt").is_file() and Path(bc, "config.yaml").is_file()
+    assert Path(bc, "metrics.jsonl").read_text().strip()
+
+    ok(["train", "decoder", "--policy", bc, "--labeled", str(files["labeled"]), "--eval-data", str(files["labeled"]),
+        "--out", dec, *TINY_DECODER, *FAST])  # fmt: skip
+    summary = json.loads(Path(dec, "summary.json").read_text())
+    assert summary["updates"] == 20 and summary["labeled_trajectories"] == 2
+    assert summary["offline"]["samples"] == 38
+    policy = load_policy(dec)
+    assert policy.decoder is not None and policy.meta["outputs"] == "action"
+    assert policy.meta["frame_stack"] == 2 and policy.meta["method"] == "laom"
+    obs = np.random.default_rng(1).integers(0, 256, (3, HW, HW, 6), dtype=np.uint8)
+    np.testing.assert_array_equal(policy.act(obs), load_policy(dec).act(obs))
+    assert policy.act(obs).shape == (3, 2)
+    # A finished stage is not trained again.
+    before = Path(dec, "metrics.jsonl").read_text()
+    ok(["train", "decoder", "--policy", bc, "--labeled", str(files["labeled"]), "--eval-data", str(files["labeled"]),
+        "--out", dec, *TINY_DECODER, *FAST])  # fmt: skip
+    assert Path(dec, "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.integration
+def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
+    from laom.evaluation.policy import load_policy
+
+    out = tmp_path / "idm"
+    ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--eval-data", str(files["labeled"]),
+        "--out", str(out), *TINY_IDM, *FAST])  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["idm_updates"] == 10 and np.isfinite(summary["pseudo_label_mse"])
+    assert {"action_mse", "constant_action_mse", "idm_action_mse"} <= set(summary["offline"])
+    assert np.load(out / "pseudo_actions.npy").shape == (120, 2)
+    assert (out / "idm" / "idm.pt").is_file() and (out / "bc" / "summary.json").is_file()
+    assert load_policy(out).meta["method"] == "idm"
+
+
+@pytest.mark.integration
+def test_bc_baseline_beats_constant(tmp_path: Path) -> None:
+    """Actions = the square's position, visible in the frame: BC must beat the mean action."""
+    train = set_actions(square(tmp_path / "train.h5", 6, 40, seed=10), lambda s: s[:, :2])
+    test = set_actions(square(tmp_path / "test.h5", 2, 40, seed=11), lambda s: s[:, :2])
+    out = tmp_path / "bc"
+    ok(["train", "bc-baseline", "--data", str(train), "--eval-data", str(test), "--out", str(out),
+        "--batch_size", "32", "--total_updates", "150", "--learning_rate", "1e-3", "--encoder_channels", "[8,16,16]",
+        "--frame_stack", "1", *FAST])  # fmt: skip
+    offline = json.loads((out / "summary.json").read_text())["offline"]
+    assert offline["action_mse"] < 0.5 * offline["constant_action_mse"], offline
+
+
+@pytest.mark.integration
+def test_evaluate_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = cheetah(tmp_path / "cheetah.h5")
+    run = tmp_path / "bc"
+    ok(["train", "bc-baseline", "--data", str(data), "--out", str(run), *TINY_BASELINE, *FAST])
+    capsys.readouterr()
+    ok(["evaluate", "--policy", str(run), "--episodes", "2", "--max-steps", "5", "--seed", "3", "--normalizer", "2.0", "--no-progress"])
+    out = capsys.readouterr().out
+    assert "return" in out and "normalized" in out
+    result = json.loads((run / "eval.json").read_text())
+    assert result["lengths"] == [5, 5] and result["env"]["task"] == "cheetah-run"
+    assert result["env"]["difficulty"] == "vanilla" and result["env"]["frame_stack"] == 2
+    assert result["normalized_return"] == pytest.approx(result["mean"] / 2.0)
+    assert Path(result["file"]).is_file()
+    # Another (evaluated) run as the normaliser, e.g. BC-full.
+    reference = tmp_path / "bc-full"
+    reference.mkdir()
+    (reference / "eval.json").write_text(json.dumps({"mean": 4.0}))
+    ok(["evaluate", "--policy", str(run), "--episodes", "2", "--max-steps", "5", "--seed", "3", "--normalizer", str(reference), "--no-progress"])
+    again = json.loads((run / "eval.json").read_text())
+    assert again["returns"] == result["returns"]  # seeded episodes: the same returns
+    assert again["normalized_return"] == pytest.approx(result["mean"] / 4.0)
+
+
+def test_normalizer_errors(tmp_path: Path) -> None:
+    from laom.evaluation.cli import resolve_normalizer
+
+    assert resolve_normalizer("823") == 823.0
+    with pytest.raises(LaomError, match="non-zero"):
+        resolve_normalizer("0")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(LaomError, match="evaluate it first"):
+        resolve_normalizer(str(tmp_path / "run"))
+    with pytest.raises(LaomError, match="not a number"):
+        resolve_normalizer(str(tmp_path / "missing"))
