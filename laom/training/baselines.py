@@ -38,8 +38,8 @@ from laom.training.bc import (
     load_labeled,
     make_augment,
     make_sampler,
+    schedule,
     signature_of,
-    total_updates,
     validate_common,
 )
 from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
@@ -129,7 +129,7 @@ def _train_policy(
 ) -> tuple[PixelPolicy, dict[str, Any], int]:
     """The BC half both baselines share: pixel policy -> action, MSE to ``targets``."""
     sampler = make_sampler(data, cfg.batch_size, cfg.frame_stack, cfg.seed)
-    total, warmup = total_updates(cfg, sampler, cfg.min_updates)
+    total, warmup = schedule(cfg, sampler, cfg.min_updates)
     torch.manual_seed(cfg.seed)
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
     policy = PixelPolicy(obs_shape, data.action_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels)

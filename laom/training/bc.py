@@ -184,7 +184,7 @@ def make_sampler(
     return BatchSampler(data, batch_size, frame_stack, 1, seed, keys=keys, with_replacement=with_replacement)
 
 
-def total_updates(cfg: TrainConfig, sampler: BatchSampler, min_updates: int = 0) -> tuple[int, int]:
+def schedule(cfg: TrainConfig, sampler: BatchSampler, min_updates: int = 0) -> tuple[int, int]:
     """(total, warmup) updates: ``epochs`` over the data, but at least ``min_updates``."""
     total, warmup = schedule_lengths(cfg, sampler.updates_per_epoch)
     if cfg.total_updates <= 0 and total < min_updates:
@@ -267,6 +267,10 @@ def fit(
     start = 0
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:
+        saved, now = checkpoint.get("signature") or {}, (extra or {}).get("signature") or {}
+        for key, label in (("img_hw", "image size"), ("frame_stack", "frame stack"), ("action_dim", "action size")):
+            if key in saved and key in now and saved[key] != now[key]:
+                raise LaomError(f"{run.path}: the data's {label} {now[key]} does not match the checkpoint's {saved[key]}")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -389,7 +393,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
                 return label(obs, nxt).float()
 
     sampler = make_sampler(data, cfg.batch_size, frame_stack, cfg.seed, keys)
-    total, warmup = total_updates(cfg, sampler, cfg.min_updates)
+    total, warmup = schedule(cfg, sampler, cfg.min_updates)
     obs_shape = (3 * frame_stack, data.img_hw, data.img_hw)
     torch.manual_seed(cfg.seed)
     policy = PixelPolicy(obs_shape, latent_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels).to(runtime.device)

@@ -222,6 +222,7 @@ class PipelineOptions:
 def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``opts.method`` end to end; returns (and writes) the pipeline summary."""
     from laom.evaluation.cli import evaluate_run, resolve_normalizer
+    from laom.training.common import atomic_write_text
 
     require(opts.method in METHODS, f"--method {opts.method}: expected one of {', '.join(METHODS)}")
     require(bool(opts.out), "--out is required")
@@ -262,17 +263,16 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
             acting.path, opts.episodes, seed=opts.eval_seed, workers=opts.workers, num_envs=opts.num_envs,
             max_steps=opts.max_steps, split=opts.split, progress=opts.progress, reuse=True, log=log,
         )  # fmt: skip
-        summary.update({k: result[k] for k in ("mean", "std", "episodes", "env", "file")})
         summary["return_mean"], summary["return_std"] = result["mean"], result["std"]
+        summary.update({"episodes": result["episodes"], "env": result["env"], "eval_file": result["file"]})
         if normalizer is not None:
             summary["normalizer"] = normalizer
             summary["normalized_return"] = result["mean"] / normalizer
             summary["normalized_std"] = result["std"] / abs(normalizer)
-    key = digest({"acting": acting.key, "episodes": opts.episodes, "seed": opts.eval_seed, "max_steps": opts.max_steps, "split": opts.split, "normalizer": normalizer})
+    evaluation = {"episodes": opts.episodes, "seed": opts.eval_seed, "max_steps": opts.max_steps, "split": opts.split}
+    key = digest({"acting": acting.key, **evaluation, "normalizer": normalizer})
     out_file = root / f"pipeline-{opts.method}-{key}.json"
     summary["summary_file"] = str(out_file)
-    from laom.training.common import atomic_write_text
-
     atomic_write_text(out_file, json.dumps(summary, indent=2) + "\n")
     return summary
 

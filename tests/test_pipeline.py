@@ -1,0 +1,187 @@
+"""``laom pipeline``: stage keys, reuse of finished stages, resume of interrupted ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_stages import cheetah, square
+
+from laom.cli import main
+from laom.errors import LaomError
+from laom.training import pipeline as pl
+
+TINY = [
+    "--threads", "1", "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--frame_stack", "2",
+    "--lam.latent_dim", "16", "--lam.head_dim", "32", "--lam.head_blocks", "1", "--lam.probe_samples", "100",
+    "--lam.probe_eval_samples", "100", "--decoder.total_updates", "20", "--decoder.hidden_dim", "32",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pipeline")
+    return {
+        "data": square(d / "data.h5", 4, 30, seed=0),
+        "labeled": square(d / "labeled.h5", 2, 20, seed=1),
+        "labeled_b": square(d / "labeled_b.h5", 3, 20, seed=2),
+    }
+
+
+def keys(method: str, files: dict[str, Path], labeled: str = "labeled", extra: list[str] | None = None) -> dict[str, str]:
+    stages = pl.chain(method, str(files["data"]), str(files[labeled]), "")
+    overrides = pl.split_overrides([*TINY, *(extra or [])], stages, method)
+    return {p.stage.name: p.key for p in pl.plan_chain(stages, Path("/nonexistent"), "cpu", overrides)}
+
+
+def pipeline(root: Path, method: str, files: dict[str, Path], labeled: str = "labeled", *extra: str) -> list[str]:
+    args = ["pipeline", "--method", method, "--data", str(files["data"]), "--labeled", str(files[labeled]),
+            "--out", str(root), "--episodes", "0", "--no-progress", *TINY, *extra]  # fmt: skip
+    return args
+
+
+def summary_of(capsys: pytest.CaptureFixture) -> tuple[dict, str]:
+    out = capsys.readouterr().out
+    path = out.strip().splitlines()[-1].removeprefix("summary: ")
+    return json.loads(Path(path).read_text()), out
+
+
+def test_keys_depend_on_what_the_stage_reads(files: dict[str, Path]) -> None:
+    base = keys("laom", files)
+    assert list(base) == ["lam", "bc", "decoder"]
+    # Only the decoder reads the labelled file of lapo/laom ...
+    other = keys("laom", files, "labeled_b")
+    assert other["lam"] == base["lam"] and other["bc"] == base["bc"] and other["decoder"] != base["decoder"]
+    # ... while LAOM+supervision's LAM does, so the whole chain changes.
+    sup, sup_b = keys("laom-labels", files), keys("laom-labels", files, "labeled_b")
+    assert all(sup[k] != sup_b[k] for k in sup)
+    # A LAM setting changes everything downstream; speed/logging settings change nothing.
+    changed = keys("laom", files, extra=["--lam.latent_dim", "32"])
+    assert all(changed[k] != base[k] for k in base)
+    assert keys("laom", files, extra=["--threads", "2", "--log_every", "7", "--device", "cpu"]) == base
+    assert keys("laom", files, extra=["--bc.learning_rate", "1e-3"])["lam"] == base["lam"]
+    # Rewriting an input file (new mtime) is a new input.
+    st = files["data"].stat()
+    os.utime(files["data"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        assert keys("laom", files)["lam"] != base["lam"]
+    finally:
+        os.utime(files["data"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert keys("laom", files) == base
+
+
+def test_override_routing(files: dict[str, Path]) -> None:
+    stages = pl.chain("laom", str(files["data"]), str(files["labeled"]), "")
+    routed = pl.split_overrides(["--seed", "3", "--bc.epochs=4", "--lam.frame_stack", "2"], stages, "laom")
+    assert routed == {
+        "lam": ["--seed", "3", "--frame_stack", "2"],
+        "bc": ["--seed", "3", "--epochs", "4"],
+        "decoder": ["--seed", "3"],
+    }
+    with pytest.raises(LaomError, match="has no stage 'idm'"):
+        pl.split_overrides(["--idm.idm_updates", "3"], stages, "laom")
+    with pytest.raises(LaomError, match="no stage of laom"):
+        pl.split_overrides(["--bogus", "1"], stages, "laom")
+    with pytest.raises(LaomError, match="needs a value"):
+        pl.split_overrides(["--seed"], stages, "laom")
+
+
+def test_pipeline_input_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["pipeline", "--method", "laom", "--data", str(files["data"]), "--out", str(tmp_path)]) == 2
+    assert "needs --labeled" in capsys.readouterr().err
+    assert main(["pipeline", "--method", "idm", "--data", str(tmp_path / "no.h5"), "--labeled", str(files["labeled"]),
+                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert "no such file" in capsys.readouterr().err
+    assert main([*pipeline(tmp_path, "laom", files), "--lam.bogus", "1"]) == 2
+    assert "unknown option --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(pipeline(tmp_path, "laom", files)) == 0
+    first, _ = summary_of(capsys)
+    assert not any(s["reused"] for s in first["stages"].values())
+    assert first["action_probe_mse"] is not None and "return_mean" not in first
+    lam_dir = Path(first["stages"]["lam"]["dir"])
+    assert lam_dir.name.startswith("lam-") and json.loads((lam_dir / "stage.json").read_text())["stage"] == "lam"
+    lam_metrics = (lam_dir / "metrics.jsonl").read_text()
+
+    # Identical call: everything is reused, nothing is trained.
+    assert main(pipeline(tmp_path, "laom", files)) == 0
+    second, log = summary_of(capsys)
+    assert all(s["reused"] for s in second["stages"].values()), log
+    assert second["stages"] == {k: {**v, "reused": True} for k, v in first["stages"].items()}
+    assert (lam_dir / "metrics.jsonl").read_text() == lam_metrics
+
+    # Another labelled budget: LAM and latent BC are reused, only the decoder trains.
+    assert main(pipeline(tmp_path, "laom", files, "labeled_b")) == 0
+    third, _ = summary_of(capsys)
+    assert third["stages"]["lam"] == second["stages"]["lam"] and third["stages"]["bc"] == second["stages"]["bc"]
+    assert not third["stages"]["decoder"]["reused"]
+    assert third["stages"]["decoder"]["dir"] != first["stages"]["decoder"]["dir"]
+    assert len(list(tmp_path.glob("lam-*"))) == 1 and len(list(tmp_path.glob("decoder-*"))) == 2
+
+
+@pytest.mark.integration
+def test_pipeline_resumes_interrupted_stage(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import laom.training.bc as bc
+
+    class Interrupting(bc.Progress):
+        def __init__(self, *args: object, desc: str = "", **kwargs: object) -> None:
+            super().__init__(*args, desc=desc, **kwargs)
+            self.desc = desc
+
+        def update(self, update: int, **postfix: object) -> None:
+            super().update(update, **postfix)
+            if update == 5 and self.desc.startswith("latent bc"):
+                raise KeyboardInterrupt
+
+    args = [*pipeline(tmp_path, "laom", files), "--bc.epochs", "2", "--bc.checkpoint_every", "2", "--bc.log_every", "1"]
+    monkeypatch.setattr(bc, "Progress", Interrupting)
+    capsys.readouterr()
+    assert main(args) == 130
+    (bc_dir,) = tmp_path.glob("bc-*")
+    assert not (bc_dir / "summary.json").is_file() and (bc_dir / "checkpoints" / "last.pt").is_file()
+    monkeypatch.setattr(bc, "Progress", Interrupting.__mro__[1])
+    capsys.readouterr()
+
+    assert main(args) == 0
+    summary, log = summary_of(capsys)
+    assert "[lam]" in log and "done, reused" in log.split("[bc]")[0].split("[lam]")[1]
+    assert "resuming" in log.split("[bc]")[1].splitlines()[0]
+    assert summary["stages"]["bc"]["dir"] == str(bc_dir)
+    updates = [json.loads(line)["update"] for line in (bc_dir / "metrics.jsonl").read_text().splitlines()]
+    assert updates == list(range(1, len(updates) + 1)) and updates[-1] == 14  # 7 batches/epoch x 2
+
+
+@pytest.mark.integration
+def test_pipeline_bc_with_evaluation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = cheetah(tmp_path / "cheetah.h5", trajectories=3)
+    labeled = cheetah(tmp_path / "cheetah_labeled.h5", trajectories=2, seed=7)
+    args = ["pipeline", "--method", "bc", "--labeled", str(labeled), "--data", str(data), "--out", str(tmp_path / "root"),
+            "--episodes", "2", "--max-steps", "4", "--normalizer", "-2.5", "--no-progress", "--threads", "1",
+            "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--min_updates", "5",
+            "--frame_stack", "2"]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 0
+    summary, _ = summary_of(capsys)
+    assert summary["episodes"] == 2 and summary["env"]["task"] == "cheetah-run"
+    assert summary["normalized_return"] == pytest.approx(summary["return_mean"] / -2.5)
+    assert list(summary["stages"]) == ["bc-baseline"]
+    assert main(args) == 0
+    again, log = summary_of(capsys)
+    assert "[evaluate]" in log and "reused" in log.split("[evaluate]")[1].splitlines()[0]
+    assert again["return_mean"] == summary["return_mean"]
+
+
+def test_bc_full_needs_only_data(files: dict[str, Path]) -> None:
+    (stage,) = pl.chain("bc-full", str(files["data"]), "", "")
+    assert stage.files["data"] == str(files["data"])
+    (stage,) = pl.chain("bc", "", str(files["labeled"]), "")
+    assert stage.files["data"] == str(files["labeled"])
