@@ -71,7 +71,9 @@ def register(sub: Any) -> None:
         ),
     )
     c.add_argument("--task", required=True, help="e.g. cheetah-run")
-    c.add_argument("--expert", default=None, help="expert file/folder (default: built-in)")
+    c.add_argument(
+        "--expert", default=None, help="expert file/folder or builtin[:TASK] (default: built-in)"
+    )
     c.add_argument("--episodes", type=int, required=True, help="episodes in the whole collection")
     c.add_argument("--difficulty", default="scale_easy_video_hard")
     c.add_argument("--split", default="train", help="train or eval (which background videos)")

@@ -78,12 +78,19 @@ class CollectResult:
     written: int  # episodes written by this run
     skipped: int  # episodes that were already in the file
     frames: int  # frames written by this run
-    seconds: float
+    seconds: float  # wall time, including starting workers and building environments
     returns: list[float]
+    rollout_seconds: list[float] = field(default_factory=list)  # per episode, in its worker
 
     @property
     def fps(self) -> float:
+        """End-to-end frames/s of this run."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def worker_fps(self) -> float:
+        """Frames/s of one worker while rolling out (no start-up), averaged over episodes."""
+        busy = sum(self.rollout_seconds)
+        return self.frames / busy if busy > 0 else 0.0
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -92,19 +99,14 @@ def episode_seed(seed: int, index: int) -> int:
 
 
 def load_expert(path: str | None, task: str) -> Any:
-    """The expert at ``path``, or the task's built-in one; checked against the task."""
+    """The expert at ``path`` (or ``builtin[:TASK]``; None: the task's built-in one), checked.
+
+    The size check runs here, in the main process, before any worker starts: a wrong
+    expert should cost one clear line, not a traceback from every worker.
+    """
     from laom import experts
 
-    if path is None:
-        expert = experts.builtin(task)
-        if expert is None:
-            shipped = ", ".join(experts.available_builtin()) or "none"
-            raise LaomError(
-                f"no built-in expert for {task} (built-in: {shipped}); pass --expert PATH "
-                "(a release PPO folder, an SB3 zip or a laom .npz)"
-            )
-    else:
-        expert = experts.load(path, task)
+    expert = experts.resolve(path or "builtin", task)
     experts.check_task(expert, task)
     return expert
 
@@ -330,6 +332,11 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
             attrs = reader.attrs
             existing = set(reader.indices)
         _check_resume(cfg, attrs)
+        expert = cfg.expert or f"builtin:{cfg.task}"
+        if attrs.get("expert", expert) != expert:
+            log(
+                f"note: {out} was collected with expert {attrs['expert']}; continuing with {expert}"
+            )
         stray = sorted(existing - set(mine))
         if stray:
             raise LaomError(
@@ -342,7 +349,9 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
         return CollectResult(out, 0, len(existing), 0, 0.0, [])
 
     frames_per_episode = cfg.max_steps or 1000
-    written, frames, returns = 0, 0, []
+    written, frames = 0, 0
+    returns: list[float] = []
+    rollout: list[float] = []
     start = time.perf_counter()
     with _Runner(spec, cfg.workers) as runner:
         if not resuming:
@@ -394,6 +403,7 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
                     written += 1
                     frames += len(ep["obs"])
                     returns.append(ep["traj_return"])
+                    rollout.append(ep["seconds"])
                     bar.set_postfix(
                         episodes=f"{len(existing) + written}/{len(mine)}",
                         ret=f"{np.mean(returns):.1f}",
@@ -403,7 +413,7 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
         finally:
             writer.close()
     seconds = time.perf_counter() - start
-    return CollectResult(out, written, len(existing), frames, seconds, returns)
+    return CollectResult(out, written, len(existing), frames, seconds, returns, rollout)
 
 
 class _Runner:
