@@ -19,7 +19,7 @@ from laom.data.format import (
     shard_indices,
     validate,
 )
-from laom.data.journal import JournaledFile, _Intervals, journal_path, recover
+from laom.data.journal import _HEADER, JournaledFile, _Intervals, journal_path, recover
 from laom.errors import LaomError
 
 HW = 16
@@ -262,9 +262,25 @@ def test_torn_journal_tail_is_ignored(tmp_path: Path) -> None:
     jpath = journal_path(path)
     raw = jpath.read_bytes()
     with open(jpath, "ab") as fh:  # a second entry, torn halfway
-        fh.write(raw[20:40])
+        fh.write(raw[_HEADER.size : _HEADER.size + 20])
     recover(path)
     assert path.read_bytes() == original
+
+
+def test_stale_journal_of_a_replaced_file_is_not_applied(tmp_path: Path) -> None:
+    """Crash, delete the file, start again: the old journal must not touch the new file."""
+    path = write_file(tmp_path / "d.hdf5", n=3)
+    jf = JournaledFile(path)
+    jf.seek(0)
+    jf.write(b"\0" * 4096)
+    jf.close()  # crashed mid-transaction
+    assert journal_path(path).exists()
+    path.unlink()
+    fresh = write_file(tmp_path / "other.hdf5", n=1)
+    os.replace(fresh, path)
+    expected = path.read_bytes()
+    assert validate(path).trajectories == 1
+    assert path.read_bytes() == expected and not journal_path(path).exists()
 
 
 # ----------------------------------------------------------------------------- validate

@@ -23,7 +23,10 @@ for a transaction cut by the power going off.
 
 A writer holds an exclusive ``flock`` on the data file for as long as it is open, which
 keeps a second writer out and makes HDF5's own reader lock fail while it writes; a stale
-journal is recognised as one whose file nobody holds that lock on.
+journal is recognised as one whose file nobody holds that lock on. The journal records
+the file's inode and a fingerprint of its committed head and tail, so a journal left
+behind by a crashed writer is never applied to a different file that later took the
+same path (inode numbers are reused, so the inode alone is not enough).
 """
 
 from __future__ import annotations
@@ -31,18 +34,22 @@ from __future__ import annotations
 import bisect
 import errno
 import fcntl
+import hashlib
 import io
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from laom.errors import LaomError
 
 JOURNAL_SUFFIX = ".journal"
 _MAGIC = b"LAOMJNL1"
-_HEADER = struct.Struct("<8sQI")  # magic, committed size, crc32 of the first two fields
+# magic, committed size, st_dev, st_ino, fingerprint of the committed bytes, crc32 of the rest
+_HEADER = struct.Struct("<8sQQQ8sI")
 _ENTRY = struct.Struct("<QQI")  # offset, length, crc32 of (offset, length, data)
+_PRINT_HEAD, _PRINT_TAIL = 4096, 65536
 
 
 def journal_path(path: str | os.PathLike[str]) -> Path:
@@ -55,22 +62,52 @@ def _entry_crc(offset: int, data: bytes) -> int:
     return zlib.crc32(data, zlib.crc32(struct.pack("<QQ", offset, len(data))))
 
 
-def _header(committed: int) -> bytes:
-    crc = zlib.crc32(struct.pack("<8sQ", _MAGIC, committed))
-    return _HEADER.pack(_MAGIC, committed, crc)
+def _fingerprint(fd: int, committed: int, entries: Sequence[tuple[int, bytes]] = ()) -> bytes:
+    """Hash of the committed file's head and tail, as they were at the commit.
+
+    Bytes changed since then are taken from the journal's saved originals, so the hash
+    is the same before and after any amount of journaled writing, and differs for
+    another file that happens to reuse the path, or even the inode number.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    ranges = [
+        (0, min(_PRINT_HEAD, committed)),
+        (max(_PRINT_HEAD, committed - _PRINT_TAIL), committed),
+    ]
+    for lo, hi in ranges:
+        if hi <= lo:
+            continue
+        buf = bytearray(hi - lo)
+        current = os.pread(fd, hi - lo, lo)
+        buf[: len(current)] = current
+        for offset, data in entries:
+            a, b = max(lo, offset), min(hi, offset + len(data))
+            if a < b:
+                buf[a - lo : b - lo] = data[a - offset : b - offset]
+        h.update(buf)
+    return h.digest()
 
 
-def _read_journal(jpath: Path) -> tuple[int | None, list[tuple[int, bytes]]]:
-    """Committed size and the complete undo entries; a torn tail entry is dropped.
+def _header(committed: int, st: os.stat_result, fingerprint: bytes) -> bytes:
+    fields = (_MAGIC, committed, st.st_dev, st.st_ino, fingerprint)
+    return _HEADER.pack(*fields, zlib.crc32(_HEADER.pack(*fields, 0)))
 
-    A torn entry was being written when the process died, so the overwrite it was
-    protecting had not started yet: ignoring it is correct, not merely convenient.
+
+def _read_journal(
+    jpath: Path,
+) -> tuple[tuple[int, int, int, bytes] | None, list[tuple[int, bytes]]]:
+    """(committed size, st_dev, st_ino, fingerprint) and the complete undo entries.
+
+    A torn tail entry is dropped: it was being written when the process died, so the
+    overwrite it was protecting had not started yet.
     """
     raw = jpath.read_bytes()
     if len(raw) < _HEADER.size:
         return None, []
-    magic, committed, crc = _HEADER.unpack_from(raw, 0)
-    if magic != _MAGIC or crc != zlib.crc32(struct.pack("<8sQ", magic, committed)):
+    magic, committed, dev, ino, fingerprint, crc = _HEADER.unpack_from(raw, 0)
+    if magic != _MAGIC or crc != zlib.crc32(
+        _HEADER.pack(magic, committed, dev, ino, fingerprint, 0)
+    ):
         raise LaomError(f"{jpath}: not a laom journal (refusing to apply it)")
     entries: list[tuple[int, bytes]] = []
     pos = _HEADER.size
@@ -82,7 +119,7 @@ def _read_journal(jpath: Path) -> tuple[int | None, list[tuple[int, bytes]]]:
             break
         entries.append((offset, data))
         pos = start + length
-    return committed, entries
+    return (committed, dev, ino, fingerprint), entries
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -109,15 +146,22 @@ def _rollback(fd: int, path: Path) -> bool:
     jpath = journal_path(path)
     if not jpath.exists():
         return False
-    committed, entries = _read_journal(jpath)
+    header, entries = _read_journal(jpath)
     undone = False
-    if committed is not None:
-        for offset, data in entries:
-            _pwrite_all(fd, data, offset)
-        if os.fstat(fd).st_size != committed or entries:
-            os.ftruncate(fd, committed)
-            undone = True
-        os.fsync(fd)
+    if header is not None:
+        committed, dev, ino, fingerprint = header
+        st = os.fstat(fd)
+        # A journal left by a crash whose file was since deleted or replaced describes
+        # another file: applying it would corrupt this one, and its own file is gone.
+        if (st.st_dev, st.st_ino) == (dev, ino) and _fingerprint(
+            fd, committed, entries
+        ) == fingerprint:
+            for offset, data in entries:
+                _pwrite_all(fd, data, offset)
+            if st.st_size != committed or entries:
+                os.ftruncate(fd, committed)
+                undone = True
+            os.fsync(fd)
     jpath.unlink()
     return undone
 
@@ -204,11 +248,13 @@ class JournaledFile(io.RawIOBase):
 
     # -- transactions -------------------------------------------------------------
     def _begin(self) -> None:
-        self._committed = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        self._committed = st.st_size
         self._saved = _Intervals()
         self._dirty = False
         os.ftruncate(self._jfd, 0)
-        _pwrite_all(self._jfd, _header(self._committed), 0)
+        header = _header(self._committed, st, _fingerprint(self._fd, self._committed))
+        _pwrite_all(self._jfd, header, 0)
         self._jpos = _HEADER.size
 
     def commit(self) -> None:
