@@ -1,0 +1,251 @@
+"""The LAM training stage: presets, CLI, errors, resume, determinism, and learning on a
+synthetic task whose true latent action is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import laom.training.lam as lam_mod
+from laom.cli import main
+from laom.errors import LaomError
+from laom.models import load_lam
+from laom.training.common import (
+    REPO_CONFIGS,
+    parse_config,
+    read_metrics,
+    resolve_preset,
+    warmup_linear_decay,
+)
+from laom.training.lam import CONFIGS, train_lam
+from laom.training.synthetic import write_moving_square
+
+HW = 16
+# Tiny and single-threaded: fast, and immune to OpenMP stalls on a shared machine.
+TINY = ["--batch_size", "8", "--latent_dim", "8", "--head_dim", "16", "--labeled_batch_size", "4",
+        "--progress", "false", "--threads", "1", "--probe_samples", "200", "--probe_eval_samples", "200"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("lamdata")
+    out = {
+        "data": write_moving_square(d / "data.hdf5", 4, 24, img_hw=HW, seed=0),
+        "labeled": write_moving_square(d / "labeled.hdf5", 2, 24, img_hw=HW, seed=1),
+        "eval": write_moving_square(d / "eval.hdf5", 2, 24, img_hw=HW, seed=2, split="eval"),
+        "other_task": write_moving_square(d / "other.hdf5", 2, 24, img_hw=HW, seed=3, task=("reacher", "easy")),
+        "other_size": write_moving_square(d / "big.hdf5", 2, 24, img_hw=24, seed=3),
+    }
+    empty = d / "empty.hdf5"
+    with h5py.File(empty, "w") as f:
+        for k, v in dict(domain_name="square", task_name="move", img_hw=HW).items():
+            f.attrs[k] = v
+    out["empty"] = empty
+    return out
+
+
+def cfg_for(method: str, files: dict[str, Path], out: Path, **kw) -> lam_mod.LAMConfig:
+    args = [*TINY, "--precision", "fp32"]
+    cfg = parse_config(CONFIGS[method], None, args, data=str(files["data"]), out=str(out),
+                       labeled=str(files["labeled"]) if method == "laom-labels" else None)  # fmt: skip
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+def test_cpu_presets_are_the_code_defaults(method):
+    raw = yaml.safe_load((REPO_CONFIGS / "cpu" / f"lam-{method}.yaml").read_text())
+    defaults = CONFIGS[method]()
+    for key, value in raw.items():
+        got = getattr(defaults, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+
+
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+def test_paper_presets_hold_table_5(method):
+    cfg = parse_config(CONFIGS[method], REPO_CONFIGS / "paper" / f"lam-{method}.yaml", [])
+    assert (cfg.batch_size, cfg.epochs, cfg.learning_rate, cfg.warmup_epochs) == (512, 10, 1e-4, 3)
+    assert (cfg.future_offset, cfg.latent_dim, cfg.encoder_scale, cfg.num_res_blocks) == (10, 8192, 6, 2)
+    assert cfg.frame_stack == 3 and cfg.weight_decay == 0 and cfg.grad_clip is None
+    assert cfg.encoder_channels == (16, 32, 32)
+    if method == "lapo":
+        assert cfg.fsq_levels == (2, 2, 4) and not cfg.use_aug
+    else:
+        assert cfg.use_aug and cfg.head_dim == 1024 and cfg.head_blocks == 3
+    if method == "laom":
+        assert cfg.target == "ema" and cfg.target_tau == 0.001
+    if method == "laom-labels":
+        assert cfg.target == "stopgrad" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
+
+
+def test_overrides_and_unknown_fields():
+    preset = resolve_preset("paper", "lam-laom")
+    assert preset == REPO_CONFIGS / "paper" / "lam-laom.yaml"
+    cfg = parse_config(CONFIGS["laom"], preset, ["--batch_size", "32", "--fsq_levels", "[3,3]", "--grad_clip", "1.0"])
+    assert cfg.batch_size == 32 and cfg.fsq_levels == (3, 3) and cfg.grad_clip == 1.0 and cfg.latent_dim == 8192
+    with pytest.raises(LaomError, match="unknown option --batch_sise"):
+        parse_config(CONFIGS["laom"], None, ["--batch_sise", "3"])
+    with pytest.raises(LaomError, match="invalid"):
+        parse_config(CONFIGS["laom"], None, ["--batch_size", "many"])
+
+
+def test_schedule_is_linear_warmup_then_linear_decay():
+    factors = [warmup_linear_decay(u, 4, 12) for u in range(12)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4] == 1.0 and factors[-1] == pytest.approx(1 / 8)
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+
+
+# --------------------------------------------------------------------------- CLI errors
+
+
+def fails(argv: list[str], capsys, fragment: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_errors_are_one_line(files, tmp_path, capsys):
+    base = ["train", "lam", "--data", str(files["data"]), *TINY]
+    fails([*base, "--method", "laom-labels", "--out", str(tmp_path / "a")], capsys, "needs --labeled")
+    fails([*base, "--method", "laom-labels", "--labeled", str(files["other_task"]), "--out", str(tmp_path / "b")],
+          capsys, "reacher-easy")  # fmt: skip
+    fails([*base, "--method", "laom-labels", "--labeled", str(files["other_size"]), "--out", str(tmp_path / "c")],
+          capsys, "image size 24")  # fmt: skip
+    fails([*base, "--method", "laom-labels", "--labeled", str(files["empty"]), "--out", str(tmp_path / "d")],
+          capsys, "no trajectories")  # fmt: skip
+    fails([*base, "--method", "laom", "--out", str(tmp_path / "e"), "--nonsense", "1"], capsys, "unknown option --nonsense")
+    fails([*base, "--method", "laom", "--out", str(tmp_path / "f"), "--config", "nopreset"], capsys, "no preset")
+    fails(["train", "lam", "--method", "laom", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "g")],
+          capsys, "no such file")  # fmt: skip
+
+
+def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys):
+    data = tmp_path / "data.hdf5"
+    write_moving_square(data, 2, 20, img_hw=HW, seed=0)
+    out = str(tmp_path / "run")
+    args = ["train", "lam", "--method", "laom", "--data", str(data), "--out", out, *TINY]
+    assert main([*args, "--total_updates", "2"]) == 0
+    (Path(out) / "summary.json").unlink()  # pretend it was killed after its last checkpoint
+    fails([*args, "--total_updates", "2", "--latent_dim", "4"], capsys, "different config")
+    write_moving_square(data, 2, 20, img_hw=24, seed=0)  # same path, other image size
+    fails([*args, "--total_updates", "2"], capsys, "image size 24 does not match the checkpoint's 16")
+
+
+# --------------------------------------------------------------------------- resume / determinism
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_lam(run)
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("method", ["laom", "laom-labels", "lapo"])
+def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkeypatch, method):
+    kw = dict(total_updates=7, checkpoint_every=3, log_every=1, use_aug=True)
+    full = train_lam(cfg_for(method, files, tmp_path / "full", **kw))
+
+    calls = {"n": 0}
+    original = lam_mod.Progress.update
+
+    def killing_update(self, update, **postfix):
+        original(self, update, **postfix)
+        calls["n"] += 1
+        if update == 5:  # after the checkpoint at 3, before the one at 6
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lam_mod.Progress, "update", killing_update)
+    with pytest.raises(KeyboardInterrupt):
+        train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
+    monkeypatch.setattr(lam_mod.Progress, "update", original)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"] == 3
+    resumed = train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
+
+    for key, value in _state(tmp_path / "full").items():
+        assert torch.equal(value, _state(tmp_path / "resumed")[key]), key
+    rows_full, rows_resumed = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "resumed")
+    assert [r["update"] for r in rows_resumed] == list(range(1, 8))
+    assert [r["loss"] for r in rows_full] == [r["loss"] for r in rows_resumed]
+    assert full["action_probe_mse"] == resumed["action_probe_mse"]
+    assert train_lam(cfg_for(method, files, tmp_path / "resumed", **kw)) == resumed  # finished: no-op
+
+
+def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
+    a = train_lam(cfg_for("laom", files, tmp_path / "a", total_updates=3))
+    b = train_lam(cfg_for("laom", files, tmp_path / "b", total_updates=3))
+    c = train_lam(cfg_for("laom", files, tmp_path / "c", total_updates=3, seed=1))
+    assert a["final"] == b["final"] and a["final"] != c["final"]
+
+
+# --------------------------------------------------------------------------- run directory and CLI
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+def test_cli_end_to_end(files, tmp_path, capsys, method):
+    out = tmp_path / method
+    argv = ["train", "lam", "--method", method, "--data", str(files["data"]), "--eval-data", str(files["eval"]),
+            "--out", str(out), *TINY, "--total_updates", "4", "--log_every", "2", "--checkpoint_every", "2"]  # fmt: skip
+    if method == "laom-labels":
+        argv += ["--labeled", str(files["labeled"])]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert printed["action_probe_mse"] == summary["action_probe_mse"]
+    assert summary["probe_test_set"] == str(files["eval"]) and summary["updates"] == 4
+    for key in ("action_probe_mse", "action_probe_baseline_mse", "state_probe_mse", "samples_per_s"):
+        assert np.isfinite(summary[key]), key
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["method"] == method and cfg["batch_size"] == 8 and cfg["data"] == str(files["data"])
+    assert [r["update"] for r in read_metrics(out)] == [2, 4]
+    model, meta = load_lam(out)
+    assert meta["img_hw"] == HW and meta["frame_stack"] == 3 and meta["method"] == method
+    assert (out / "checkpoints" / "last.pt").is_file()
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@pytest.mark.integration
+def test_lapo_pixel_loss_falls(tmp_path):
+    plain = {"data": write_moving_square(tmp_path / "plain.hdf5", 4, 24, img_hw=HW, seed=0, distractors=False)}
+    cfg = cfg_for("lapo", plain, tmp_path / "lapo", total_updates=60, log_every=1, learning_rate=1e-3,
+                  warmup_epochs=0.0, batch_size=16)  # fmt: skip
+    train_lam(cfg)
+    losses = [r["fdm_loss"] for r in read_metrics(tmp_path / "lapo")]
+    assert np.mean(losses[-10:]) < 0.5 * losses[0], losses
+
+
+@pytest.mark.integration
+def test_supervision_makes_latent_actions_linearly_decodable_despite_distractors(tmp_path):
+    """Square displacement = action, under a drifting textured background and a second,
+    uncontrolled square. With a few labels during LAM training the probe MSE drops far
+    below the action variance; plain LAOM stays near it (the paper's finding)."""
+    d = {name: write_moving_square(tmp_path / f"{name}.hdf5", n, 100, img_hw=HW, seed=s)
+         for name, n, s in (("data", 30, 0), ("labeled", 30, 1), ("eval", 3, 2))}  # fmt: skip
+    common = ["--batch_size", "32", "--labeled_batch_size", "32", "--latent_dim", "32", "--head_dim", "64",
+              "--future_offset", "1", "--use_aug", "false", "--learning_rate", "6e-4", "--warmup_epochs", "0",
+              "--label_coef", "1.0", "--total_updates", "500", "--precision", "fp32", "--threads", "1",
+              "--progress", "false"]  # fmt: skip
+
+    def run(method: str) -> dict:
+        cfg = parse_config(CONFIGS[method], None, common, data=str(d["data"]), eval_data=str(d["eval"]),
+                           labeled=str(d["labeled"]), out=str(tmp_path / method))  # fmt: skip
+        return train_lam(cfg)
+
+    supervised = run("laom-labels")
+    variance = supervised["action_probe_baseline_mse"]
+    assert supervised["action_probe_mse"] < 0.5 * variance, supervised
+    unsupervised = run("laom")
+    assert unsupervised["action_probe_mse"] > supervised["action_probe_mse"]

@@ -1,0 +1,199 @@
+"""Model pieces: encoder family, MLP heads, FSQ, augmentations, LAPO/LAOM, probes, save/load."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from laom.models import LAOM, LAPO, load_lam, save_lam
+from laom.models.augment import CHAINS, Augmenter, homography_from_points, sample_homographies, warp
+from laom.models.encoder import ResNetDecoder, ResNetEncoder
+from laom.models.fsq import FSQ
+from laom.models.mlp import ConditionedMLP
+from laom.models.probe import fit_linear_probe
+
+
+def test_encoder_family_shapes_and_init():
+    enc = ResNetEncoder((9, 64, 64), scale=2, num_res_blocks=2)
+    assert enc.out_shape == (64, 8, 8) and enc.out_dim == 64 * 64
+    assert enc(torch.zeros(2, 9, 64, 64)).shape == (2, 64, 8, 8)
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 * (1 + 2 * 2)  # per stage: downsampling conv + 2 blocks x 2 convs
+    dec = ResNetDecoder(64, 9, scale=2, num_res_blocks=1)
+    y = dec(torch.zeros(2, 64, 8, 8))
+    assert y.shape == (2, 9, 64, 64) and y.abs().max() <= 1
+
+
+def test_laom_init_is_orthogonal_with_zero_bias():
+    m = LAOM((9, 32, 32), latent_dim=16, head_dim=32)
+    w = m.encoder.stages[0][0].weight.flatten(1)  # [16, 81]: orthonormal rows
+    torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)
+    assert all(float(b.detach().abs().max()) == 0 for n, b in m.named_parameters() if n.endswith("bias") and "norm" not in n)
+
+
+def test_conditioned_mlp_equals_concatenating_the_condition_at_every_block():
+    torch.manual_seed(0)
+    mlp = ConditionedMLP(in_dim=5, cond_dim=3, out_dim=4, hidden_dim=8, num_blocks=3)
+    x, c = torch.randn(6, 5), torch.randn(6, 3)
+    # The reference form: block_i(Linear_i(concat(h, c))), with Linear_i's weight = [W_h | W_c].
+    h = x
+    for i in range(3):
+        w_c = mlp.cond_proj.weight[8 * i : 8 * (i + 1)]
+        b = mlp.cond_proj.bias[8 * i : 8 * (i + 1)]
+        w = torch.cat([mlp.h_proj[i].weight, w_c], dim=1)
+        h = mlp.blocks[i](F.linear(torch.cat([h, c], dim=1), w, b))
+    torch.testing.assert_close(mlp(x, c), mlp.out(h))
+    idm = ConditionedMLP(in_dim=0, cond_dim=3, out_dim=4, hidden_dim=8)
+    assert idm(None, c).shape == (6, 4)
+
+
+@pytest.mark.parametrize("levels", [(2, 2, 4), (3, 5), (8,)])
+def test_fsq_codes_take_exactly_the_configured_number_of_values(levels):
+    q = FSQ(levels, dim=7)
+    z = torch.randn(20000, 7) * 4
+    out = q(z)
+    for i in range(7):
+        assert torch.unique(out[:, i]).numel() == levels[i % len(levels)]
+        assert torch.unique(q.codes(z)[:, i]).numel() == levels[i % len(levels)]
+    assert out.abs().max() <= 1
+    z.requires_grad_(True)
+    q(z).sum().backward()  # straight-through: gradients flow
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_augment_identity_and_shapes():
+    x = torch.rand(4, 9, 16, 16)
+    eye = torch.eye(3, dtype=torch.float64).repeat(4, 1, 1)
+    torch.testing.assert_close(warp(x, eye), x, atol=1e-5, rtol=0)
+    aug = Augmenter(16)
+    y = aug(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    # "none" samples are left untouched, the others changed
+    choice, _ = sample_homographies(4, 16, torch.Generator().manual_seed(0))
+    for i, c in enumerate(choice.tolist()):
+        same = torch.allclose(y[i], x[i], atol=1e-5)
+        assert same == (CHAINS[c] == ())
+
+
+def test_augment_same_warp_for_all_stacked_frames_and_independent_per_image():
+    frame = torch.rand(1, 3, 16, 16)
+    x = frame.repeat(8, 3, 1, 1)  # 3 identical frames stacked, 8 identical images
+    y = Augmenter(16)(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(y[:, :3], y[:, 3:6])
+    torch.testing.assert_close(y[:, :3], y[:, 6:])
+    assert not all(torch.allclose(y[0], y[i]) for i in range(1, 8))
+
+
+def test_shift_is_an_integer_translation_with_replicated_border():
+    x = torch.arange(64.0).view(1, 1, 8, 8)
+    m = torch.eye(3, dtype=torch.float64).unsqueeze(0)
+    m[0, 0, 2] = 2.0  # move content 2 px right
+    y = warp(x, m)[0, 0]
+    torch.testing.assert_close(y[:, 2:], x[0, 0, :, :-2])
+    torch.testing.assert_close(y[:, 0], x[0, 0, :, 0])  # replicated edge
+
+
+def test_rotation_by_90_degrees_matches_rot90():
+    x = torch.rand(1, 3, 10, 10)
+    theta = math.pi / 2
+    m = torch.tensor([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]],
+                     dtype=torch.float64).unsqueeze(0)  # fmt: skip
+    y = warp(x, m)
+    assert min(
+        (y - torch.rot90(x, k, dims=(2, 3))).abs().max().item() for k in (1, -1)
+    ) < 1e-4
+
+
+def test_homography_from_points_maps_corners():
+    src = torch.tensor([[[-1.0, -1], [1, -1], [1, 1], [-1, 1]]], dtype=torch.float64)
+    dst = src * torch.tensor([[[0.8, 0.9]]], dtype=torch.float64) + 0.1
+    h = homography_from_points(src, dst)
+    pts = torch.cat([src, torch.ones(1, 4, 1, dtype=torch.float64)], -1) @ h[0].T
+    torch.testing.assert_close(pts[..., :2] / pts[..., 2:], dst)
+
+
+def test_perspective_moves_corners_inward_by_at_most_the_distortion():
+    _, h = sample_homographies(2000, 64, torch.Generator().manual_seed(0))
+    choice, _ = sample_homographies(2000, 64, torch.Generator().manual_seed(0))
+    only_p = torch.tensor([CHAINS[c] == ("perspective",) for c in choice.tolist()])
+    half = (64 + 60) / 2
+    corners = torch.tensor([[-half, -half, 1.0], [half, half, 1.0]], dtype=torch.float64)
+    mapped = torch.einsum("bij,pj->bpi", h[only_p], corners)
+    mapped = mapped[..., :2] / mapped[..., 2:]
+    inward = (corners[:, :2].abs() - mapped.abs()).flatten()
+    assert (inward >= -1e-6).all() and (inward <= 0.5 * half + 1e-6).all()
+
+
+def test_ema_update_math():
+    m = LAOM((9, 16, 16), latent_dim=8, head_dim=16, target_tau=0.1)
+    online = [p.detach().clone() for p in m.encoder.parameters()]
+    before = [p.detach().clone() for p in m.target_encoder.parameters()]
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)
+    m.update_target()
+    for t, b, o in zip(m.target_encoder.parameters(), before, online, strict=True):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * (o + 1.0))
+    assert not any(p.requires_grad for p in m.target_encoder.parameters())
+    stopgrad = LAOM((9, 16, 16), latent_dim=8, head_dim=16, target="stopgrad")
+    assert stopgrad.target_encoder is None
+    stopgrad.update_target()  # no-op
+
+
+def test_laom_loss_shapes_gradients_and_detached_fdm_input():
+    torch.manual_seed(0)
+    m = LAOM((9, 16, 16), latent_dim=8, head_dim=16, action_dim=2, label_coef=0.5)
+    x = [torch.rand(4, 9, 16, 16) * 2 - 1 for _ in range(3)]
+    labeled = (torch.rand(3, 9, 16, 16), torch.rand(3, 9, 16, 16), torch.randn(3, 2))
+    loss, metrics = m.loss(*x, labeled)
+    torch.testing.assert_close(metrics["loss"], metrics["fdm_loss"] + 0.5 * metrics["action_loss"])
+    loss.backward()
+    assert m.action_head.weight.grad is not None and m.encoder.stages[0][0].weight.grad is not None
+    assert all(p.grad is None for p in m.target_encoder.parameters())
+    assert m.latent_action(x[0], x[1]).shape == (4, 8)
+    # FDM input is stop-grad: the FDM loss alone gives the encoder gradient only via the IDM path.
+    m.zero_grad()
+    e_t = m.embed(x[0])
+    m.fdm(e_t.detach(), torch.randn(4, 8)).sum().backward()
+    assert m.encoder.stages[0][0].weight.grad is None
+
+
+def test_lapo_reconstructs_pixels_and_quantizes():
+    m = LAPO((9, 16, 16), latent_dim=6, fsq_levels=(2, 2, 4))
+    x = [torch.rand(3, 9, 16, 16) * 2 - 1 for _ in range(3)]
+    z = m.latent_action(x[0], x[2])
+    assert z.shape == (3, 6) and set(torch.unique(z[:, 0]).tolist()) <= {-1.0, 0.0}
+    assert m.predict_next(x[0], z).shape == (3, 9, 16, 16)
+    loss, metrics = m.loss(*x)
+    loss.backward()
+    assert metrics["fdm_loss"] > 0 and m.idm_encoder.stages[0][0].weight.grad is not None
+    plain = LAPO((9, 16, 16), latent_dim=6)
+    assert plain.fsq is None
+
+
+@pytest.mark.parametrize("cls,kwargs", [(LAOM, {"latent_dim": 8, "head_dim": 16, "action_dim": 3}),
+                                        (LAPO, {"latent_dim": 6, "fsq_levels": (2, 2, 4)})])  # fmt: skip
+def test_save_load_round_trip(tmp_path, cls, kwargs):
+    torch.manual_seed(0)
+    m = cls((9, 16, 16), **kwargs)
+    save_lam(tmp_path / "lam.pt", m, {"method": "x", "img_hw": 16})
+    loaded, meta = load_lam(tmp_path)
+    assert meta["img_hw"] == 16 and not loaded.training
+    x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)
+    m.eval()
+    torch.testing.assert_close(loaded.latent_action(x, y), m.latent_action(x, y))
+
+
+def test_linear_probe_recovers_a_linear_map_and_reports_baseline():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 10, generator=g)
+    x = torch.randn(500, 10, generator=g) * torch.linspace(0.1, 10, 10)
+    y = x @ w.T + 0.5
+    xt = torch.randn(200, 10, generator=g)
+    r = fit_linear_probe(x, y, xt, xt @ w.T + 0.5)
+    assert r.mse < 1e-6 and r.r2 > 0.999
+    wide = fit_linear_probe(torch.randn(20, 50), torch.randn(20, 2), torch.randn(30, 50), torch.randn(30, 2))
+    assert math.isfinite(wide.mse) and wide.baseline_mse > 0  # dual form (more features than samples)
