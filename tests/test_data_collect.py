@@ -254,6 +254,9 @@ def test_refuses_foreign_output_files(tmp_path: Path) -> None:
         (["--out", "/nonexistent-dir/x.hdf5"], "does not exist"),
         (["--compression", "zip"], "compression"),
         (["--split", "test"], "--split"),
+        (["--task", "cheetah-fly"], "unknown task"),
+        (["--difficulty", "extreme"], "--difficulty"),
+        (["--img-hw", "8"], "--img-hw 8"),
     ],
 )
 def test_cli_bad_input_one_line(

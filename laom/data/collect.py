@@ -242,6 +242,16 @@ def check_config(cfg: CollectConfig) -> None:
         raise LaomError(f"--shard {i}/{n}: need 0 <= I < N")
     if cfg.split not in ("train", "eval"):
         raise LaomError(f"--split {cfg.split!r}: expected train or eval")
+    if cfg.env_factory == CollectConfig.env_factory:
+        from laom.envs import DIFFICULTIES, MIN_IMG_HW, parse_task
+
+        parse_task(cfg.task)
+        if cfg.img_hw < MIN_IMG_HW:
+            raise LaomError(f"--img-hw {cfg.img_hw}: need at least {MIN_IMG_HW} pixels")
+        if cfg.difficulty not in DIFFICULTIES:
+            raise LaomError(
+                f"--difficulty {cfg.difficulty!r}: expected one of {', '.join(DIFFICULTIES)}"
+            )
     Compression.parse(cfg.compression)
     out = Path(cfg.out)
     if out.suffix not in (".hdf5", ".h5"):
