@@ -80,8 +80,13 @@ def test_override_routing(files: dict[str, Path]) -> None:
         "bc": ["--seed", "3", "--epochs", "4"],
         "decoder": ["--seed", "3"],
     }
-    with pytest.raises(LaomError, match="has no stage 'idm'"):
-        pl.split_overrides(["--idm.idm_updates", "3"], stages, "laom")
+    # Another method's stage is skipped (one sweep command line for all methods) ...
+    ignored: list[str] = []
+    assert pl.split_overrides(["--idm.idm_updates", "3"], stages, "laom", ignored) == {"lam": [], "bc": [], "decoder": []}
+    assert ignored == ["--idm.idm_updates"]
+    # ... a stage no method has is a typo.
+    with pytest.raises(LaomError, match="no stage 'dec'"):
+        pl.split_overrides(["--dec.hidden_dim", "3"], stages, "laom")
     with pytest.raises(LaomError, match="no stage of laom"):
         pl.split_overrides(["--bogus", "1"], stages, "laom")
     with pytest.raises(LaomError, match="needs a value"):

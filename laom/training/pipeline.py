@@ -100,9 +100,18 @@ def preset_path(preset: str, stem: str) -> Path | None:
     raise LaomError(f"--preset {preset}: no {path}")
 
 
-def split_overrides(extra: list[str], stages: list[Stage], method: str) -> dict[str, list[str]]:
+STAGE_NAMES = ("lam", "bc", "decoder", "idm", "bc-baseline")
+
+
+def split_overrides(
+    extra: list[str], stages: list[Stage], method: str, ignored: list[str] | None = None
+) -> dict[str, list[str]]:
     """Route ``--stage.field value`` to that stage and ``--field value`` to every stage
-    that has the field."""
+    that has the field.
+
+    Settings for a stage another method has (``--idm.idm_updates`` given to laom) are
+    skipped and listed in ``ignored``, so one sweep command line serves every method.
+    """
     names = {s.name: {f.name for f in dataclasses.fields(s.config_cls)} for s in stages}
     out: dict[str, list[str]] = {s.name: [] for s in stages}
     i = 0
@@ -120,8 +129,12 @@ def split_overrides(extra: list[str], stages: list[Stage], method: str) -> dict[
         stage, dot, fname = name.partition(".")
         if dot:
             stage = stage.replace("_", "-")
+            if stage not in STAGE_NAMES:
+                raise LaomError(f"--{name}: no stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
             if stage not in out:
-                raise LaomError(f"--{name}: method {method} has no stage {stage!r} (its stages: {', '.join(out)})")
+                if ignored is not None:
+                    ignored.append(f"--{name}")
+                continue
             out[stage] += [f"--{fname}", value]
             continue
         fname = name.replace("-", "_")
@@ -237,7 +250,10 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
 
     data, labeled, eval_data = absolute(opts.data), absolute(opts.labeled), absolute(opts.eval_data)
     stages = chain(opts.method, data if needs_data else "", labeled if needs_labeled else "", eval_data)
-    overrides = split_overrides(list(opts.overrides), stages, opts.method)
+    ignored: list[str] = []
+    overrides = split_overrides(list(opts.overrides), stages, opts.method, ignored)
+    if ignored:
+        log(f"note: {opts.method} has no stage for {', '.join(ignored)}; ignored")
     if not opts.progress:
         for name in overrides:
             overrides[name] += ["--progress", "false"]
