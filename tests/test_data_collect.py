@@ -50,6 +50,9 @@ class FakeEnv:
         RESETS += 1
         if INTERRUPT_AT is not None and RESETS == INTERRUPT_AT:
             raise KeyboardInterrupt
+        die_at = os.environ.get("FAKE_DIE_AT_EPISODE")
+        if die_at is not None and seed == episode_seed(7, int(die_at)):
+            os._exit(3)  # a worker killed by a segfault or the OOM killer
         self.rng = np.random.default_rng(seed)
         self.t = 0
         return self._obs(), {"state": self.rng.standard_normal(3).astype(np.float32)}
@@ -198,6 +201,22 @@ def test_keyboard_interrupt_leaves_resumable_file(tmp_path: Path) -> None:
     collect(fake_config(out))
     ref = tmp_path / "ref.hdf5"
     collect(fake_config(ref))
+    assert_same(read_all(ref), read_all(out))
+
+
+def test_dead_worker_is_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "c.hdf5"
+    monkeypatch.setenv("FAKE_DIE_AT_EPISODE", "3")
+    with pytest.raises(LaomError, match="worker died"):
+        collect(fake_config(out, episodes=6, workers=2))
+    report = validate(out)
+    assert 3 not in set(read_all(out)) and report.trajectories < 6
+    monkeypatch.delenv("FAKE_DIE_AT_EPISODE")
+    collect(fake_config(out, episodes=6, workers=2))
+    ref = tmp_path / "ref.hdf5"
+    collect(fake_config(ref, episodes=6))
     assert_same(read_all(ref), read_all(out))
 
 

@@ -22,6 +22,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,10 +208,6 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
         "traj_return": total,
         "seconds": time.perf_counter() - start,
     }
-
-
-def _run_episode_star(args: tuple[dict[str, Any], int]) -> dict[str, Any]:
-    return run_episode(*args)
 
 
 # --------------------------------------------------------------------------- main process
@@ -426,37 +424,73 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
     return CollectResult(out, written, len(existing), frames, seconds, returns, rollout)
 
 
+def _worker_died() -> LaomError:
+    return LaomError(
+        "a collection worker died unexpectedly (crash or out of memory); finished "
+        "episodes are kept: run the same command again to resume"
+    )
+
+
 class _Runner:
-    """Runs episodes in spawned workers (or in this process when ``workers == 0``)."""
+    """Runs episodes in spawned workers (or in this process when ``workers == 0``).
+
+    A ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: when a worker dies
+    (a segfault in the renderer, the OOM killer) the executor fails the pending episodes
+    with ``BrokenProcessPool``, where a Pool would silently wait forever for them.
+    At most two episodes per worker are in flight, so finished episodes never pile up
+    in memory while the main process writes.
+    """
 
     def __init__(self, spec: dict[str, Any], workers: int) -> None:
         self.spec = spec
         self.workers = workers
-        self.pool: Any = None
+        self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> _Runner:
         if self.workers > 0:
-            ctx = mp.get_context("spawn")
-            self.pool = ctx.Pool(self.workers, initializer=_ignore_sigint)
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint
+            )
         return self
 
     def probe(self) -> dict[str, Any]:
         if self.pool is None:
             return probe(self.spec)
-        return self.pool.apply(probe, (self.spec,))
+        return self._result(self.pool.submit(probe, self.spec))
 
     def run(self, indices: list[int]) -> Iterator[dict[str, Any]]:
         if self.pool is None:
             for i in indices:
                 yield run_episode(self.spec, i)
             return
-        yield from self.pool.imap_unordered(_run_episode_star, [(self.spec, i) for i in indices])
+        todo = iter(indices)
+        pending: set[Future[dict[str, Any]]] = set()
+        try:
+            while True:
+                for i in todo:
+                    pending.add(self.pool.submit(run_episode, self.spec, i))
+                    if len(pending) >= 2 * self.workers:
+                        break
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield self._result(fut)
+        except BrokenProcessPool:
+            raise _worker_died() from None
+
+    @staticmethod
+    def _result(fut: Future[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            raise _worker_died() from None
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if self.pool is not None:
-            if exc_type is None:
-                self.pool.close()
-            else:
-                self.pool.terminate()  # Ctrl-C / error: episodes in flight are dropped
-            self.pool.join()
+            if exc_type is not None:
+                # Ctrl-C / error: episodes in flight are dropped, workers stop now.
+                for proc in list(getattr(self.pool, "_processes", {}).values()):
+                    proc.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
         _teardown()
