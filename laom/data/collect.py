@@ -69,7 +69,6 @@ class CollectConfig:
     # Where workers get their env and expert from ("module:function"); tests swap them.
     env_factory: str = "laom.envs:make"
     expert_factory: str = "laom.data.collect:load_expert"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
