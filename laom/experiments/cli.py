@@ -1,0 +1,72 @@
+"""``laom sweep`` and ``laom report``.
+
+The parsers live here and the work in :mod:`laom.experiments.sweep` /
+:mod:`laom.experiments.report`, imported only when a command runs, so ``laom --help``
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# Kept in sync with laom.experiments.sweep.METHODS (a test checks), without importing it.
+METHODS = ("bc", "idm", "lapo", "laom", "laom-labels", "bc-full")
+
+
+def _sweep(args: argparse.Namespace, extra: list[str]) -> int:
+    from laom.experiments.sweep import sweep_command
+
+    return sweep_command(args, extra)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from laom.experiments.report import report_command
+
+    return report_command(args)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run the paper's grid: tasks x methods x labelled budgets x seeds (resumable)",
+        description=(
+            "Run `laom pipeline` for every (task, method, labelled budget, seed) into SWEEP/cache/, "
+            "sharing LAMs and latent BC across budgets, and record each finished run in SWEEP/runs.jsonl. "
+            "Re-running the same command skips finished runs. Stage settings (--STAGE.FIELD VALUE or "
+            "--FIELD VALUE) go to every run; every stage's seed is the sweep seed."
+        ),
+    )
+    p.add_argument("--tasks", required=True, help="comma-separated, e.g. cheetah-run,walker-run")
+    p.add_argument("--methods", default="bc,idm,lapo,laom,laom-labels", help=f"comma-separated from {', '.join(METHODS)}")
+    p.add_argument("--labeled", default="2,4,8,16,32,64,128", help="labelled trajectory budgets (chunks of --chunk steps)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    p.add_argument("--data", required=True, help="large dataset: a file, or a template with {task}")
+    p.add_argument("--eval-data", dest="eval_data", default=None, help="held-out dataset (file or {task} template)")
+    p.add_argument("--out", required=True, help="sweep directory (created; resumed if it exists)")
+    p.add_argument("--preset", default="cpu", help="cpu (default), paper, or a folder of <stage>.yaml files")
+    p.add_argument("--episodes", type=int, default=25, help="evaluation episodes per run (0: no evaluation)")
+    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=0,
+                   help="seed of the evaluation episodes, the same for every run so methods meet the same episodes")
+    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short (smoke tests)")
+    p.add_argument("--normalizer", default="auto",
+                   help="auto (return of BC on the full dataset, mean over seeds), paper (the paper's BC-full returns), none, or a number")
+    p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
+    p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")
+    p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
+    p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true")
+    p.set_defaults(func=_sweep, accepts_extra=True)
+
+    r = subparsers.add_parser(
+        "report",
+        help="figures and tables (return vs labelled trajectories, probe MSE) from a sweep",
+        description=(
+            "Read SWEEP/runs.jsonl and write returns.png, probe_mse.png, results.md and summary.json. "
+            "Lines are means over seeds; bands and ± are the population std over seeds."
+        ),
+    )
+    r.add_argument("sweep", help="sweep directory (made by laom sweep)")
+    r.add_argument("--out", default=None, help="report folder (default: SWEEP/report)")
+    r.add_argument("--paper", action="store_true", help="draw the paper's numbers (dashed) beside ours")
+    r.set_defaults(func=_report)

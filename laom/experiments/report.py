@@ -1,0 +1,381 @@
+"""``laom report SWEEP --out REPORT [--paper]``: the paper's figures and tables from a sweep.
+
+Reads ``SWEEP/runs.jsonl`` (the last line of each (task, method, budget, seed) wins, so
+a re-run supersedes an older record) and writes
+
+    REPORT/returns.png    normalized return (raw return if the sweep had no normaliser)
+                          against labelled trajectories, log2 axis; one panel per task and
+                          one for the average over tasks; line = mean over seeds, band =
+                          mean +- std over seeds (population std, ddof=0)
+    REPORT/probe_mse.png  linear-probe MSE of latent to true actions per LAM method
+    REPORT/results.md     the same numbers as Markdown tables, plus raw returns
+    REPORT/summary.json   everything aggregated, for scripts
+
+With ``--paper`` the paper's four-task averages are drawn as dashed lines (on the
+average panel, or the only panel when the sweep has one task) and added to the tables.
+The average over tasks of a (method, budget) uses only seeds that finished every task,
+so a half-finished sweep does not mix task difficulty into the curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from laom.errors import require
+from laom.experiments import paper as paper_data
+from laom.experiments.sweep import METHODS, read_runs
+
+COLORS = {
+    "bc": "tab:blue", "idm": "tab:orange", "lapo": "tab:green", "laom": "tab:red", "laom-labels": "tab:purple",
+    "bc-full": "tab:gray",
+}  # fmt: skip
+BAND = "mean ± std over seeds (population std, ddof=0)"
+AVERAGE = "average"
+
+
+def label(method: str) -> str:
+    return paper_data.LABELS.get(method, method)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The latest record of every run, and the sweep's config (empty if sweep.yaml is gone)."""
+    root = Path(sweep)
+    require(root.is_dir(), f"{root}: no such sweep directory")
+    path = root / "runs.jsonl"
+    require(path.is_file(), f"{root}: no runs.jsonl (not a sweep directory, or no run has finished yet)")
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for run in read_runs(path):
+        latest[(run["task"], run["method"], run.get("labeled"), run["seed"])] = run
+    require(bool(latest), f"{path}: no finished runs in it yet")
+    config: dict[str, Any] = {}
+    if (root / "sweep.yaml").is_file():
+        try:
+            config = (yaml.safe_load((root / "sweep.yaml").read_text()) or {}).get("config", {}) or {}
+        except (yaml.YAMLError, AttributeError):
+            config = {}
+    return list(latest.values()), config
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def stats(values: list[float], seeds: list[int] | None = None) -> dict[str, Any]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    out = {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n}
+    if seeds is not None:
+        out["seeds"] = seeds
+    return out
+
+
+def _ordered(values: set[Any], preferred: list[Any]) -> list[Any]:
+    return [v for v in preferred if v in values] + sorted(v for v in values if v not in preferred)
+
+
+def _curves(runs: list[dict[str, Any]], key: str) -> dict[str, dict[str, dict[str, dict[tuple[int, int], float]]]]:
+    """task -> method -> budget -> {seed: value} for runs with a budget and a value."""
+    out: dict[str, Any] = {}
+    for r in runs:
+        if r.get("labeled") is None or r.get(key) is None:
+            continue
+        out.setdefault(r["task"], {}).setdefault(r["method"], {}).setdefault(int(r["labeled"]), {})[int(r["seed"])] = float(r[key])
+    return out
+
+
+def _table(curves: dict[str, dict[int, dict[int, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        m: {str(n): stats([by_seed[s] for s in sorted(by_seed)], sorted(by_seed)) for n, by_seed in sorted(budgets.items())}
+        for m, budgets in curves.items()
+    }
+
+
+def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, paper: bool = False) -> dict[str, Any]:
+    """Everything the figures and tables show, as plain data (summary.json)."""
+    config = config or {}
+    tasks = _ordered({r["task"] for r in runs}, list(config.get("tasks", [])))
+    methods = [m for m in METHODS if m in {r["method"] for r in runs}]
+    methods += sorted({r["method"] for r in runs} - set(methods))
+    budgets = sorted({int(r["labeled"]) for r in runs if r.get("labeled") is not None})
+    seeds = sorted({int(r["seed"]) for r in runs})
+    normalized = _curves(runs, "normalized_return")
+    raw = _curves(runs, "return_mean")
+    metric = "normalized_return" if normalized else ("return_mean" if raw else None)
+
+    agg: dict[str, Any] = {
+        "runs": len(runs), "tasks": tasks, "methods": [m for m in methods if m != "bc-full"], "budgets": budgets,
+        "seeds": seeds, "metric": metric, "band": BAND,
+    }  # fmt: skip
+    agg["normalized"] = {t: _table(normalized[t]) for t in tasks if t in normalized}
+    if len(tasks) > 1 and normalized:
+        average: dict[str, dict[int, dict[int, float]]] = {}
+        for m in agg["methods"]:
+            for n in budgets:
+                per_seed = {}
+                for s in seeds:
+                    vals = [normalized.get(t, {}).get(m, {}).get(n, {}).get(s) for t in tasks]
+                    if all(v is not None for v in vals):
+                        per_seed[s] = sum(vals) / len(vals)  # type: ignore[arg-type]
+                if per_seed:
+                    average.setdefault(m, {})[n] = per_seed
+        agg["normalized"][AVERAGE] = _table(average)
+    agg["returns"] = {t: _table(raw[t]) for t in tasks if t in raw}
+
+    normalizers: dict[str, Any] = {}
+    for t in tasks:
+        values = {r["normalizer"] for r in runs if r["task"] == t and r.get("normalizer") is not None}
+        full = [r for r in runs if r["task"] == t and r["method"] == "bc-full" and r.get("return_mean") is not None]
+        normalizers[t] = {
+            "value": values.pop() if len(values) == 1 else (sorted(values) if values else None),
+            "bc_full_return": stats([r["return_mean"] for r in full], sorted(int(r["seed"]) for r in full)) if full else None,
+        }
+    agg["normalizers"] = normalizers
+
+    # Probe MSE: one value per distinct LAM (lapo/laom reuse one LAM for every budget).
+    probe: dict[str, Any] = {}
+    for m in agg["methods"]:
+        lams: dict[str, tuple[float, float | None]] = {}
+        for r in runs:
+            if r["method"] == m and r.get("action_probe_mse") is not None:
+                lam = (r.get("stages") or {}).get("lam", {}).get("dir") or f"{r['task']}/{r.get('labeled')}/{r['seed']}"
+                lams[lam] = (float(r["action_probe_mse"]), r.get("action_probe_baseline_mse"))
+        if lams:
+            entry = stats([v for v, _ in lams.values()])
+            baselines = [b for _, b in lams.values() if b is not None]
+            entry["baseline_mean"] = sum(baselines) / len(baselines) if baselines else None
+            entry["relative"] = entry["mean"] / entry["baseline_mean"] if entry["baseline_mean"] else None
+            probe[m] = entry
+    agg["probe_mse"] = probe
+    if paper:
+        agg["paper"] = {
+            "source": "Nikulin et al. (ICML 2025), figures of the paper and its release, +-0.01",
+            "budgets": list(paper_data.BUDGETS),
+            "normalized_return_average": {m: list(v) for m, v in paper_data.NORMALIZED_RETURN.items()},
+            "per_task_at_128": paper_data.PER_TASK_AT_128,
+            "probe_mse": paper_data.PROBE_MSE,
+            "bc_full_return": paper_data.BC_FULL_RETURN,
+        }
+    return agg
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _panels(agg: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    key = "normalized" if agg["metric"] == "normalized_return" else "returns"
+    table = agg[key]
+    names = [t for t in agg["tasks"] if t in table]
+    if AVERAGE in table:
+        names.append(AVERAGE)
+    return names, table
+
+
+def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
+    """The return-vs-budget figure (a matplotlib Figure), or None without returns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if agg["metric"] is None:
+        return None
+    names, table = _panels(agg)
+    normalized = agg["metric"] == "normalized_return"
+    fig, axes = plt.subplots(1, len(names), figsize=(max(6.0, 4.2 * len(names)), 4.2), squeeze=False)
+    paper_panel = names[-1] if normalized and paper else None
+    for ax, name in zip(axes[0], names, strict=True):
+        for m in agg["methods"]:
+            cells = table[name].get(m)
+            if not cells:
+                continue
+            xs = sorted(int(n) for n in cells)
+            mean = [cells[str(n)]["mean"] for n in xs]
+            std = [cells[str(n)]["std"] for n in xs]
+            ax.plot(xs, mean, "-o", color=COLORS.get(m), label=label(m), markersize=4, linewidth=1.8)
+            ax.fill_between(xs, [a - b for a, b in zip(mean, std, strict=True)], [a + b for a, b in zip(mean, std, strict=True)],
+                            color=COLORS.get(m), alpha=0.18, linewidth=0)  # fmt: skip
+        if name == paper_panel:
+            for m in agg["methods"]:
+                if m in paper_data.NORMALIZED_RETURN:
+                    ax.plot(paper_data.BUDGETS, paper_data.NORMALIZED_RETURN[m], "--", color=COLORS.get(m),
+                            alpha=0.75, linewidth=1.2, label=f"paper: {label(m)}")  # fmt: skip
+        if normalized and paper and name in paper_data.PER_TASK_AT_128:
+            for m, value in paper_data.PER_TASK_AT_128[name].items():
+                if m in agg["methods"]:
+                    ax.scatter([128], [value], marker="x", color=COLORS.get(m), zorder=5)
+        ticks = sorted(set(agg["budgets"]) | (set(paper_data.BUDGETS) if name == paper_panel else set()))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.minorticks_off()
+        title = "average over tasks" if name == AVERAGE else name
+        if name == paper_panel and name != AVERAGE:
+            title += " (dashed: paper, 4-task average)"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("labelled trajectories")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("normalized return" if normalized else "return")
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(text, handle)
+    rows = math.ceil(len(legend) / 6)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(6, len(legend)), fontsize=8, frameon=False)
+    fig.suptitle(f"{'Normalized return' if normalized else 'Return'}: line = mean over seeds, band = ± std", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04 + 0.06 * rows, 1, 1))
+    return fig
+
+
+def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
+    """Bar chart of linear-probe MSE per LAM method (None if no LAM ran)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probe = agg["probe_mse"]
+    if not probe:
+        return None
+    methods = list(probe)
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.4 * len(methods) + 2.2), 3.6))
+    xs = list(range(len(methods)))
+    ax.bar(xs, [probe[m]["mean"] for m in methods], yerr=[probe[m]["std"] for m in methods],
+           color=[COLORS.get(m, "tab:gray") for m in methods], capsize=4, alpha=0.85)  # fmt: skip
+    baselines = [probe[m]["baseline_mean"] for m in methods if probe[m]["baseline_mean"] is not None]
+    if baselines:
+        ax.axhline(sum(baselines) / len(baselines), color="black", linestyle=":", linewidth=1,
+                   label="predict the mean action")  # fmt: skip
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([label(m) for m in methods], fontsize=8)
+    ax.set_ylabel("linear-probe MSE (true actions)")
+    title = "Linear probe of latent actions\n(bar: mean over LAMs, error bar: std)"
+    if paper and "lapo" in probe and "laom" in probe and probe["laom"]["mean"] > 0:
+        ours = probe["lapo"]["mean"] / probe["laom"]["mean"]
+        theirs = paper_data.PROBE_MSE["lapo"] / paper_data.PROBE_MSE["laom"]
+        title += f"\nLAPO/LAOM ratio: ours {ours:.1f}x, paper {theirs:.1f}x"
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def cell(stat: dict[str, Any] | None, digits: int, seeds: int) -> str:
+    if not stat:
+        return "–"
+    text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return text + (f" (n={stat['n']})" if stat["n"] < seeds else "")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") -> str:
+    """The report's tables: one row per method, one column per labelled budget."""
+    budgets, seeds = agg["budgets"], len(agg["seeds"])
+    out = [f"# Results{f' of {sweep}' if sweep else ''}", ""]
+    out.append(
+        f"{agg['runs']} runs; tasks {', '.join(agg['tasks'])}; seeds {', '.join(map(str, agg['seeds']))}. "
+        f"Cells: {BAND}; (n=k) when fewer seeds finished. Columns: labelled trajectories."
+    )
+    out.append("")
+    header = ["method", *map(str, budgets)]
+    if agg["normalized"]:
+        names = [t for t in agg["tasks"] if t in agg["normalized"]]
+        names = ([AVERAGE] if AVERAGE in agg["normalized"] else []) + names
+        paper_on = names[0] if paper else None
+        for name in names:
+            title = "average over tasks" if name == AVERAGE else name
+            out += [f"## Normalized return: {title}", ""]
+            rows = [[label(m), *(cell(agg["normalized"][name].get(m, {}).get(str(n)), 3, seeds) for n in budgets)]
+                    for m in agg["methods"] if m in agg["normalized"][name]]  # fmt: skip
+            if name == paper_on:
+                for m in agg["methods"]:
+                    if m in paper_data.NORMALIZED_RETURN:
+                        values = dict(zip(paper_data.BUDGETS, paper_data.NORMALIZED_RETURN[m], strict=True))
+                        rows.append([f"paper: {label(m)}", *(f"{values[n]:.3f}" if n in values else "–" for n in budgets)])
+            out += _markdown_table(header, rows)
+            if name == paper_on and name != AVERAGE:
+                out += ["", "Paper rows are its average over cheetah, walker, hopper and humanoid."]
+            out.append("")
+    for task in agg["tasks"]:
+        if task not in agg["returns"]:
+            continue
+        out += [f"## Return: {task}", ""]
+        rows = [[label(m), *(cell(agg["returns"][task].get(m, {}).get(str(n)), 1, seeds) for n in budgets)]
+                for m in agg["methods"] if m in agg["returns"][task]]  # fmt: skip
+        out += _markdown_table(header, rows) + [""]
+    if agg["probe_mse"]:
+        out += ["## Linear-probe MSE (latent to true actions)", ""]
+        head = ["method", "probe MSE", "predict-the-mean MSE", "probe / predict-the-mean", "LAMs"]
+        if paper:
+            head.append("paper (its units)")
+        rows = []
+        for m, e in agg["probe_mse"].items():
+            row = [label(m), f"{e['mean']:.4f} ± {e['std']:.4f}",
+                   "–" if e["baseline_mean"] is None else f"{e['baseline_mean']:.4f}",
+                   "–" if e["relative"] is None else f"{e['relative']:.3f}", str(e["n"])]  # fmt: skip
+            if paper:
+                row.append(f"{paper_data.PROBE_MSE[m]:.2f}" if m in paper_data.PROBE_MSE else "–")
+            rows.append(row)
+        out += _markdown_table(head, rows) + [""]
+    out += ["## Normaliser", ""]
+    rows = []
+    for t, e in agg["normalizers"].items():
+        value = e["value"]
+        shown = "–" if value is None else (f"{value:.2f}" if isinstance(value, (int, float)) else str(value))
+        full = e["bc_full_return"]
+        rows.append([t, shown, cell(full, 1, seeds) if full else "–"]
+                    + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
+    out += _markdown_table(["task", "normaliser", "BC-full return", *(["paper BC-full"] if paper else [])], rows)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def write_report(sweep: str | Path, out: str | Path, paper: bool = False) -> dict[str, Any]:
+    """Write the figures, results.md and summary.json; returns the summary."""
+    import matplotlib.pyplot as plt
+
+    runs, config = load_runs(sweep)
+    agg = aggregate(runs, config, paper)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, make in (("returns.png", figure_returns), ("probe_mse.png", figure_probe)):
+        fig = make(agg, paper)
+        if fig is not None:
+            fig.savefig(out / name, dpi=130)
+            plt.close(fig)
+            files.append(str(out / name))
+    (out / "results.md").write_text(results_markdown(agg, paper, str(sweep)))
+    files.append(str(out / "results.md"))
+    agg["sweep"] = str(Path(sweep).resolve())
+    agg["files"] = [*files, str(out / "summary.json")]
+    (out / "summary.json").write_text(json.dumps(agg, indent=2) + "\n")
+    return agg
+
+
+def report_command(args: argparse.Namespace) -> int:
+    out = args.out or str(Path(args.sweep) / "report")
+    agg = write_report(args.sweep, out, paper=args.paper)
+    if agg["metric"] is None:
+        print("note: no run has a return (swept with --episodes 0?): no return figure")
+    for f in agg["files"]:
+        print(f"written: {f}")
+    return 0

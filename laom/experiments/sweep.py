@@ -1,0 +1,829 @@
+"""``laom sweep``: the paper's grid of (task, method, labelled budget, seed) pipelines.
+
+Layout of a sweep directory::
+
+    SWEEP/sweep.yaml      the config that made it (a resume must match it, or --force)
+    SWEEP/runs.jsonl      one line per finished run: the record a report reads
+    SWEEP/labeled/        {task}-{n}-s{seed}.hdf5 labelled subsets (nested per seed)
+    SWEEP/cache/          the pipeline's content-hashed stage directories, shared by all runs
+    SWEEP/logs/           one log per run
+
+Every run goes through :func:`laom.training.pipeline.run_pipeline` into the one cache
+root, so a LAM and its latent BC policy are trained once per (task, method, seed) and
+reused by every budget of lapo and laom (only the decoder reads the labelled file);
+laom-labels, idm and bc read the labelled file in their first stage and so train per
+budget. The sweep seed goes to every stage's ``seed`` field and picks the labelled
+subset, so seeds differ in both.
+
+Runs are independent processes when ``--jobs`` > 1; the planner makes every lapo/laom
+run wait for the smallest budget of its (task, method, seed) group, which trains the
+shared stages, so two processes never train the same stage directory at once.
+
+``--normalizer auto`` is the paper's: the return of BC trained on the full dataset
+(``bc-full``), here averaged over the sweep's seeds to one number per task. A run's line
+is written to runs.jsonl only once its task's normaliser is known, so every line is
+final; a run finished but not yet written is redone from the cache (seconds) on resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from laom.errors import LaomError, require
+
+METHODS = ("bc", "idm", "lapo", "laom", "laom-labels", "bc-full")
+# Methods whose first stages do not read the labelled file: their runs share them.
+SHARED_STAGE_METHODS = ("lapo", "laom")
+SWEEP_VERSION = 1
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class SweepConfig:
+    """What determines a sweep's results (sweep.yaml). Speed-only settings (jobs,
+    evaluation workers, progress) are left out, so a resume may change them."""
+
+    tasks: list[str]
+    methods: list[str]
+    labeled: list[int]
+    seeds: list[int]
+    data: dict[str, str]  # task -> absolute path
+    eval_data: dict[str, str] = field(default_factory=dict)  # task -> absolute path ("" = none)
+    preset: str = "cpu"
+    episodes: int = 25
+    eval_seed: int = 0
+    max_steps: int | None = None
+    normalizer: str = "auto"  # auto | paper | none | a number
+    chunk: int = 1000
+    overrides: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SweepOptions:
+    """A sweep command: its config plus how to run it."""
+
+    config: SweepConfig
+    out: str
+    jobs: int = 1
+    workers: int = 0
+    num_envs: int = 4
+    force: bool = False
+    progress: bool = True
+
+
+def parse_list(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    require(bool(items), f"{flag}: expected a comma-separated list")
+    require(len(set(items)) == len(items), f"{flag} {text}: duplicate entries")
+    return items
+
+
+def parse_ints(text: str, flag: str, minimum: int) -> list[int]:
+    out = []
+    for item in parse_list(text, flag):
+        try:
+            value = int(item)
+        except ValueError:
+            raise LaomError(f"{flag} {text}: {item!r} is not an integer") from None
+        require(value >= minimum, f"{flag} {text}: {value} is below {minimum}")
+        out.append(value)
+    return sorted(out)
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = parse_list(text, "--methods")
+    unknown = [m for m in methods if m not in METHODS]
+    require(not unknown, f"--methods: unknown method {', '.join(unknown)} (expected {', '.join(METHODS)})")
+    return [m for m in METHODS if m in methods]
+
+
+def check_normalizer(text: str) -> str:
+    """``auto``, ``paper``, ``none`` or a non-zero number; returned in canonical form."""
+    text = str(text).strip().lower()
+    if text in ("auto", "paper", "none"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise LaomError(f"--normalizer {text}: expected auto, paper, none or a number") from None
+    require(value != 0 and math.isfinite(value), f"--normalizer {text}: expected a non-zero number")
+    return repr(value)
+
+
+def expand(template: str, task: str, flag: str, tasks: Sequence[str]) -> str:
+    """One file per task: ``{task}`` in the template is replaced by the task name."""
+    if "{task}" not in template:
+        require(len(tasks) == 1, f"{flag} {template}: with several tasks, use a template with {{task}} (e.g. data/{{task}}-train.hdf5)")
+        return str(Path(template).resolve())
+    return str(Path(template.replace("{task}", task)).resolve())
+
+
+def override_pairs(extra: Sequence[str]) -> list[tuple[str, str]]:
+    """``--name value`` / ``--name=value`` tokens as (name, value) pairs."""
+    pairs, i = [], 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--"):
+            raise LaomError(f"unexpected argument {token!r} (stage overrides are --field value or --stage.field value)")
+        name, eq, value = token[2:].partition("=")
+        if eq:
+            i += 1
+        else:
+            require(i + 1 < len(extra), f"--{name} needs a value")
+            value, i = extra[i + 1], i + 2
+        pairs.append((name, value))
+    return pairs
+
+
+def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
+    """The overrides that concern ``method``: ``--field`` only if one of its stages has
+    the field (one sweep command line serves methods with different stages);
+    ``--stage.field`` always (the pipeline skips other methods' stages)."""
+    from laom.training.pipeline import chain
+
+    stages = chain(method, "data", "labeled", "eval")
+    fields = {f.name for s in stages for f in dataclasses.fields(s.config_cls)}
+    out: list[str] = []
+    for name, value in override_pairs(extra):
+        if "." in name or name.replace("-", "_") in fields:
+            out += [f"--{name}", value]
+    return out
+
+
+def check_overrides(methods: Sequence[str], extra: Sequence[str]) -> None:
+    """Fail before any training on an override no method can take, or on ``--seed``."""
+    from laom.training.pipeline import chain
+
+    fields: set[str] = set()
+    for method in METHODS:
+        fields |= {f.name for s in chain(method, "d", "l", "e") for f in dataclasses.fields(s.config_cls)}
+    used: set[str] = set()
+    for method in methods:
+        used |= {f.name for s in chain(method, "d", "l", "e") for f in dataclasses.fields(s.config_cls)}
+    for name, _ in override_pairs(extra):
+        fname = name.rpartition(".")[2].replace("-", "_")
+        require(fname != "seed", f"--{name}: the sweep sets every stage's seed from --seeds")
+        if "." not in name and fname not in used:
+            where = "no stage of any method" if fname not in fields else f"no stage of {', '.join(methods)}"
+            raise LaomError(f"unknown option --{name}: {where} has it")
+
+
+def count_chunks(path: str, chunk: int) -> tuple[str, int]:
+    """(task of the file, how many labelled chunks it can give)."""
+    from laom.data.format import DatasetReader
+    from laom.data.labeled import chunks_of
+
+    with DatasetReader(path) as reader:
+        lengths = {i: reader.length(i) for i in reader.indices}
+        return reader.task, len(chunks_of(lengths, chunk))
+
+
+def make_config(
+    tasks: str, methods: str, labeled: str, seeds: str, data: str, eval_data: str | None = None, *,
+    preset: str = "cpu", episodes: int = 25, eval_seed: int = 0, max_steps: int | None = None,
+    normalizer: str = "auto", chunk: int = 1000, overrides: Sequence[str] = (),
+) -> SweepConfig:  # fmt: skip
+    """Parse and check the command's values against the files, so a bad flag fails in
+    a second rather than hours into the sweep."""
+    task_list = parse_list(tasks, "--tasks")
+    method_list = parse_methods(methods)
+    budgets = parse_ints(labeled, "--labeled", 1) if any(m != "bc-full" for m in method_list) else []
+    require(bool(budgets) or method_list == ["bc-full"], "--labeled: expected at least one budget")
+    seed_list = parse_ints(seeds, "--seeds", 0)
+    require(episodes >= 0, f"--episodes {episodes}: expected >= 0")
+    require(chunk >= 1, f"--chunk {chunk}: expected >= 1")
+    require(max_steps is None or max_steps >= 1, f"--max-steps {max_steps}: expected >= 1")
+    norm = check_normalizer(normalizer)
+    if norm == "paper":
+        from laom.experiments.paper import BC_FULL_RETURN
+
+        missing = [t for t in task_list if t not in BC_FULL_RETURN]
+        require(not missing, f"--normalizer paper: the paper has no BC-full return for {', '.join(missing)}")
+    check_overrides(method_list, list(overrides))
+    data_files = {t: expand(data, t, "--data", task_list) for t in task_list}
+    eval_files = {t: expand(eval_data, t, "--eval-data", task_list) if eval_data else "" for t in task_list}
+    for task in task_list:
+        for flag, path in (("--data", data_files[task]), ("--eval-data", eval_files[task])):
+            if not path:
+                continue
+            require(Path(path).is_file(), f"{flag} {path}: no such file")
+            file_task, chunks = count_chunks(path, chunk)
+            require(file_task == task, f"{flag} {path}: holds {file_task} data, not {task}")
+            if flag == "--data" and budgets:
+                require(
+                    budgets[-1] <= chunks,
+                    f"--labeled {budgets[-1]}: {path} has only {chunks} labelled chunk(s) of up to {chunk} steps",
+                )
+    cfg = SweepConfig(
+        tasks=task_list, methods=method_list, labeled=budgets, seeds=seed_list, data=data_files,
+        eval_data=eval_files, preset=preset, episodes=episodes, eval_seed=eval_seed, max_steps=max_steps,
+        normalizer=norm, chunk=chunk, overrides=list(overrides),
+    )  # fmt: skip
+    check_stage_configs(cfg)
+    return cfg
+
+
+def check_stage_configs(cfg: SweepConfig) -> None:
+    """Resolve every method's stage configs once (preset files, field names and values)."""
+    from laom.training.pipeline import chain, plan_chain, split_overrides
+
+    task = cfg.tasks[0]
+    data = cfg.data[task]
+    for method in cfg.methods:
+        stages = chain(method, data, data, cfg.eval_data[task])
+        routed = split_overrides(overrides_for(method, cfg.overrides), stages, method, [])
+        plan_chain(stages, Path("/nonexistent-sweep-check"), cfg.preset, routed)
+
+
+def file_identity(path: str) -> dict[str, Any]:
+    st = Path(path).stat()
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def sweep_record(cfg: SweepConfig) -> dict[str, Any]:
+    """sweep.yaml's content: the config and the identity of its input files."""
+    inputs = {t: {"data": file_identity(cfg.data[t])} for t in cfg.tasks}
+    for t in cfg.tasks:
+        if cfg.eval_data[t]:
+            inputs[t]["eval_data"] = file_identity(cfg.eval_data[t])
+    return {"sweep_version": SWEEP_VERSION, "config": cfg.to_dict(), "inputs": inputs}
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Human-readable paths where two records differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
+    """Create or resume ``root``; returns whether the config changed (forced).
+
+    A sweep dir is tied to one config: mixing runs of two configs in one runs.jsonl
+    would make its report silently wrong.
+    """
+    record = sweep_record(cfg)
+    path = root / "sweep.yaml"
+    require(not root.exists() or root.is_dir(), f"--out {root}: exists and is not a directory")
+    changed = False
+    if path.is_file():
+        try:
+            old = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise LaomError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
+        diff = differences(old, record) if isinstance(old, dict) else ["sweep.yaml: not a mapping"]
+        if diff:
+            if not force:
+                shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
+                raise LaomError(f"{root} was made with a different config ({shown}); use another --out, or --force to continue it with this config (runs that no longer match are moved to runs.stale.jsonl)")
+            changed = True
+    elif (root / "runs.jsonl").is_file():
+        if not force:
+            raise LaomError(f"{root} has runs.jsonl but no sweep.yaml; use another --out, or --force")
+        changed = True
+    root.mkdir(parents=True, exist_ok=True)
+    from laom.training.common import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(record, sort_keys=False))
+    return changed
+
+
+# --------------------------------------------------------------------------- labelled subsets
+
+
+def labeled_path(root: Path, task: str, n: int, seed: int) -> Path:
+    return root / "labeled" / f"{task}-{n}-s{seed}.hdf5"
+
+
+def labeled_is_valid(path: Path, source: str, n: int, seed: int, chunk: int) -> bool:
+    """A subset made earlier is reused only if it is whole, was drawn with these
+    settings, and is newer than its source (a rewritten source gets new subsets)."""
+    from laom.data.format import DatasetReader
+
+    if not path.is_file() or path.stat().st_mtime_ns < Path(source).stat().st_mtime_ns:
+        return False
+    try:
+        with DatasetReader(path) as reader:
+            attrs = reader.attrs
+            return (
+                len(reader) == n
+                and attrs.get("labeled_seed") == seed
+                and attrs.get("chunk") == chunk
+                and attrs.get("source_file") == Path(source).name
+            )
+    except LaomError:
+        return False
+
+
+def make_labeled(root: Path, cfg: SweepConfig, log: Callable[[str], None] = print) -> dict[tuple[str, int, int], str]:
+    """Every (task, budget, seed) subset, made with ``laom data sample-labeled``'s code."""
+    from laom.data.labeled import sample_labeled
+
+    needs = any(m != "bc-full" for m in cfg.methods)
+    paths: dict[tuple[str, int, int], str] = {}
+    if not needs:
+        return paths
+    (root / "labeled").mkdir(parents=True, exist_ok=True)
+    made = 0
+    for task in cfg.tasks:
+        for seed in cfg.seeds:
+            for n in cfg.labeled:
+                path = labeled_path(root, task, n, seed)
+                if not labeled_is_valid(path, cfg.data[task], n, seed, cfg.chunk):
+                    sample_labeled(cfg.data[task], n, path, seed=seed, chunk=cfg.chunk, force=True)
+                    made += 1
+                paths[(task, n, seed)] = str(path.resolve())
+    total = len(paths)
+    log(f"labelled subsets: {total} ({made} made, {total - made} reused) in {root / 'labeled'}")
+    return paths
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Job:
+    """One pipeline run of the grid. ``labeled`` is None for bc-full (all the data)."""
+
+    task: str
+    method: str
+    labeled: int | None
+    seed: int
+    after: list[str] = field(default_factory=list)  # ids of jobs that must finish first
+    key: str = ""  # run key: what the run's result depends on
+
+    @property
+    def id(self) -> str:
+        return run_id(self.task, self.method, self.labeled, self.seed)
+
+
+def run_id(task: str, method: str, labeled: int | None, seed: int) -> str:
+    return f"{task}/{method}/{'full' if labeled is None else labeled}/s{seed}"
+
+
+def needs_bc_full(cfg: SweepConfig) -> bool:
+    return "bc-full" in cfg.methods or (cfg.normalizer == "auto" and cfg.episodes > 0)
+
+
+def plan_jobs(cfg: SweepConfig) -> list[Job]:
+    """Every run of the grid, in the order to start them (dependencies first).
+
+    bc-full runs come first (they give the normaliser); then budgets in increasing
+    order, so partial results cover small budgets for all methods early. A lapo or laom
+    run waits for the smallest budget of its (task, method, seed), which trains the
+    LAM and latent BC that all its budgets share.
+    """
+    jobs: list[Job] = []
+    if needs_bc_full(cfg):
+        jobs += [Job(t, "bc-full", None, s) for t in cfg.tasks for s in cfg.seeds]
+    methods = [m for m in cfg.methods if m != "bc-full"]
+    smallest = cfg.labeled[0] if cfg.labeled else None
+    for n in cfg.labeled:
+        for task in cfg.tasks:
+            for method in methods:
+                for seed in cfg.seeds:
+                    after = []
+                    if method in SHARED_STAGE_METHODS and n != smallest:
+                        after = [run_id(task, method, smallest, seed)]
+                    jobs.append(Job(task, method, n, seed, after))
+    return jobs
+
+
+def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
+    """Hash of everything a run's recorded result depends on; runs.jsonl lines with
+    another key are stale. With ``auto`` the normaliser averages bc-full over the seeds,
+    so the seed list is part of every other run's key."""
+    parts: dict[str, Any] = {
+        "task": job.task, "method": job.method, "labeled": job.labeled, "seed": job.seed,
+        "data": file_identity(cfg.data[job.task]),
+        "eval_data": file_identity(cfg.eval_data[job.task]) if cfg.eval_data[job.task] else "",
+        "labeled_file": file_identity(labeled_file) if labeled_file else "",
+        "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
+        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides),
+    }  # fmt: skip
+    if job.method != "bc-full":
+        parts["normalizer"] = cfg.normalizer
+        if cfg.normalizer == "auto":
+            parts["normalizer_seeds"] = cfg.seeds
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- runs.jsonl
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """The finished runs of a sweep. A torn last line (a crash mid-append) is ignored;
+    a bad line elsewhere means the file was edited, which is an error."""
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    runs = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                continue
+            raise LaomError(f"{path}:{i}: not a JSON line") from None
+        if not isinstance(run, dict) or not {"task", "method", "seed"} <= set(run):
+            raise LaomError(f"{path}:{i}: not a run record (needs task, method, labeled, seed)")
+        runs.append(run)
+    return runs
+
+
+def append_run(path: Path, run: dict[str, Any]) -> None:
+    """One whole line per run, flushed to disk before the run counts as done."""
+    with open(path, "a") as f:
+        f.write(json.dumps(run, sort_keys=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def drop_stale(path: Path, keys: set[str]) -> int:
+    """Move lines whose run key is not in ``keys`` to runs.stale.jsonl (after --force)."""
+    from laom.training.common import atomic_write_text
+
+    if not path.is_file():
+        return 0
+    keep, stale = [], []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            key = json.loads(line).get("run_key")
+        except (json.JSONDecodeError, AttributeError):
+            key = None
+        (keep if key in keys else stale).append(line)
+    if stale:
+        with open(path.with_name("runs.stale.jsonl"), "a") as f:
+            f.write("\n".join(stale) + "\n")
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+    return len(stale)
+
+
+# --------------------------------------------------------------------------- normalisers
+
+
+class Normalizers:
+    """Per-task normaliser, known up front (number, paper, none) or once every seed's
+    bc-full run has finished (auto)."""
+
+    def __init__(self, cfg: SweepConfig) -> None:
+        self.cfg = cfg
+        self.bc_full: dict[str, dict[int, float | None]] = {t: {} for t in cfg.tasks}
+
+    def add(self, run: dict[str, Any]) -> None:
+        if run["method"] == "bc-full" and run["task"] in self.bc_full:
+            self.bc_full[run["task"]][int(run["seed"])] = run.get("return_mean")
+
+    def known(self, task: str) -> bool:
+        if self.cfg.normalizer != "auto" or self.cfg.episodes == 0:
+            return True
+        return set(self.bc_full[task]) >= set(self.cfg.seeds)
+
+    def value(self, task: str) -> float | None:
+        """The normaliser (None: not normalised). Call only when :meth:`known`."""
+        spec = self.cfg.normalizer
+        if spec == "none" or self.cfg.episodes == 0:
+            return None
+        if spec == "paper":
+            from laom.experiments.paper import BC_FULL_RETURN
+
+            return BC_FULL_RETURN[task]
+        if spec != "auto":
+            return float(spec)
+        returns = [self.bc_full[task][s] for s in self.cfg.seeds]
+        if any(r is None for r in returns):
+            return None
+        mean = sum(returns) / len(returns)  # type: ignore[arg-type]
+        return mean if abs(mean) > 1e-9 else None
+
+    def apply(self, run: dict[str, Any]) -> dict[str, Any]:
+        norm = self.value(run["task"])
+        run["normalizer"] = norm
+        if norm is not None and run.get("return_mean") is not None:
+            run["normalized_return"] = run["return_mean"] / norm
+            run["normalized_std"] = run["return_std"] / abs(norm)
+        else:
+            run["normalized_return"] = run["normalized_std"] = None
+        return run
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one pipeline (in this process or a spawned worker), its output in a log file.
+
+    Module-level and taking plain data, so a spawned process can unpickle it.
+    """
+    from laom.training.pipeline import PipelineOptions, run_pipeline
+
+    log_path = Path(spec.pop("log"))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"# {datetime.now(timezone.utc).isoformat(timespec='seconds')} pipeline {json.dumps(spec)}", flush=True)
+        summary = run_pipeline(PipelineOptions(**spec), log=lambda m: print(m, flush=True))
+    summary["wall_s"] = time.perf_counter() - start
+    return summary
+
+
+def job_spec(opts: SweepOptions, job: Job, labeled_file: str, threads: int | None) -> dict[str, Any]:
+    cfg = opts.config
+    root = Path(opts.out).resolve()
+    overrides = [*overrides_for(job.method, cfg.overrides), "--seed", str(job.seed)]
+    if threads is not None:
+        overrides += ["--threads", str(threads)]
+    label = "full" if job.labeled is None else str(job.labeled)
+    return {
+        "method": job.method, "data": cfg.data[job.task], "labeled": labeled_file, "out": str(root / "cache"),
+        "eval_data": cfg.eval_data[job.task], "preset": cfg.preset, "episodes": cfg.episodes,
+        "eval_seed": cfg.eval_seed, "workers": opts.workers, "num_envs": opts.num_envs,
+        "max_steps": cfg.max_steps, "progress": False, "overrides": overrides,
+        "log": str(root / "logs" / f"{job.task}-{job.method}-{label}-s{job.seed}.log"),
+    }  # fmt: skip
+
+
+def run_record(job: Job, summary: dict[str, Any], labeled_file: str) -> dict[str, Any]:
+    """A runs.jsonl line (before normalisation)."""
+    return {
+        "task": job.task, "method": job.method, "labeled": job.labeled, "seed": job.seed, "run_key": job.key,
+        "return_mean": summary.get("return_mean"), "return_std": summary.get("return_std"),
+        "episodes": summary.get("episodes"),
+        "action_probe_mse": summary.get("action_probe_mse"),
+        "action_probe_baseline_mse": summary.get("action_probe_baseline_mse"),
+        "state_probe_mse": summary.get("state_probe_mse"),
+        "offline": summary.get("offline"),
+        "stages": summary.get("stages", {}), "labeled_file": labeled_file,
+        "summary_file": summary.get("summary_file"), "wall_s": round(float(summary.get("wall_s", 0.0)), 3),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+class InlineExecutor(Executor):
+    """Runs each job when submitted, in this process (``--jobs 1``): the same scheduling
+    loop as the process pool, with tracebacks and monkeypatching intact."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # reported per job by the scheduler
+            future.set_exception(exc)
+        return future
+
+
+@dataclass
+class Outcome:
+    job: Job
+    summary: dict[str, Any] | None = None
+    error: str | None = None  # one line; "skipped: ..." for a job whose dependency failed
+
+
+def schedule(
+    jobs: list[Job], executor: Executor, parallel: int, submit: Callable[[Executor, Job], Future],
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:  # fmt: skip
+    """Start jobs in list order as soon as their dependencies are done, at most
+    ``parallel`` at a time. A failed job does not stop the others; jobs that wait on
+    it are skipped (they would retrain its stages, racing each other)."""
+    ids = {j.id for j in jobs}
+    ok: set[str] = set()
+    failed: set[str] = set()
+    pending = list(jobs)
+    running: dict[Future, Job] = {}
+    outcomes: list[Outcome] = []
+
+    def finish(outcome: Outcome) -> None:
+        (failed if outcome.error else ok).add(outcome.job.id)
+        outcomes.append(outcome)
+        on_outcome(outcome)
+
+    while pending or running:
+        for job in list(pending):
+            deps = [d for d in job.after if d in ids]
+            if any(d in failed for d in deps):
+                pending.remove(job)
+                finish(Outcome(job, error=f"skipped: {', '.join(d for d in deps if d in failed)} failed"))
+            elif len(running) < parallel and all(d in ok for d in deps):
+                pending.remove(job)
+                running[submit(executor, job)] = job
+        if not running:
+            for job in pending:  # unreachable with planned jobs: a dependency outside the list
+                finish(Outcome(job, error="skipped: dependency never ran"))
+            break
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in done:
+            job = running.pop(future)
+            exc = future.exception()
+            if exc is None:
+                finish(Outcome(job, summary=future.result()))
+            else:
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                finish(Outcome(job, error=f"{type(exc).__name__}: {text}"[:300]))
+    return outcomes
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class SweepResult:
+    planned: int
+    already_done: int
+    finished: int
+    failed: list[Outcome]
+    unrecorded: list[Outcome]
+    runs_file: Path
+
+
+def default_threads(jobs: int) -> int | None:
+    """CPU threads per run when several share the machine (None: the stage's default)."""
+    if jobs <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepResult:
+    """Make the labelled subsets, then run every unfinished (task, method, budget, seed)."""
+    cfg = opts.config
+    require(opts.jobs >= 1, f"--jobs {opts.jobs}: expected >= 1")
+    root = Path(opts.out).resolve()
+    forced = open_sweep_dir(root, cfg, opts.force)
+    labeled = make_labeled(root, cfg, log)
+    jobs = plan_jobs(cfg)
+    files = {j.id: (labeled[(j.task, j.labeled, j.seed)] if j.labeled is not None else "") for j in jobs}
+    for job in jobs:
+        job.key = job_key(cfg, job, files[job.id])
+    runs_file = root / "runs.jsonl"
+    if forced:
+        moved = drop_stale(runs_file, {j.key for j in jobs})
+        if moved:
+            log(f"config changed (--force): {moved} run(s) that no longer match moved to runs.stale.jsonl")
+    done_keys = {r.get("run_key") for r in read_runs(runs_file)}
+    norms = Normalizers(cfg)
+    for run in read_runs(runs_file):
+        if run.get("run_key") in {j.key for j in jobs}:
+            norms.add(run)
+    todo = [j for j in jobs if j.key not in done_keys]
+    log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
+
+    explicit_threads = any(n.rpartition(".")[2] == "threads" for n, _ in override_pairs(cfg.overrides))
+    threads = None if explicit_threads else default_threads(opts.jobs)
+    waiting: list[tuple[Job, dict[str, Any]]] = []  # finished, task normaliser not known yet
+    recorded = 0
+
+    def flush() -> None:
+        nonlocal recorded
+        for item in list(waiting):
+            job, record = item
+            if norms.known(job.task):
+                append_run(runs_file, norms.apply(record))
+                waiting.remove(item)
+                recorded += 1
+
+    def submit(executor: Executor, job: Job) -> Future:
+        return executor.submit(run_job, job_spec(opts, job, files[job.id], threads))
+
+    bar = JobProgress(len(todo), opts.progress)
+
+    def on_outcome(outcome: Outcome) -> None:
+        job = outcome.job
+        if outcome.summary is not None:
+            record = run_record(job, outcome.summary, files[job.id])
+            norms.add(record)
+            waiting.append((job, record))
+            flush()
+        bar.advance(outcome, describe(outcome))
+
+    executor: Executor
+    if opts.jobs == 1:
+        executor = InlineExecutor()
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=opts.jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with bar:
+            outcomes = schedule(todo, executor, opts.jobs, submit, on_outcome)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    failed = [o for o in outcomes if o.error]
+    unrecorded = [o for o in outcomes if o.summary is not None and any(o.job is j for j, _ in waiting)]
+    return SweepResult(len(jobs), len(jobs) - len(todo), recorded, failed, unrecorded, runs_file)
+
+
+def describe(outcome: Outcome) -> str:
+    """One line per finished run, for the console."""
+    job = outcome.job
+    name = f"{job.task} {job.method} n={'full' if job.labeled is None else job.labeled} s{job.seed}"
+    if outcome.error:
+        return f"{name}: {outcome.error}"
+    s = outcome.summary or {}
+    parts = []
+    if s.get("return_mean") is not None:
+        parts.append(f"return {s['return_mean']:.1f} ± {s['return_std']:.1f}")
+    if s.get("action_probe_mse") is not None:
+        parts.append(f"probe MSE {s['action_probe_mse']:.4f}")
+    reused = all(st.get("reused") for st in s.get("stages", {}).values())
+    parts.append(f"{s.get('wall_s', 0.0):.0f} s" + (" (all stages reused)" if reused else ""))
+    return f"{name}: " + ", ".join(parts)
+
+
+class JobProgress:
+    """A rich progress bar over runs (ETA from the runs finished so far), or plain lines."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.count = total, enabled and total > 0, 0
+        self.progress: Any = None
+
+    def __enter__(self) -> JobProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task("", total=self.total)
+        return self
+
+    def advance(self, outcome: Outcome, line: str) -> None:
+        self.count += 1
+        text = f"[{self.count}/{self.total}] {line}"
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False, highlight=False)
+            self.progress.update(self.task, advance=1, description="failed: " + outcome.job.id if outcome.error else "")
+        else:
+            print(text, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
+    from laom.training.cli import maybe_reexec_with_malloc_env
+
+    maybe_reexec_with_malloc_env()
+    cfg = make_config(
+        args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
+        episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
+        chunk=args.chunk, overrides=extra,
+    )  # fmt: skip
+    opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
+                        progress=not args.no_progress)  # fmt: skip
+    result = run_sweep(opts, log=lambda m: print(m, flush=True))
+    print(f"{result.finished} run(s) recorded in {result.runs_file} ({result.already_done} were already done)")
+    for outcome in result.unrecorded:
+        print(f"not recorded (no normaliser for {outcome.job.task}: a bc-full run failed): {outcome.job.id}", file=sys.stderr)
+    if result.failed:
+        first = result.failed[0]
+        raise LaomError(
+            f"{len(result.failed)} of {result.planned - result.already_done} run(s) failed or were skipped "
+            f"(first: {first.job.id}: {first.error}); logs in {Path(opts.out) / 'logs'}; re-run the same command to retry"
+        )
+    print(f"report: laom report {opts.out} --out {Path(opts.out) / 'report'}")
+    return 0
