@@ -28,6 +28,7 @@ def _report(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sweep",
+        allow_abbrev=False,  # --seed (a stage override) must not be taken for --seeds
         help="run the paper's grid: tasks x methods x labelled budgets x seeds (resumable)",
         description=(
             "Run `laom pipeline` for every (task, method, labelled budget, seed) into SWEEP/cache/, "

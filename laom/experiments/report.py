@@ -279,6 +279,12 @@ def cell(stat: dict[str, Any] | None, digits: int, seeds: int) -> str:
     return text + (f" (n={stat['n']})" if stat["n"] < seeds else "")
 
 
+def _digits(table: dict[str, dict[str, dict[str, Any]]]) -> int:
+    """Decimals for raw returns: 1 for the hundreds of a real task, more for tiny ones."""
+    biggest = max((abs(c["mean"]) for cells in table.values() for c in cells.values()), default=0.0)
+    return 1 if biggest >= 100 else 2 if biggest >= 10 else 3
+
+
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
@@ -316,7 +322,8 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         if task not in agg["returns"]:
             continue
         out += [f"## Return: {task}", ""]
-        rows = [[label(m), *(cell(agg["returns"][task].get(m, {}).get(str(n)), 1, seeds) for n in budgets)]
+        digits = _digits(agg["returns"][task])
+        rows = [[label(m), *(cell(agg["returns"][task].get(m, {}).get(str(n)), digits, seeds) for n in budgets)]
                 for m in agg["methods"] if m in agg["returns"][task]]  # fmt: skip
         out += _markdown_table(header, rows) + [""]
     if agg["probe_mse"]:
@@ -339,7 +346,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         value = e["value"]
         shown = "–" if value is None else (f"{value:.2f}" if isinstance(value, (int, float)) else str(value))
         full = e["bc_full_return"]
-        rows.append([t, shown, cell(full, 1, seeds) if full else "–"]
+        rows.append([t, shown, cell(full, _digits({"": {"": full}}), seeds) if full else "–"]
                     + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
     out += _markdown_table(["task", "normaliser", "BC-full return", *(["paper BC-full"] if paper else [])], rows)
     return "\n".join(out) + "\n"

@@ -36,7 +36,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -157,36 +157,51 @@ def override_pairs(extra: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
-    """The overrides that concern ``method``: ``--field`` only if one of its stages has
-    the field (one sweep command line serves methods with different stages);
-    ``--stage.field`` always (the pipeline skips other methods' stages)."""
+    """The overrides that concern ``method``: ``--field`` if one of its stages has the
+    field, ``--stage.field`` if it has the stage. One sweep command line serves methods
+    with different stages, and a run's key must not change with settings it never reads."""
     from laom.training.pipeline import chain
 
     stages = chain(method, "data", "labeled", "eval")
     fields = {f.name for s in stages for f in dataclasses.fields(s.config_cls)}
+    names = {s.name for s in stages}
     out: list[str] = []
     for name, value in override_pairs(extra):
-        if "." in name or name.replace("-", "_") in fields:
+        stage, dot, fname = name.partition(".")
+        if (stage.replace("_", "-") in names) if dot else (name.replace("-", "_") in fields):
             out += [f"--{name}", value]
     return out
 
 
-def check_overrides(methods: Sequence[str], extra: Sequence[str]) -> None:
-    """Fail before any training on an override no method can take, or on ``--seed``."""
-    from laom.training.pipeline import chain
+def check_overrides(methods: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """Fail before any training on an override no method has (a typo) or on ``--seed``;
+    returns the ones only methods outside this sweep have (ignored, so one command line
+    can serve sweeps over different methods)."""
+    from laom.training.pipeline import STAGE_NAMES, chain
 
     fields: set[str] = set()
     for method in METHODS:
         fields |= {f.name for s in chain(method, "d", "l", "e") for f in dataclasses.fields(s.config_cls)}
     used: set[str] = set()
+    stages: set[str] = set()
     for method in methods:
         used |= {f.name for s in chain(method, "d", "l", "e") for f in dataclasses.fields(s.config_cls)}
+        stages |= {s.name for s in chain(method, "d", "l", "e")}
+    ignored: list[str] = []
     for name, _ in override_pairs(extra):
-        fname = name.rpartition(".")[2].replace("-", "_")
+        stage, dot, fname = name.rpartition(".")
+        fname = fname.replace("-", "_")
         require(fname != "seed", f"--{name}: the sweep sets every stage's seed from --seeds")
-        if "." not in name and fname not in used:
-            where = "no stage of any method" if fname not in fields else f"no stage of {', '.join(methods)}"
-            raise LaomError(f"unknown option --{name}: {where} has it")
+        if dot:
+            stage = stage.replace("_", "-")
+            require(stage in STAGE_NAMES, f"--{name}: no stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
+            if stage not in stages:
+                ignored.append(f"--{name}")
+        elif fname not in fields:
+            raise LaomError(f"unknown option --{name}: no stage of any method has it")
+        elif fname not in used:
+            ignored.append(f"--{name}")
+    return ignored
 
 
 def count_chunks(path: str, chunk: int) -> tuple[str, int]:
@@ -203,6 +218,7 @@ def make_config(
     tasks: str, methods: str, labeled: str, seeds: str, data: str, eval_data: str | None = None, *,
     preset: str = "cpu", episodes: int = 25, eval_seed: int = 0, max_steps: int | None = None,
     normalizer: str = "auto", chunk: int = 1000, overrides: Sequence[str] = (),
+    log: Callable[[str], None] | None = None,
 ) -> SweepConfig:  # fmt: skip
     """Parse and check the command's values against the files, so a bad flag fails in
     a second rather than hours into the sweep."""
@@ -220,7 +236,9 @@ def make_config(
 
         missing = [t for t in task_list if t not in BC_FULL_RETURN]
         require(not missing, f"--normalizer paper: the paper has no BC-full return for {', '.join(missing)}")
-    check_overrides(method_list, list(overrides))
+    ignored = check_overrides(method_list, list(overrides))
+    if ignored and log is not None:
+        log(f"note: no stage of {', '.join(method_list)} has {', '.join(ignored)}; ignored")
     data_files = {t: expand(data, t, "--data", task_list) for t in task_list}
     eval_files = {t: expand(eval_data, t, "--eval-data", task_list) if eval_data else "" for t in task_list}
     for task in task_list:
@@ -676,9 +694,32 @@ def default_threads(jobs: int) -> int | None:
 
 def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepResult:
     """Make the labelled subsets, then run every unfinished (task, method, budget, seed)."""
-    cfg = opts.config
     require(opts.jobs >= 1, f"--jobs {opts.jobs}: expected >= 1")
     root = Path(opts.out).resolve()
+    require(not root.exists() or root.is_dir(), f"--out {root}: exists and is not a directory")
+    root.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(root):
+        return _run_sweep(opts, root, log)
+
+
+@contextlib.contextmanager
+def sweep_lock(root: Path) -> Iterator[None]:
+    """One ``laom sweep`` per directory: two would run the same jobs and race on them."""
+    import fcntl
+
+    with open(root / ".sweep.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LaomError(f"{root}: another laom sweep is running in it; wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> SweepResult:
+    cfg = opts.config
     forced = open_sweep_dir(root, cfg, opts.force)
     labeled = make_labeled(root, cfg, log)
     jobs = plan_jobs(cfg)
@@ -811,7 +852,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     cfg = make_config(
         args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
-        chunk=args.chunk, overrides=extra,
+        chunk=args.chunk, overrides=extra, log=print,
     )  # fmt: skip
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
                         progress=not args.no_progress)  # fmt: skip

@@ -1,0 +1,429 @@
+"""``laom sweep`` and ``laom report``: job planning, scheduling, resume, normalisers,
+input errors, the report's numbers and figures, and one tiny sweep end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_stages import cheetah, square
+
+from laom.cli import main
+from laom.errors import LaomError
+from laom.experiments import cli as exp_cli
+from laom.experiments import paper
+from laom.experiments import report as rp
+from laom.experiments import sweep as sw
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> object:
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+TINY = [
+    "--threads", "1", "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--frame_stack", "2",
+    "--min_updates", "5", "--lam.latent_dim", "16", "--lam.probe_samples", "100", "--lam.probe_eval_samples", "100",
+    "--decoder.total_updates", "20", "--decoder.hidden_dim", "32",
+]  # fmt: skip
+
+
+def walker(path: Path, trajectories: int = 4) -> Path:
+    """Synthetic frames labelled walker-stand: 6-d actions like cheetah, and a reward that
+    is not zero in the first steps, so a 4-step evaluation gives a usable normaliser."""
+    cheetah(path, trajectories=trajectories, length=20)
+    with h5py.File(path, "r+") as f:
+        f.attrs["domain_name"], f.attrs["task_name"] = "walker", "stand"
+    return path
+
+
+def one_line_error(args: list[str], capsys: pytest.CaptureFixture, match: str) -> str:
+    capsys.readouterr()
+    assert main(args) == 2, args
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("laom: error:"), err
+    assert match in err, err
+    return err
+
+
+# --------------------------------------------------------------------------- paper data
+
+
+def test_paper_numbers_are_complete() -> None:
+    assert exp_cli.METHODS == sw.METHODS
+    assert set(paper.NORMALIZED_RETURN) == {"bc", "idm", "lapo", "laom", "laom-labels"}
+    assert all(len(v) == len(paper.BUDGETS) for v in paper.NORMALIZED_RETURN.values())
+    assert paper.NORMALIZED_RETURN["laom-labels"][-1] == 0.44 and paper.BC_FULL_RETURN["cheetah-run"] == 823
+    assert paper.PROBE_MSE["lapo"] / paper.PROBE_MSE["laom"] == pytest.approx(29.17 / 2.74)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def synthetic_runs() -> list[dict]:
+    """2 tasks x (bc, laom) x budgets (2, 4) x 3 seeds with known numbers, plus bc-full."""
+    runs = []
+    for ti, task in enumerate(("cheetah-run", "walker-run")):
+        norm = 100.0 * (ti + 1)
+        for seed in range(3):
+            runs.append({"task": task, "method": "bc-full", "labeled": None, "seed": seed,
+                         "return_mean": norm + seed - 1, "return_std": 1.0, "normalizer": norm,
+                         "normalized_return": (norm + seed - 1) / norm})  # fmt: skip
+            for mi, method in enumerate(("bc", "laom")):
+                for n in (2, 4):
+                    value = 0.1 * (mi + 1) + 0.01 * n + 0.02 * seed + 0.05 * ti
+                    run = {"task": task, "method": method, "labeled": n, "seed": seed, "return_mean": value * norm,
+                           "return_std": 2.0, "normalizer": norm, "normalized_return": value}  # fmt: skip
+                    if method == "laom":  # one LAM per (task, seed), shared by both budgets
+                        run["action_probe_mse"] = 0.1 + 0.01 * seed + 0.1 * ti
+                        run["action_probe_baseline_mse"] = 0.5
+                        run["stages"] = {"lam": {"dir": f"/cache/lam-{task}-{seed}"}}
+                    runs.append(run)
+    return runs
+
+
+def write_runs(root: Path, runs: list[dict]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    return root
+
+
+def table_cell(markdown: str, section: str, row: str, column: str) -> str:
+    lines = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0].strip().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == row:
+            return cells[header.index(column)]
+    raise AssertionError(f"no row {row!r} in {section}")
+
+
+def test_report_numbers_equal_hand_computed_means(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = synthetic_runs()
+    stale = {**runs[1], "normalized_return": 99.0}  # an older record of the same run: superseded
+    sweep = write_runs(tmp_path / "sweep", [stale, *runs])
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--paper"]) == 0
+    for name in ("returns.png", "probe_mse.png", "results.md", "summary.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    md = (out / "results.md").read_text()
+
+    def by_hand(task: str | None, method: str, n: int) -> list[float]:
+        if task is not None:
+            return [r["normalized_return"] for r in runs if (r["task"], r["method"], r["labeled"]) == (task, method, n)]
+        per_seed = [[r["normalized_return"] for r in runs if (r["method"], r["labeled"], r["seed"]) == (method, n, s)]
+                    for s in range(3)]  # fmt: skip
+        return [float(np.mean(v)) for v in per_seed]
+
+    for task, section in (("cheetah-run", "cheetah-run"), ("walker-run", "walker-run"), (None, "average over tasks")):
+        for method, row in (("bc", "BC"), ("laom", "LAOM")):
+            for n in (2, 4):
+                values = by_hand(task, method, n)
+                expected = f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+                assert table_cell(md, f"Normalized return: {section}", row, str(n)) == expected
+    raw = [r["return_mean"] for r in runs if (r["task"], r["method"], r["labeled"]) == ("walker-run", "laom", 4)]
+    assert table_cell(md, "Return: walker-run", "LAOM", "4") == f"{np.mean(raw):.2f} ± {np.std(raw):.2f}"
+    assert table_cell(md, "Normalized return: average over tasks", "paper: LAOM", "4") == "0.105"
+    probes = [0.1 + 0.01 * s + 0.1 * t for t in range(2) for s in range(3)]
+    assert table_cell(md, "Linear-probe MSE (latent to true actions)", "LAOM", "probe MSE") == f"{np.mean(probes):.4f} ± {np.std(probes):.4f}"
+    assert table_cell(md, "Linear-probe MSE (latent to true actions)", "LAOM", "LAMs") == "6"  # 12 records, 6 LAMs
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["normalized"]["average"]["laom"]["4"]["mean"] == pytest.approx(np.mean(by_hand(None, "laom", 4)))
+    assert summary["normalizers"]["walker-run"]["value"] == 200.0
+    assert summary["normalizers"]["walker-run"]["bc_full_return"]["mean"] == pytest.approx(200.0)
+    assert summary["paper"]["normalized_return_average"]["bc"][-1] == 0.26
+
+
+def test_report_figure_lines(tmp_path: Path) -> None:
+    agg = rp.aggregate(synthetic_runs(), {"tasks": ["walker-run", "cheetah-run"]})
+    fig = rp.figure_returns(agg, paper=False)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["walker-run", "cheetah-run", "average over tasks"]  # sweep.yaml's task order
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2, 2]  # one mean line per method
+    assert all(len(ax.collections) == 2 for ax in fig.axes)  # one shaded band per method
+    with_paper = rp.figure_returns(rp.aggregate(synthetic_runs(), paper=True), paper=True)
+    assert [len(ax.get_lines()) for ax in with_paper.axes] == [2, 2, 4]  # + dashed paper bc, laom
+    dashed = [ln for ln in with_paper.axes[-1].get_lines() if ln.get_linestyle() == "--"]
+    assert [list(ln.get_ydata()) for ln in dashed] == [list(paper.NORMALIZED_RETURN[m]) for m in ("bc", "laom")]
+    assert with_paper.axes[0].get_xscale() == "log"
+    probe = rp.figure_probe(agg)
+    assert len(probe.axes[0].patches) == 1  # laom only: bc has no LAM
+    # One task: no average panel; the paper's lines go on the task's panel.
+    one = rp.aggregate([r for r in synthetic_runs() if r["task"] == "cheetah-run"], paper=True)
+    fig = rp.figure_returns(one, paper=True)
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 4
+
+
+def test_report_without_returns_or_normaliser(tmp_path: Path) -> None:
+    runs = [{**r, "normalizer": None, "normalized_return": None} for r in synthetic_runs()]
+    agg = rp.write_report(write_runs(tmp_path / "raw", runs), tmp_path / "raw-report")
+    assert agg["metric"] == "return_mean" and "average" not in agg["normalized"]
+    assert rp.figure_returns(agg).axes[0].get_ylabel() == "return"
+    no_eval = [{**r, "return_mean": None} for r in runs]
+    agg = rp.write_report(write_runs(tmp_path / "none", no_eval), tmp_path / "none-report")
+    assert agg["metric"] is None and not (tmp_path / "none-report" / "returns.png").exists()
+    assert (tmp_path / "none-report" / "probe_mse.png").is_file()
+
+
+def test_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    one_line_error(["report", str(tmp_path / "missing")], capsys, "no such sweep directory")
+    (tmp_path / "empty-dir").mkdir()
+    one_line_error(["report", str(tmp_path / "empty-dir")], capsys, "no runs.jsonl")
+    (tmp_path / "empty-dir" / "runs.jsonl").write_text("\n")
+    one_line_error(["report", str(tmp_path / "empty-dir")], capsys, "no finished runs")
+    good = json.dumps(synthetic_runs()[0])
+    bad = write_runs(tmp_path / "bad", [])
+    (bad / "runs.jsonl").write_text(f"{good}\n{{oops\n{good}\n")
+    one_line_error(["report", str(bad)], capsys, "runs.jsonl:2: not a JSON line")
+    (bad / "runs.jsonl").write_text(f'{good}\n{{"task": 1}}\n')
+    one_line_error(["report", str(bad)], capsys, "runs.jsonl:2: not a run record")
+    # A torn last line (a crash mid-append) is ignored.
+    (bad / "runs.jsonl").write_text(f'{good}\n{{"task": "chee')
+    assert len(sw.read_runs(bad / "runs.jsonl")) == 1
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def config(**kw: object) -> sw.SweepConfig:
+    base = dict(tasks=["t-a"], methods=["bc", "lapo", "laom-labels"], labeled=[2, 8], seeds=[0, 1],
+                data={"t-a": "/d"}, eval_data={"t-a": ""})  # fmt: skip
+    return sw.SweepConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_plan_jobs_order_and_dependencies() -> None:
+    jobs = sw.plan_jobs(config())
+    ids = [j.id for j in jobs]
+    assert ids[:2] == ["t-a/bc-full/full/s0", "t-a/bc-full/full/s1"]  # the normaliser first
+    assert len(jobs) == 2 + 3 * 2 * 2 and len(set(ids)) == len(ids)
+    budgets = [j.labeled for j in jobs[2:]]
+    assert budgets == sorted(budgets)  # small budgets of every method first
+    deps = {j.id: j.after for j in jobs}
+    # lapo's larger budgets wait for the run that trains their shared LAM and latent BC ...
+    assert deps["t-a/lapo/8/s1"] == ["t-a/lapo/2/s1"] and deps["t-a/lapo/2/s1"] == []
+    # ... the others read the labelled file in their first stage: nothing to share.
+    assert deps["t-a/laom-labels/8/s0"] == [] and deps["t-a/bc/8/s0"] == []
+    position = {j: i for i, j in enumerate(ids)}
+    assert all(position[d] < position[j] for j, ds in deps.items() for d in ds)
+    # No evaluation or no auto normaliser: no bc-full runs unless asked for.
+    assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(episodes=0)))
+    assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(normalizer="paper")))
+    assert sum(j.method == "bc-full" for j in sw.plan_jobs(config(methods=["bc-full"], normalizer="none"))) == 2
+
+
+def test_job_keys(tmp_path: Path) -> None:
+    data = square(tmp_path / "d.h5", 2, 10, seed=0)
+    cfg = config(data={"t-a": str(data)})
+    jobs = {j.id: j for j in sw.plan_jobs(cfg)}
+    key = sw.job_key(cfg, jobs["t-a/lapo/2/s0"], "")
+    assert key == sw.job_key(cfg, jobs["t-a/lapo/2/s0"], "")
+    assert key != sw.job_key(cfg, jobs["t-a/lapo/2/s1"], "")
+    assert key != sw.job_key(config(data={"t-a": str(data)}, overrides=["--lam.latent_dim", "8"]), jobs["t-a/lapo/2/s0"], "")
+    # With auto normalisation every run depends on the seed list (the normaliser averages it) ...
+    assert key != sw.job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2]), jobs["t-a/lapo/2/s0"], "")
+    # ... but bc-full's own result does not, nor an override for a stage it does not have.
+    full = jobs["t-a/bc-full/full/s0"]
+    assert sw.job_key(cfg, full, "") == sw.job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2], normalizer="paper",
+                                                          overrides=["--lam.latent_dim", "8"]), full, "")  # fmt: skip
+
+
+def test_schedule_runs_dependencies_first_and_skips_after_failure() -> None:
+    jobs = sw.plan_jobs(config(methods=["lapo", "bc"], labeled=[2, 4, 8], seeds=[0], normalizer="none"))
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def run(job: sw.Job) -> dict:
+        with lock:
+            events.append(("start", job.id))
+        time.sleep(0.01)
+        if job.id == "t-a/bc/4/s0":
+            raise LaomError("boom")
+        with lock:
+            events.append(("end", job.id))
+        return {"ok": job.id}
+
+    for executor, parallel in ((sw.InlineExecutor(), 1), (ThreadPoolExecutor(3), 3)):
+        events.clear()
+        seen: list[sw.Outcome] = []
+        outcomes = sw.schedule(jobs, executor, parallel, lambda ex, j: ex.submit(run, j), seen.append)
+        executor.shutdown()
+        assert len(outcomes) == len(jobs) == len(seen)
+        errors = {o.job.id: o.error for o in outcomes if o.error}
+        assert errors == {"t-a/bc/4/s0": "LaomError: boom"}
+        order = [(kind, j) for kind, j in events]
+        for follower in ("t-a/lapo/4/s0", "t-a/lapo/8/s0"):
+            assert order.index(("end", "t-a/lapo/2/s0")) < order.index(("start", follower))
+    # A failed leader: its followers are skipped, not started.
+    lapo = [j for j in jobs if j.method == "lapo"]
+
+    def fail_leader(job: sw.Job) -> dict:
+        if job.labeled == 2:
+            raise RuntimeError("no LAM")
+        return {}
+
+    outcomes = sw.schedule(lapo, sw.InlineExecutor(), 1, lambda ex, j: ex.submit(fail_leader, j), lambda o: None)
+    assert [o.error for o in outcomes] == ["RuntimeError: no LAM", "skipped: t-a/lapo/2/s0 failed", "skipped: t-a/lapo/2/s0 failed"]
+
+
+def test_normalizers() -> None:
+    cfg = config(seeds=[0, 1])
+    norms = sw.Normalizers(cfg)
+    assert not norms.known("t-a")
+    norms.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 300.0})
+    assert not norms.known("t-a")
+    norms.add({"task": "t-a", "method": "bc-full", "seed": 1, "return_mean": 500.0})
+    assert norms.known("t-a") and norms.value("t-a") == 400.0
+    run = norms.apply({"task": "t-a", "method": "bc", "return_mean": 100.0, "return_std": 20.0})
+    assert run["normalized_return"] == 0.25 and run["normalized_std"] == 0.05 and run["normalizer"] == 400.0
+    zero = sw.Normalizers(config(seeds=[0]))
+    zero.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 0.0})
+    assert zero.known("t-a") and zero.apply({"task": "t-a", "return_mean": 1.0, "return_std": 0.0})["normalized_return"] is None
+    assert sw.Normalizers(config(tasks=["cheetah-run"], normalizer="paper")).value("cheetah-run") == 823.0
+    assert sw.Normalizers(config(normalizer=sw.check_normalizer("250"))).value("t-a") == 250.0
+    assert sw.Normalizers(config(normalizer="none")).value("t-a") is None
+    with pytest.raises(LaomError, match="non-zero"):
+        sw.check_normalizer("0")
+    with pytest.raises(LaomError, match="auto, paper, none or a number"):
+        sw.check_normalizer("bc")
+
+
+# --------------------------------------------------------------------------- sweep inputs, resume
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("sweep-data")
+    return walker(d / "walker-stand.h5")
+
+
+def sweep_args(data: Path, out: Path, *extra: str, methods: str = "bc,lapo", labeled: str = "1,2") -> list[str]:
+    return ["sweep", "--tasks", "walker-stand", "--methods", methods, "--labeled", labeled, "--seeds", "0",
+            "--data", str(data), "--out", str(out), "--episodes", "1", "--max-steps", "4", "--no-progress",
+            *TINY, *extra]  # fmt: skip
+
+
+def test_sweep_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "s"
+    one_line_error(sweep_args(data, out, methods="bc,lapx"), capsys, "unknown method lapx")
+    one_line_error(sweep_args(data, out, labeled="2,8"), capsys, "--labeled 8: ")
+    one_line_error(sweep_args(data, out, labeled="0,2"), capsys, "0 is below 1")
+    one_line_error(sweep_args(tmp_path / "none.h5", out), capsys, "no such file")
+    args = sweep_args(data, out)
+    args[args.index("--tasks") + 1] = "walker-stand,cheetah-run"
+    one_line_error(args, capsys, "use a template with {task}")
+    args[args.index("--tasks") + 1] = "cheetah-run"
+    one_line_error(args, capsys, "holds walker-stand data, not cheetah-run")
+    one_line_error(sweep_args(data, out, "--seed", "3"), capsys, "sets every stage's seed")
+    one_line_error(sweep_args(data, out, "--bogus", "3"), capsys, "unknown option --bogus")
+    one_line_error(sweep_args(data, out, "--lam.bogus", "3"), capsys, "unknown option --bogus")
+    one_line_error(sweep_args(data, out, "--dec.hidden_dim", "3"), capsys, "no stage 'dec'")
+    # Settings of stages these methods lack are ignored (one command line for any methods).
+    assert sw.check_overrides(["bc", "lapo"], ["--idm_updates", "3", "--idm.idm_batch_size", "4", "--lam.latent_dim", "8"]) == [
+        "--idm_updates", "--idm.idm_batch_size"
+    ]  # fmt: skip
+    one_line_error(sweep_args(data, out, "--normalizer", "paper"), capsys, "no BC-full return for walker-stand")
+    assert not out.exists()  # nothing is created before the inputs are checked
+
+
+def test_sweep_config_mismatch_is_refused(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "s"
+    cfg = sw.make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), episodes=1, max_steps=4, overrides=TINY)
+    assert sw.open_sweep_dir(out, cfg, force=False) is False
+    assert sw.open_sweep_dir(out, cfg, force=False) is False  # same config: a resume
+    (out / "runs.jsonl").write_text(json.dumps({"task": "walker-stand", "method": "bc", "labeled": 1, "seed": 0, "run_key": "old"}) + "\n")
+    one_line_error(sweep_args(data, out, labeled="1,2,3"), capsys, "config.labeled: [1, 2] -> [1, 2, 3]")
+    one_line_error(sweep_args(data, out, "--lam.latent_dim", "8"), capsys, "different config")
+    other = dict(labeled=[1, 2, 3])
+    assert sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=True) is True
+    assert sw.drop_stale(out / "runs.jsonl", {"new"}) == 1
+    assert (out / "runs.jsonl").read_text() == "" and "old" in (out / "runs.stale.jsonl").read_text()
+    # A rewritten data file is a different input too.
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        with pytest.raises(LaomError, match=r"inputs.walker-stand.data.mtime_ns"):
+            sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=False)
+    finally:
+        os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    stray = tmp_path / "stray"
+    write_runs(stray, synthetic_runs()[:1])
+    with pytest.raises(LaomError, match="no sweep.yaml"):
+        sw.open_sweep_dir(stray, cfg, force=False)
+
+
+def test_labeled_subsets_are_reused_until_the_source_changes(data: Path, tmp_path: Path) -> None:
+    cfg = sw.make_config("walker-stand", "bc", "1,3", "0,1", str(data), episodes=0)
+    logs: list[str] = []
+    paths = sw.make_labeled(tmp_path, cfg, logs.append)
+    assert sorted(paths) == [("walker-stand", n, s) for n in (1, 3) for s in (0, 1)]
+    with h5py.File(paths[("walker-stand", 3, 1)]) as f:
+        assert len([k for k in f if k.isdigit()]) == 3 and f.attrs["labeled_seed"] == 1
+    assert "4 made, 0 reused" in logs[0]
+    sw.make_labeled(tmp_path, cfg, logs.append)
+    assert "0 made, 4 reused" in logs[1]
+    Path(paths[("walker-stand", 1, 0)]).write_bytes(b"not hdf5")
+    sw.make_labeled(tmp_path, cfg, logs.append)
+    assert "1 made, 3 reused" in logs[2]
+
+
+def test_one_sweep_per_directory(data: Path, tmp_path: Path) -> None:
+    cfg = sw.make_config("walker-stand", "bc", "1", "0", str(data), episodes=0)
+    opts = sw.SweepOptions(cfg, str(tmp_path / "s"), progress=False)
+    (tmp_path / "s").mkdir()
+    with sw.sweep_lock(tmp_path / "s"), pytest.raises(LaomError, match="another laom sweep is running"):
+        sw.run_sweep(opts)
+    with pytest.raises(LaomError, match="--jobs 0"):
+        sw.run_sweep(sw.SweepOptions(cfg, str(tmp_path / "s"), jobs=0))
+
+
+@pytest.mark.integration
+def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sweep"
+    capsys.readouterr()
+    assert main(sweep_args(data, out)) == 0
+    log = capsys.readouterr().out
+    runs = sw.read_runs(out / "runs.jsonl")
+    assert sorted((r["method"], r["labeled"]) for r in runs) == [
+        ("bc", 1), ("bc", 2), ("bc-full", None), ("lapo", 1), ("lapo", 2)
+    ]  # fmt: skip
+    full = next(r for r in runs if r["method"] == "bc-full")
+    assert full["return_mean"] > 0 and full["normalizer"] == pytest.approx(full["return_mean"])
+    for r in runs:
+        assert r["normalized_return"] == pytest.approx(r["return_mean"] / full["return_mean"])
+        assert r["wall_s"] > 0 and Path(r["summary_file"]).is_file()
+    lapo = sorted((r for r in runs if r["method"] == "lapo"), key=lambda r: r["labeled"])
+    # The LAM and latent BC are trained once and shared by both budgets; decoders differ.
+    assert lapo[0]["stages"]["lam"] == {**lapo[1]["stages"]["lam"], "reused": False}
+    assert lapo[1]["stages"]["lam"]["reused"] and lapo[1]["stages"]["bc"]["reused"]
+    assert lapo[0]["stages"]["decoder"]["dir"] != lapo[1]["stages"]["decoder"]["dir"]
+    assert lapo[0]["action_probe_mse"] is not None
+    assert len(list((out / "cache").glob("lam-*"))) == 1 and len(list((out / "cache").glob("decoder-*"))) == 2
+    # The sweep seed reaches every stage.
+    stage = json.loads((Path(lapo[0]["stages"]["lam"]["dir"]) / "stage.json").read_text())
+    assert stage["config"]["seed"] == 0 and "5 to run" in log
+
+    # Same command: nothing runs. A lost record is redone from the cache (every stage reused).
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    (out / "runs.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    capsys.readouterr()
+    assert main(sweep_args(data, out)) == 0
+    log = capsys.readouterr().out
+    assert "4 already done, 1 to run" in log and "(all stages reused)" in log
+    assert len(sw.read_runs(out / "runs.jsonl")) == 5
+    assert main(sweep_args(data, out)) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+    assert main(["report", str(out), "--out", str(tmp_path / "report"), "--paper"]) == 0
+    md = (tmp_path / "report" / "results.md").read_text()
+    norm = [r["normalized_return"] for r in runs if (r["method"], r["labeled"]) == ("bc", 2)]
+    assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
