@@ -215,6 +215,10 @@ def test_plan_jobs_order_and_dependencies() -> None:
     assert deps["t-a/laom-labels/8/s0"] == [] and deps["t-a/bc/8/s0"] == []
     position = {j: i for i, j in enumerate(ids)}
     assert all(position[d] < position[j] for j, ds in deps.items() for d in ds)
+    # Resumed with lapo/2 done: the first unfinished budget leads the group instead.
+    todo = sw.link_shared([j for j in jobs if j.id != "t-a/lapo/2/s1"])
+    assert {j.id: j.after for j in todo}["t-a/lapo/8/s1"] == []
+    assert {j.id: j.after for j in todo}["t-a/lapo/8/s0"] == ["t-a/lapo/2/s0"]
     # No evaluation or no auto normaliser: no bc-full runs unless asked for.
     assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(episodes=0)))
     assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(normalizer="paper")))

@@ -36,6 +36,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
@@ -419,15 +420,24 @@ def plan_jobs(cfg: SweepConfig) -> list[Job]:
     if needs_bc_full(cfg):
         jobs += [Job(t, "bc-full", None, s) for t in cfg.tasks for s in cfg.seeds]
     methods = [m for m in cfg.methods if m != "bc-full"]
-    smallest = cfg.labeled[0] if cfg.labeled else None
     for n in cfg.labeled:
         for task in cfg.tasks:
             for method in methods:
-                for seed in cfg.seeds:
-                    after = []
-                    if method in SHARED_STAGE_METHODS and n != smallest:
-                        after = [run_id(task, method, smallest, seed)]
-                    jobs.append(Job(task, method, n, seed, after))
+                jobs += [Job(task, method, n, seed) for seed in cfg.seeds]
+    return link_shared(jobs)
+
+
+def link_shared(jobs: list[Job]) -> list[Job]:
+    """Make every lapo/laom job wait for the first job of its (task, method, seed) in
+    ``jobs``. Applied again to the unfinished jobs of a resumed sweep, so the group's
+    first *pending* job is the one that (re)trains the shared stages."""
+    leaders: dict[tuple[str, str, int], str] = {}
+    for job in jobs:
+        job.after = []
+        if job.method in SHARED_STAGE_METHODS:
+            leader = leaders.setdefault((job.task, job.method, job.seed), job.id)
+            if leader != job.id:
+                job.after = [leader]
     return jobs
 
 
@@ -568,7 +578,11 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"# {datetime.now(timezone.utc).isoformat(timespec='seconds')} pipeline {json.dumps(spec)}", flush=True)
-        summary = run_pipeline(PipelineOptions(**spec), log=lambda m: print(m, flush=True))
+        try:
+            summary = run_pipeline(PipelineOptions(**spec), log=lambda m: print(m, flush=True))
+        except Exception:
+            traceback.print_exc()  # the console gets one line; the log keeps the whole story
+            raise
     summary["wall_s"] = time.perf_counter() - start
     return summary
 
@@ -655,7 +669,10 @@ def schedule(
                 finish(Outcome(job, error=f"skipped: {', '.join(d for d in deps if d in failed)} failed"))
             elif len(running) < parallel and all(d in ok for d in deps):
                 pending.remove(job)
-                running[submit(executor, job)] = job
+                try:
+                    running[submit(executor, job)] = job
+                except Exception as exc:  # e.g. a process pool broken by a killed worker
+                    finish(Outcome(job, error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]))
         if not running:
             for job in pending:  # unreachable with planned jobs: a dependency outside the list
                 finish(Outcome(job, error="skipped: dependency never ran"))
@@ -736,7 +753,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
     for run in read_runs(runs_file):
         if run.get("run_key") in {j.key for j in jobs}:
             norms.add(run)
-    todo = [j for j in jobs if j.key not in done_keys]
+    todo = link_shared([j for j in jobs if j.key not in done_keys])
     log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
 
     explicit_threads = any(n.rpartition(".")[2] == "threads" for n, _ in override_pairs(cfg.overrides))
