@@ -211,8 +211,9 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
         if normalized and paper and name in paper_data.PER_TASK_AT_128:
             for m, value in paper_data.PER_TASK_AT_128[name].items():
                 if m in agg["methods"]:
-                    ax.scatter([128], [value], marker="x", color=COLORS.get(m), zorder=5)
-        ticks = sorted(set(agg["budgets"]) | (set(paper_data.BUDGETS) if name == paper_panel else set()))
+                    ax.scatter([128], [value], marker="x", color=COLORS.get(m), zorder=5,
+                               label="x: paper, this task at 128")  # fmt: skip
+        ticks = sorted(set(agg["budgets"]) | (set(paper_data.BUDGETS) if normalized and paper else set()))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
