@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from laom import __version__
 from laom.errors import LaomError
 
+# Commands that train networks: they get glibc's malloc settings at process start.
+TRAINING_COMMANDS = {"train", "pipeline", "sweep", "demo", "evaluate"}
+
 # Modules that contribute commands, in the order they appear in --help.
 COMMAND_MODULES = (
     "laom.envs.cli",
@@ -57,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Commands driven by dataclass configs take the remaining ``--field value`` pairs.
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in TRAINING_COMMANDS:
+        # Before any work is done: the restart re-runs this very command line.
+        from laom.training.cli import maybe_reexec_with_malloc_env
+
+        maybe_reexec_with_malloc_env()
     try:
         result = func(args, extra) if getattr(args, "accepts_extra", False) else func(args)
     except LaomError as exc:

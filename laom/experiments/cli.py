@@ -26,6 +26,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from laom.experiments.demo import register as register_demo
+
+    register_demo(subparsers)
     p = subparsers.add_parser(
         "sweep",
         allow_abbrev=False,  # --seed (a stage override) must not be taken for --seeds
