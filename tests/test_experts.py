@@ -348,3 +348,15 @@ def test_reference_experts_reach_paper_returns(name: str, task: str, minimum: fl
     returns = evaluate(expert, task, episodes=10, seed=0)
     print(f"{task}: mean {np.mean(returns):.1f} ± {np.std(returns):.1f} over seeds 0-9")
     assert np.mean(returns) >= minimum
+
+
+def test_resolve_builtin_specs(ppo_dir) -> None:
+    from laom.experts import resolve
+
+    assert resolve("builtin:cheetah-run").task == "cheetah-run"
+    assert resolve("builtin", task="walker-run").task == "walker-run"
+    assert resolve(ppo_dir[0]).algo == "ppo"
+    with pytest.raises(LaomError, match="needs a task"):
+        resolve("builtin")
+    with pytest.raises(LaomError, match="not walker-run"):
+        resolve("builtin:cheetah-run", task="walker-run")

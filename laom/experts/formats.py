@@ -48,7 +48,7 @@ def load(path: str | Path, task: str | None = None) -> Expert:
         expert.task = _reconcile(path, expert.task, task)
     elif path.name in ("checkpoint.pt", "config.pt"):
         expert = load_ppo_dir(path.parent, task)
-    elif path.suffix == ".zip" or zipfile.is_zipfile(path):
+    elif path.suffix == ".zip" or (path.suffix not in (".pt", ".pth") and zipfile.is_zipfile(path)):
         expert = load_sb3_zip(path, task)
     else:
         raise LaomError(f"{path}: unknown expert format (expected {EXPECTED})")
