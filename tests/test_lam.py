@@ -214,6 +214,30 @@ def test_cli_end_to_end(files, tmp_path, capsys, method):
     assert (out / "checkpoints" / "last.pt").is_file()
 
 
+def test_optional_loggers_say_how_to_install(files, tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(LaomError, match="pip install"):
+            train_lam(cfg_for("laom", files, tmp_path / "tb", total_updates=1, tensorboard=True))
+    else:
+        pytest.skip("tensorboard installed")
+
+
+@pytest.mark.integration
+def test_laom_entry_point_restarts_with_malloc_settings(files, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    cmd = [sys.executable, "-m", "laom", "train", "lam", "--method", "laom", "--data", str(files["data"]),
+           "--out", str(out), *TINY, "--total_updates", "1"]  # fmt: skip
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    assert json.loads((out / "summary.json").read_text())["malloc_mmap_threshold"] == "1000000000"
+
+
 # --------------------------------------------------------------------------- learning
 
 

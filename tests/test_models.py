@@ -161,6 +161,25 @@ def test_laom_loss_shapes_gradients_and_detached_fdm_input():
     assert m.encoder.stages[0][0].weight.grad is None
 
 
+def test_bf16_channels_last_matches_fp32_and_embeddings_are_shared():
+    torch.manual_seed(0)
+    m = LAOM((9, 16, 16), latent_dim=8, head_dim=16, action_dim=2)
+    x, y = torch.rand(4, 9, 16, 16) * 2 - 1, torch.rand(4, 9, 16, 16) * 2 - 1
+    z, emb = m.latent_action_and_embedding(x, y)
+    torch.testing.assert_close(z, m.latent_action(x, y))
+    torch.testing.assert_close(emb, m.embed(x))
+    fast = LAOM((9, 16, 16), latent_dim=8, head_dim=16, action_dim=2)
+    fast.load_state_dict(m.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z_fast = fast.latent_action(x, y)
+        loss, _ = fast.loss(x, x, y, (x, y, torch.zeros(4, 2)))
+    assert z_fast.dtype == torch.bfloat16
+    torch.testing.assert_close(z_fast.float(), z, atol=0.1, rtol=0.05)
+    loss.backward()
+    assert fast.encoder.stages[0][0].weight.grad.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_lapo_reconstructs_pixels_and_quantizes():
     m = LAPO((9, 16, 16), latent_dim=6, fsq_levels=(2, 2, 4))
     x = [torch.rand(3, 9, 16, 16) * 2 - 1 for _ in range(3)]

@@ -116,19 +116,29 @@ def sample_homographies(
     return choice, total
 
 
+_BASE_GRIDS: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def _base_grid(h: int, w: int) -> torch.Tensor:
+    """Output pixel centres in grid_sample's normalised coords, homogeneous [3, H*W]."""
+    if (h, w) not in _BASE_GRIDS:
+        ys = (torch.arange(h, dtype=torch.float64) + 0.5) * (2.0 / h) - 1.0
+        xs = (torch.arange(w, dtype=torch.float64) + 0.5) * (2.0 / w) - 1.0
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        _BASE_GRIDS[(h, w)] = torch.stack([gx.flatten(), gy.flatten(), torch.ones(h * w)]).float()
+    return _BASE_GRIDS[(h, w)]
+
+
 def warp(images: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
     """Warp [B,C,H,W] by forward homographies in centred pixel coordinates (border fill)."""
     b, _, h, w = images.shape
-    # Centred pixel coords -> grid_sample's normalised coords (align_corners=False).
+    # Centred pixel coords -> grid_sample's normalised coords (align_corners=False); the
+    # 3x3 algebra in float64, the per-pixel grid in float32 (one batched matmul).
     to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], dtype=torch.float64))
     from_norm = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], dtype=torch.float64))
-    inverse = to_norm @ torch.linalg.inv(homographies.double()) @ from_norm  # output -> input
-    ys = (torch.arange(h, dtype=torch.float64) + 0.5) * (2.0 / h) - 1.0
-    xs = (torch.arange(w, dtype=torch.float64) + 0.5) * (2.0 / w) - 1.0
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    base = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).view(-1, 3)  # [HW, 3]
-    src = torch.einsum("bij,pj->bpi", inverse, base)
-    grid = (src[..., :2] / src[..., 2:]).view(b, h, w, 2)
+    inverse = (to_norm @ torch.linalg.inv(homographies.double()) @ from_norm).float()  # output -> input
+    src = torch.matmul(inverse, _base_grid(h, w))  # [B, 3, HW]: contiguous rows divide fast
+    grid = (src[:, :2] / src[:, 2:]).transpose(1, 2).reshape(b, h, w, 2)
     grid = grid.to(device=images.device, dtype=images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

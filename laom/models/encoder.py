@@ -74,7 +74,21 @@ class ResNetEncoder(nn.Module):
         self.out_dim = math.prod(self.out_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(x)
+        return self.stages(match_first_conv(x, self.stages[0][0]))
+
+
+def match_first_conv(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
+    """Give an image batch the autocast dtype and the conv's memory format up front.
+
+    Left to the conv, a float32 NCHW input into a bf16 channels_last network is cast
+    and permuted in forward and permuted again for the weight gradient in backward;
+    cast first (cheap, contiguous) then permute the half-size tensor, once.
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        x = x.to(torch.get_autocast_dtype(x.device.type))
+    if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 class ResNetDecoder(nn.Module):

@@ -67,8 +67,12 @@ class LAOM(nn.Module):
         return self.encoder(obs).flatten(1)
 
     def latent_action(self, obs: torch.Tensor, future_obs: torch.Tensor) -> torch.Tensor:
+        return self.latent_action_and_embedding(obs, future_obs)[0]
+
+    def latent_action_and_embedding(self, obs: torch.Tensor, future_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, emb(o_t)) from one encoder pass (probes need both)."""
         e_t, e_k = self.embed(torch.cat([obs, future_obs])).chunk(2)
-        return self.idm(None, torch.cat([e_t, e_k], dim=-1))
+        return self.idm(None, torch.cat([e_t, e_k], dim=-1)), e_t
 
     @torch.no_grad()
     def target_embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -85,11 +89,13 @@ class LAOM(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Inputs are [B, 3F, H, W] in [-1, 1]; ``labeled`` = (o_t, o_{t+k}, a_t)."""
         n = obs.shape[0]
-        if labeled is not None:  # append the labelled (o_t, o_{t+k}) to the same passes
-            obs, future_obs = torch.cat([obs, labeled[0]]), torch.cat([future_obs, labeled[1]])
-        if augment is not None:  # o_t, o_{t+k} and the target o_{t+1} independently
-            obs, future_obs, next_obs = augment(obs), augment(future_obs), augment(next_obs)
-        e_t, e_k = self.embed(torch.cat([obs, future_obs])).chunk(2)  # one encoder pass
+        # [o_t; labelled o_t; o_{t+k}; labelled o_{t+k}]: one augment call, one encoder pass.
+        lab = [labeled[0]] if labeled is not None else []
+        lab_future = [labeled[1]] if labeled is not None else []
+        pair = torch.cat([obs, *lab, future_obs, *lab_future])
+        if augment is not None:  # every image independently, the target o_{t+1} too
+            pair, next_obs = augment(pair), augment(next_obs)
+        e_t, e_k = self.embed(pair).chunk(2)
         z = self.idm(None, torch.cat([e_t, e_k], dim=-1))  # IDM: (o_t, o_{t+k}) -> z
         pred_next = self.fdm(e_t[:n].detach(), z[:n])  # FDM: (sg emb(o_t), z) -> emb(o_{t+1})
         target = self.target_embed(next_obs)  # EMA or stop-grad encoder

@@ -51,6 +51,9 @@ class LAPO(nn.Module):
         z = self.idm_head(self.idm_encoder(torch.cat([obs, future_obs], dim=1)))
         return self.fsq(z) if self.fsq is not None else z
 
+    def latent_action_and_embedding(self, obs: torch.Tensor, future_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.latent_action(obs, future_obs), self.embed(obs)
+
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
         """Observation embedding (the FDM's encoder), used for the state probe."""
         return self.fdm_encoder(obs).flatten(1)

@@ -16,6 +16,7 @@ observation embedding to the proprioceptive state.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,7 +183,7 @@ def _split_holdout(data: FrameData, fraction: float, seed: int) -> tuple[FrameDa
 @torch.no_grad()
 def encode_transitions(
     model: nn.Module, data: FrameData, frame_stack: int, max_samples: int, runtime: Runtime, seed: int = 0,
-    batch_size: int = 256, channels_last: bool = False,
+    batch_size: int = 256,
 ) -> dict[str, torch.Tensor]:  # fmt: skip
     """Latent actions z = IDM(o_t, o_{t+1}) (the pair later stages label with), the
     observation embedding of o_t, true actions and states for up to ``max_samples``
@@ -197,11 +198,12 @@ def encode_transitions(
     for i in range(0, len(steps), sampler.batch_size):
         chunk = steps[i : i + sampler.batch_size]
         arrays = sampler.gather(chunk, np.ones_like(chunk))
-        obs = _input(arrays["obs"], runtime.device, channels_last)
-        nxt = _input(arrays["next_obs"], runtime.device, channels_last)
+        obs = to_model_input(arrays["obs"], runtime.device)
+        nxt = to_model_input(arrays["next_obs"], runtime.device)
         with runtime.autocast():
-            zs.append(model.latent_action(obs, nxt).float().cpu())
-            embs.append(model.embed(obs).float().cpu())
+            z, emb = model.latent_action_and_embedding(obs, nxt)
+        zs.append(z.float().cpu())
+        embs.append(emb.float().cpu())
     model.train(was_training)
     return {
         "latent": torch.cat(zs),
@@ -211,14 +213,9 @@ def encode_transitions(
     }
 
 
-def _input(stacks: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = to_model_input(stacks, device)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
 def run_probes(model: nn.Module, cfg: LAMConfig, train: FrameData, test: FrameData, runtime: Runtime) -> dict[str, Any]:
-    a = encode_transitions(model, train, cfg.frame_stack, cfg.probe_samples, runtime, cfg.seed, channels_last=cfg.channels_last)
-    b = encode_transitions(model, test, cfg.frame_stack, cfg.probe_eval_samples, runtime, cfg.seed + 1, channels_last=cfg.channels_last)
+    a = encode_transitions(model, train, cfg.frame_stack, cfg.probe_samples, runtime, cfg.seed)
+    b = encode_transitions(model, test, cfg.frame_stack, cfg.probe_eval_samples, runtime, cfg.seed + 1)
     act = fit_linear_probe(a["latent"], a["actions"], b["latent"], b["actions"], cfg.probe_ridge)
     state = fit_linear_probe(a["embedding"], a["states"], b["embedding"], b["states"], cfg.probe_ridge)
     return {
@@ -233,15 +230,75 @@ def run_probes(model: nn.Module, cfg: LAMConfig, train: FrameData, test: FrameDa
     }
 
 
-def train_lam(cfg: LAMConfig) -> dict[str, Any]:
-    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
-    validate(cfg)
-    run = RunDir(cfg.out)
-    run.prepare(cfg)
-    if run.finished:
-        return run.read_summary()
-    runtime = setup_runtime(cfg)
+class LAMTrainer:
+    """Model, optimiser, schedule, samplers and the update step of one LAM run.
 
+    Shared by :func:`train_lam` and ``benchmarks/lam_speed.py`` so the benchmark times
+    exactly the training step. Update ``u``'s batch, future offsets, labelled batch and
+    augmentations are all functions of (seed, u).
+    """
+
+    def __init__(self, cfg: LAMConfig, data: FrameData, labeled: FrameData | None, runtime: Runtime) -> None:
+        self.cfg = cfg
+        self.runtime = runtime
+        self.sampler = BatchSampler(data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed)
+        self.label_sampler = None
+        if labeled is not None and cfg.method == "laom-labels":
+            self.label_sampler = BatchSampler(
+                labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
+                keys=("obs", "future_obs"), with_replacement=True,
+            )  # fmt: skip
+        self.total, self.warmup = schedule_lengths(cfg, self.sampler.updates_per_epoch)
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, data).to(runtime.device)
+        self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+        self.optimizer = make_optimizer(self.model, cfg.learning_rate, cfg.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, self.warmup, self.total)
+        self.augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def _input(self, stacks: torch.Tensor) -> torch.Tensor:
+        # NCHW float32 even for a channels_last model: the encoders convert their
+        # (concatenated, augmented) input once (laom.models.encoder.match_first_conv).
+        return to_model_input(stacks, self.runtime.device)
+
+    def step(self, update: int, grad_norm: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """One optimisation step; returns the loss terms (and the grad norm if asked)."""
+        cfg = self.cfg
+        arrays = self.sampler.batch(update).arrays
+        obs, next_obs, future_obs = (self._input(arrays[k]) for k in ("obs", "next_obs", "future_obs"))
+        labeled = None
+        if self.label_sampler is not None:
+            lb = self.label_sampler.batch(update).arrays
+            labeled = (self._input(lb["obs"]), self._input(lb["future_obs"]), lb["actions"].to(self.runtime.device))
+        augment = None
+        if self.augmenter is not None:
+            gen, augmenter = step_generator(cfg.seed, update, stream=1), self.augmenter
+
+            def augment(x: torch.Tensor) -> torch.Tensor:
+                return augmenter(x, gen)
+
+        with self.runtime.autocast():
+            loss, values = self.model.loss(obs, next_obs, future_obs, labeled, augment=augment)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = clip_and_norm(self.model.parameters(), cfg.grad_clip) if (grad_norm or cfg.grad_clip) else None
+        self.optimizer.step()
+        self.scheduler.step()
+        self.model.update_target()
+        return values, norm
+
+
+def load_training_data(cfg: LAMConfig) -> tuple[FrameData, FrameData | None, FrameData, FrameData]:
+    """(data, labelled data or None, probe train, probe test) with the cross-file checks."""
     data = load_frames(cfg.data, cfg.max_trajectories or None)
     labeled = None
     if cfg.method == "laom-labels":
@@ -255,75 +312,39 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         check_same_task(data, probe_test, "--eval-data")
     else:
         probe_train, probe_test = _split_holdout(data, cfg.holdout_fraction, cfg.seed)
+    return data, labeled, probe_train, probe_test
+
+
+def train_lam(cfg: LAMConfig) -> dict[str, Any]:
+    """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
+    validate(cfg)
+    run = RunDir(cfg.out)
+    run.prepare(cfg)
+    if run.finished:
+        return run.read_summary()
+    runtime = setup_runtime(cfg)
+    data, labeled, probe_train, probe_test = load_training_data(cfg)
     signature = data_signature(data, cfg.frame_stack)
+    trainer = LAMTrainer(cfg, data, labeled, runtime)
+    model, total, per_epoch = trainer.model, trainer.total, trainer.sampler.updates_per_epoch
 
-    sampler = BatchSampler(data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed)
-    label_sampler = None
-    if labeled is not None:
-        label_sampler = BatchSampler(
-            labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
-            keys=("obs", "future_obs"), with_replacement=True,
-        )  # fmt: skip
-    total, warmup = schedule_lengths(cfg, sampler.updates_per_epoch)
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, data).to(runtime.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, warmup, total)
     start = 0
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:
         check_signature(checkpoint["signature"], data, cfg.frame_stack, "--data")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        trainer.load_state_dict(checkpoint)
         start = int(checkpoint["update"])
-
-    augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
     metrics = MetricsWriter(run, cfg, resume_from=start)
     progress = Progress(total, start, cfg.batch_size, enabled=cfg.progress, desc=f"lam {cfg.method}")
-
-    def save(update: int) -> None:
-        run.save_checkpoint({
-            "update": update, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "signature": signature, "config": config_to_dict(cfg),
-        })  # fmt: skip
 
     model.train()
     last: dict[str, float] = {}
     window: dict[str, torch.Tensor] = {}  # metric sums since the last log row
     window_n = 0
     for update in range(start, total):
-        batch = sampler.batch(update)
-        obs, next_obs, future_obs = (_input(batch.arrays[k], runtime.device, cfg.channels_last) for k in ("obs", "next_obs", "future_obs"))
-        labeled_batch = None
-        if label_sampler is not None:
-            lb = label_sampler.batch(update)
-            labeled_batch = (
-                _input(lb.arrays["obs"], runtime.device, cfg.channels_last),
-                _input(lb.arrays["future_obs"], runtime.device, cfg.channels_last),
-                lb.arrays["actions"].to(runtime.device),
-            )
-        augment = None
-        if augmenter is not None:
-            gen = step_generator(cfg.seed, update, stream=1)
-
-            def augment(x: torch.Tensor, gen: torch.Generator = gen) -> torch.Tensor:
-                return augmenter(x, gen)
-
-        with runtime.autocast():
-            loss, values = model.loss(obs, next_obs, future_obs, labeled_batch, augment=augment)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         done = update + 1
         log_now = done % cfg.log_every == 0 or done == total
-        grad_norm = clip_and_norm(model.parameters(), cfg.grad_clip) if (log_now or cfg.grad_clip) else None
-        optimizer.step()
-        scheduler.step()
-        model.update_target()
-
+        values, grad_norm = trainer.step(update, grad_norm=log_now)
         for k, v in values.items():
             window[k] = window.get(k, 0.0) + v
         window_n += 1
@@ -331,12 +352,13 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
             last = {k: float(v) / window_n for k, v in window.items()}
             window, window_n = {}, 0
             metrics.write(done, {
-                **last, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-                "samples_per_s": progress.samples_per_s(done), "epoch": done / sampler.updates_per_epoch,
+                **last, "grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0],
+                "samples_per_s": progress.samples_per_s(done), "epoch": done / per_epoch,
             })  # fmt: skip
         progress.update(done, loss=last.get("loss", float("nan")), samples_s=round(progress.samples_per_s(done)))
         if done % cfg.checkpoint_every == 0 or done == total:
-            save(done)
+            run.save_checkpoint({"update": done, **trainer.state_dict(), "signature": signature,
+                                 "config": config_to_dict(cfg)})  # fmt: skip
     samples_per_s = progress.samples_per_s(total) if total > start else None
     progress.close()
     metrics.close()
@@ -347,13 +369,15 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
     summary = {
         "method": cfg.method,
         "updates": total,
-        "epochs": total / sampler.updates_per_epoch,
+        "epochs": total / per_epoch,
         "final": last,
         **probes,
         "probe_test_set": cfg.eval_data or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
         "samples_per_s": samples_per_s,
         "device": str(runtime.device),
         "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         "lam": str(run.path / "lam.pt"),
     }
     run.write_summary(summary)

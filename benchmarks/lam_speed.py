@@ -1,0 +1,114 @@
+"""LAM training throughput (samples/s of the full update step) for LAPO, LAOM, LAOM+labels.
+
+    nice .venv/bin/python benchmarks/lam_speed.py                 # reference shape + cpu preset
+    nice .venv/bin/python benchmarks/lam_speed.py --shape paper --updates 3 --warmup 1
+    nice .venv/bin/python benchmarks/lam_speed.py --compare       # fp32/bf16 x channels_last
+
+Shapes:
+
+* ``ref``: the brief's comparison point with the release (batch 64, 3 stacked 64 px frames,
+  encoder scale 1 with 2 res blocks, latent dim 256, heads 256, future offset 10,
+  augmentations on; LAPO with FSQ (2, 2, 4); labelled batch ``--labeled-batch``);
+* ``cpu``: the presets in configs/cpu (LAPO there has augmentations off);
+* ``paper``: the presets in configs/paper (batch 512, scale 6, latent 8192).
+
+Each figure times ``LAMTrainer.step`` (gather, normalise, augment, forward, backward,
+AdamW, EMA) after warm-up steps, best of ``--repeats``, on random 64 px frames.
+"per CPU-second" divides by this process's CPU time instead of wall time: with
+``--threads 1`` it estimates the idle-machine rate of one core when other jobs compete
+for the CPU (with 2+ threads it also counts OpenMP spin-waiting, so use wall time).
+Set MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1000000000 in the environment to see
+the effect of glibc keeping freed memory (the ``laom`` CLI sets them itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from laom.data.sampler import FrameData
+from laom.training.common import REPO_CONFIGS, parse_config, setup_runtime
+from laom.training.lam import CONFIGS, LAMTrainer
+
+REF = ["--batch_size", "64", "--frame_stack", "3", "--encoder_scale", "1", "--num_res_blocks", "2",
+       "--latent_dim", "256", "--head_dim", "256", "--future_offset", "10", "--use_aug", "true"]  # fmt: skip
+
+
+def frames(trajectories: int, length: int, hw: int = 64) -> FrameData:
+    rng = np.random.default_rng(0)
+    n = trajectories * length
+    return FrameData(
+        frames=rng.integers(0, 256, (n, 3, hw, hw), dtype=np.uint8),
+        actions=rng.uniform(-1, 1, (n, 6)).astype(np.float32),
+        states=rng.normal(size=(n, 17)).astype(np.float32),
+        traj_offsets=np.arange(0, n + 1, length, dtype=np.int64),
+        attrs={"domain_name": "cheetah", "task_name": "run"},
+    )
+
+
+def measure(method: str, shape: str, extra: list[str], data: FrameData, labeled: FrameData, args) -> tuple[float, float]:
+    """(wall-clock samples/s, samples per CPU-second of this process), best of repeats."""
+    preset = None if shape == "ref" else REPO_CONFIGS / shape / f"lam-{method}.yaml"
+    overrides = (REF if shape == "ref" else []) + extra
+    if shape == "ref" and method == "laom-labels":
+        overrides += ["--labeled_batch_size", str(args.labeled_batch)]
+    cfg = parse_config(CONFIGS[method], preset, overrides)
+    cfg.total_updates = 10**6
+    if args.threads:
+        cfg.threads = args.threads
+    runtime = setup_runtime(cfg)
+    trainer = LAMTrainer(cfg, data, labeled if method == "laom-labels" else None, runtime)
+    for u in range(args.warmup):
+        trainer.step(u)
+    best, best_cpu = float("inf"), float("inf")
+    u = args.warmup
+    for _ in range(args.repeats):
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(args.updates):
+            trainer.step(u)
+            u += 1
+        best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
+    return cfg.batch_size * args.updates / best, cfg.batch_size * args.updates / best_cpu
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", choices=("ref", "cpu", "paper", "both"), default="both", help="both = ref and cpu")
+    p.add_argument("--methods", default="laom,laom-labels,lapo")
+    p.add_argument("--updates", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--labeled-batch", type=int, default=64, help="labelled batch of LAOM+labels at the ref shape")
+    p.add_argument("--compare", action="store_true", help="also fp32 vs bf16 and channels_last on/off")
+    p.add_argument("--extra", default="", help="more config overrides, e.g. '--use_aug false'")
+    args = p.parse_args()
+
+    print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
+          f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    data = frames(8, 500)
+    labeled = frames(2, 500)
+    shapes = ("ref", "cpu") if args.shape == "both" else (args.shape,)
+    variants = [("default", [])]
+    if args.compare:
+        variants = [
+            ("fp32", ["--precision", "fp32", "--channels_last", "false"]),
+            ("fp32+cl", ["--precision", "fp32", "--channels_last", "true"]),
+            ("bf16", ["--precision", "bf16", "--channels_last", "false"]),
+            ("bf16+cl", ["--precision", "bf16", "--channels_last", "true"]),
+        ]
+    for shape in shapes:
+        for method in args.methods.split(","):
+            for name, extra in variants:
+                sps, per_cpu = measure(method, shape, extra + args.extra.split(), data, labeled, args)
+                print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({per_cpu:7.1f} per CPU-second)",
+                      flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
