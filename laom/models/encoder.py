@@ -32,7 +32,7 @@ class ResidualBlock(nn.Module):
         self.block = nn.Sequential(
             nn.ReLU6(),
             nn.Conv2d(channels, channels, kernel_size=3, padding=1),
-            nn.ReLU6(),
+            nn.ReLU6(inplace=True),  # on the conv's fresh output (the first must keep x)
             nn.Conv2d(channels, channels, kernel_size=3, padding=1),
         )
 
@@ -114,7 +114,9 @@ class ResNetDecoder(nn.Module):
             stages.append(_stage(c, ch * scale, num_res_blocks, up=True))
             c = ch * scale
         self.stages = nn.Sequential(*stages)
-        self.to_pixels = nn.Sequential(nn.ReLU6(), nn.Conv2d(c, out_channels, kernel_size=1), nn.Tanh())
+        self.to_pixels = nn.Sequential(nn.ReLU6(), nn.Conv2d(c, out_channels, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_pixels(self.stages(x))
+        # tanh in float32: the vectorised fp32 kernel beats bf16's, and the pixel loss
+        # is computed in float32 anyway.
+        return torch.tanh(self.to_pixels(self.stages(x)).float())

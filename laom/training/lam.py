@@ -341,6 +341,7 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
     last: dict[str, float] = {}
     window: dict[str, torch.Tensor] = {}  # metric sums since the last log row
     window_n = 0
+    shown = float("nan")
     for update in range(start, total):
         done = update + 1
         log_now = done % cfg.log_every == 0 or done == total
@@ -355,7 +356,10 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
                 **last, "grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0],
                 "samples_per_s": progress.samples_per_s(done), "epoch": done / per_epoch,
             })  # fmt: skip
-        progress.update(done, loss=last.get("loss", float("nan")), samples_s=round(progress.samples_per_s(done)))
+            shown = last["loss"]
+        elif done % 10 == 0 or update == start:  # running mean for the bar; syncs rarely on GPU
+            shown = float(window["loss"]) / window_n
+        progress.update(done, loss=shown, samples_s=round(progress.samples_per_s(done)))
         if done % cfg.checkpoint_every == 0 or done == total:
             run.save_checkpoint({"update": done, **trainer.state_dict(), "signature": signature,
                                  "config": config_to_dict(cfg)})  # fmt: skip
