@@ -104,6 +104,7 @@ class LAOMLabelsConfig(LAMConfig):
 
     method: str = "laom-labels"
     target: str = "stopgrad"
+    labeled_batch_size: int = 32  # paper: 128 labelled per 512 unlabelled
 
 
 CONFIGS: dict[str, type[LAMConfig]] = {"lapo": LAPOConfig, "laom": LAMConfig, "laom-labels": LAOMLabelsConfig}
