@@ -21,8 +21,11 @@ uninterrupted one and checkpoints need no RNG streams.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
+import difflib
+import io
 import json
 import math
 import os
@@ -114,19 +117,24 @@ def parse_config(cls: type[C], config_path: str | Path | None, overrides: Sequen
         unknown = sorted(set(loaded) - names)
         if unknown:
             raise LaomError(f"config {config_path}: unknown field(s) {', '.join(unknown)}")
-    args = list(overrides)
-    for tok in args:
+    args = []
+    for tok in overrides:
         if tok.startswith("--"):
-            name = tok[2:].split("=", 1)[0].replace("-", "_")
+            name, eq, value = tok[2:].partition("=")
+            name = name.replace("-", "_")
             if name not in names:
-                close = [n for n in sorted(names) if name in n or n in name]
-                hint = f" (did you mean {', '.join('--' + c for c in close[:3])}?)" if close else ""
+                close = difflib.get_close_matches(name, sorted(names), n=3)
+                hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
                 raise LaomError(f"unknown option --{name}{hint}")
-    args = [("--" + t[2:].replace("-", "_")) if t.startswith("--") and "=" not in t else t for t in args]
+            tok = f"--{name}{eq}{value}"
+        args.append(tok)
+    stderr = io.StringIO()  # argparse's usage dump becomes part of one error line
     try:
-        cfg = draccus.parse(cls, config_path=str(config_path) if config_path else None, args=args)
+        with contextlib.redirect_stderr(stderr):
+            cfg = draccus.parse(cls, config_path=str(config_path) if config_path else None, args=args)
     except SystemExit:
-        raise LaomError(f"invalid option value in: {' '.join(overrides)}") from None
+        reason = stderr.getvalue().strip().splitlines()[-1:] or ["invalid value"]
+        raise LaomError(f"{reason[0].split('error: ', 1)[-1]} (in: {' '.join(overrides)})") from None
     except Exception as exc:
         raise LaomError(f"invalid configuration: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     for key, value in fixed.items():
