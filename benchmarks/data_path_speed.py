@@ -82,7 +82,9 @@ def rate(fn, batches: int, batch: int, repeats: int = 3) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--trajectories", type=int, default=20)
     p.add_argument("--length", type=int, default=1000)
@@ -101,8 +103,13 @@ def main() -> None:
         print(f"load_frames: {data.num_frames} frames in {time.perf_counter() - t:.2f} s")
         sampler = BatchSampler(data, args.batch, frame_stack=3, max_offset=10, seed=0)
         gather = rate(lambda u: sampler.batch(u), args.batches, args.batch)
-        print(f"gather            : {gather:9.0f} samples/s  (batch {args.batch}, 3 stacks of 3 frames)")
-        bufs = {k: torch.empty(args.batch, 9, args.hw, args.hw) for k in ("obs", "next_obs", "future_obs")}
+        print(
+            f"gather            : {gather:9.0f} samples/s  (batch {args.batch}, 3 stacks of 3 frames)"
+        )
+        bufs = {
+            k: torch.empty(args.batch, 9, args.hw, args.hw)
+            for k in ("obs", "next_obs", "future_obs")
+        }
 
         def gather_norm(u: int) -> None:
             arrays = sampler.batch(u).arrays
@@ -113,7 +120,9 @@ def main() -> None:
         print(f"gather+normalise  : {both:9.0f} samples/s  (float32 in [-1, 1], [B, 9, H, W])")
         if not args.skip_reference:
             ds = PerItemDataset(path, 3, 10)
-            loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=True)
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=args.batch, shuffle=True, drop_last=True
+            )
             it = iter(loader)
 
             def per_item(_: int) -> None:
@@ -121,7 +130,9 @@ def main() -> None:
                 [b.permute(0, 3, 1, 2) for b in batch[:3]]
 
             ref = rate(per_item, min(args.batches, 5), args.batch, repeats=2)
-            print(f"per-item reference: {ref:9.0f} samples/s  (Dataset + DataLoader, release design)")
+            print(
+                f"per-item reference: {ref:9.0f} samples/s  (Dataset + DataLoader, release design)"
+            )
             print(f"speed-up of gather over per-item reference: {gather / ref:.1f}x")
 
 

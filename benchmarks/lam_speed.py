@@ -50,7 +50,9 @@ def frames(trajectories: int, length: int, hw: int = 64) -> FrameData:
     )
 
 
-def measure(method: str, shape: str, extra: list[str], data: FrameData, labeled: FrameData, args) -> tuple[float, float]:
+def measure(
+    method: str, shape: str, extra: list[str], data: FrameData, labeled: FrameData, args
+) -> tuple[float, float]:
     """(wall-clock samples/s, samples per CPU-second of this process), best of repeats."""
     preset = None if shape == "ref" else REPO_CONFIGS / shape / f"lam-{method}.yaml"
     overrides = (REF if shape == "ref" else []) + extra
@@ -76,15 +78,29 @@ def measure(method: str, shape: str, extra: list[str], data: FrameData, labeled:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shape", choices=("ref", "cpu", "paper", "both"), default="both", help="both = ref and cpu")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--shape",
+        choices=("ref", "cpu", "paper", "both"),
+        default="both",
+        help="both = ref and cpu",
+    )
     p.add_argument("--methods", default="laom,laom-labels,lapo")
     p.add_argument("--updates", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--labeled-batch", type=int, default=64, help="labelled batch of LAOM+labels at the ref shape")
-    p.add_argument("--compare", action="store_true", help="also fp32 vs bf16 and channels_last on/off")
+    p.add_argument(
+        "--labeled-batch",
+        type=int,
+        default=64,
+        help="labelled batch of LAOM+labels at the ref shape",
+    )
+    p.add_argument(
+        "--compare", action="store_true", help="also fp32 vs bf16 and channels_last on/off"
+    )
     p.add_argument("--extra", default="", help="more config overrides, e.g. '--use_aug false'")
     args = p.parse_args()
 
@@ -105,7 +121,9 @@ def main() -> None:
     for shape in shapes:
         for method in args.methods.split(","):
             for name, extra in variants:
-                sps, per_cpu = measure(method, shape, extra + args.extra.split(), data, labeled, args)
+                sps, per_cpu = measure(
+                    method, shape, extra + args.extra.split(), data, labeled, args
+                )
                 print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({per_cpu:7.1f} per CPU-second)",
                       flush=True)  # fmt: skip
 

@@ -39,7 +39,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "data": write_moving_square(d / "data.hdf5", 4, 24, img_hw=HW, seed=0),
         "labeled": write_moving_square(d / "labeled.hdf5", 2, 24, img_hw=HW, seed=1),
         "eval": write_moving_square(d / "eval.hdf5", 2, 24, img_hw=HW, seed=2, split="eval"),
-        "other_task": write_moving_square(d / "other.hdf5", 2, 24, img_hw=HW, seed=3, task=("reacher", "easy")),
+        "other_task": write_moving_square(
+            d / "other.hdf5", 2, 24, img_hw=HW, seed=3, task=("reacher", "easy")
+        ),
         "other_size": write_moving_square(d / "big.hdf5", 2, 24, img_hw=24, seed=3),
     }
     empty = d / "empty.hdf5"
@@ -75,7 +77,12 @@ def test_cpu_presets_are_the_code_defaults(method):
 def test_paper_presets_hold_table_5(method):
     cfg = parse_config(CONFIGS[method], REPO_CONFIGS / "paper" / f"lam-{method}.yaml", [])
     assert (cfg.batch_size, cfg.epochs, cfg.learning_rate, cfg.warmup_epochs) == (512, 10, 1e-4, 3)
-    assert (cfg.future_offset, cfg.latent_dim, cfg.encoder_scale, cfg.num_res_blocks) == (10, 8192, 6, 2)
+    assert (cfg.future_offset, cfg.latent_dim, cfg.encoder_scale, cfg.num_res_blocks) == (
+        10,
+        8192,
+        6,
+        2,
+    )
     assert cfg.frame_stack == 3 and cfg.weight_decay == 0 and cfg.grad_clip is None
     assert cfg.encoder_channels == (16, 32, 32)
     if method == "lapo":
@@ -85,14 +92,25 @@ def test_paper_presets_hold_table_5(method):
     if method == "laom":
         assert cfg.target == "ema" and cfg.target_tau == 0.001
     if method == "laom-labels":
-        assert cfg.target == "stopgrad" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
+        assert (
+            cfg.target == "stopgrad" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
+        )
 
 
 def test_overrides_and_unknown_fields():
     preset = resolve_preset("paper", "lam-laom")
     assert preset == REPO_CONFIGS / "paper" / "lam-laom.yaml"
-    cfg = parse_config(CONFIGS["laom"], preset, ["--batch_size", "32", "--fsq_levels", "[3,3]", "--grad_clip", "1.0"])
-    assert cfg.batch_size == 32 and cfg.fsq_levels == (3, 3) and cfg.grad_clip == 1.0 and cfg.latent_dim == 8192
+    cfg = parse_config(
+        CONFIGS["laom"],
+        preset,
+        ["--batch_size", "32", "--fsq_levels", "[3,3]", "--grad_clip", "1.0"],
+    )
+    assert (
+        cfg.batch_size == 32
+        and cfg.fsq_levels == (3, 3)
+        and cfg.grad_clip == 1.0
+        and cfg.latent_dim == 8192
+    )
     with pytest.raises(LaomError, match="unknown option --batch_sise"):
         parse_config(CONFIGS["laom"], None, ["--batch_sise", "3"])
     with pytest.raises(LaomError, match="invalid"):
@@ -118,15 +136,25 @@ def fails(argv: list[str], capsys, fragment: str) -> None:
 
 def test_cli_errors_are_one_line(files, tmp_path, capsys):
     base = ["train", "lam", "--data", str(files["data"]), *TINY]
-    fails([*base, "--method", "laom-labels", "--out", str(tmp_path / "a")], capsys, "needs --labeled")
+    fails(
+        [*base, "--method", "laom-labels", "--out", str(tmp_path / "a")], capsys, "needs --labeled"
+    )
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_task"]), "--out", str(tmp_path / "b")],
           capsys, "reacher-easy")  # fmt: skip
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_size"]), "--out", str(tmp_path / "c")],
           capsys, "image size 24")  # fmt: skip
     fails([*base, "--method", "laom-labels", "--labeled", str(files["empty"]), "--out", str(tmp_path / "d")],
           capsys, "no trajectories")  # fmt: skip
-    fails([*base, "--method", "laom", "--out", str(tmp_path / "e"), "--nonsense", "1"], capsys, "unknown option --nonsense")
-    fails([*base, "--method", "laom", "--out", str(tmp_path / "f"), "--config", "nopreset"], capsys, "no preset")
+    fails(
+        [*base, "--method", "laom", "--out", str(tmp_path / "e"), "--nonsense", "1"],
+        capsys,
+        "unknown option --nonsense",
+    )
+    fails(
+        [*base, "--method", "laom", "--out", str(tmp_path / "f"), "--config", "nopreset"],
+        capsys,
+        "no preset",
+    )
     fails(["train", "lam", "--method", "laom", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "g")],
           capsys, "no such file")  # fmt: skip
 
@@ -140,7 +168,9 @@ def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys
     (Path(out) / "summary.json").unlink()  # pretend it was killed after its last checkpoint
     fails([*args, "--total_updates", "2", "--latent_dim", "4"], capsys, "different config")
     write_moving_square(data, 2, 20, img_hw=24, seed=0)  # same path, other image size
-    fails([*args, "--total_updates", "2"], capsys, "image size 24 does not match the checkpoint's 16")
+    fails(
+        [*args, "--total_updates", "2"], capsys, "image size 24 does not match the checkpoint's 16"
+    )
 
 
 # --------------------------------------------------------------------------- resume / determinism
@@ -169,7 +199,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
     monkeypatch.setattr(lam_mod.Progress, "update", original)
-    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"] == 3
+    assert (
+        torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"]
+        == 3
+    )
     resumed = train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
 
     for key, value in _state(tmp_path / "full").items():
@@ -178,7 +211,9 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     assert [r["update"] for r in rows_resumed] == list(range(1, 8))
     assert [r["loss"] for r in rows_full] == [r["loss"] for r in rows_resumed]
     assert full["action_probe_mse"] == resumed["action_probe_mse"]
-    assert train_lam(cfg_for(method, files, tmp_path / "resumed", **kw)) == resumed  # finished: no-op
+    assert (
+        train_lam(cfg_for(method, files, tmp_path / "resumed", **kw)) == resumed
+    )  # finished: no-op
 
 
 def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
@@ -204,7 +239,12 @@ def test_cli_end_to_end(files, tmp_path, capsys, method):
     summary = json.loads((out / "summary.json").read_text())
     assert printed["action_probe_mse"] == summary["action_probe_mse"]
     assert summary["probe_test_set"] == str(files["eval"]) and summary["updates"] == 4
-    for key in ("action_probe_mse", "action_probe_baseline_mse", "state_probe_mse", "samples_per_s"):
+    for key in (
+        "action_probe_mse",
+        "action_probe_baseline_mse",
+        "state_probe_mse",
+        "samples_per_s",
+    ):
         assert np.isfinite(summary[key]), key
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["method"] == method and cfg["batch_size"] == 8 and cfg["data"] == str(files["data"])
@@ -243,7 +283,11 @@ def test_laom_entry_point_restarts_with_malloc_settings(files, tmp_path):
 
 @pytest.mark.integration
 def test_lapo_pixel_loss_falls(tmp_path):
-    plain = {"data": write_moving_square(tmp_path / "plain.hdf5", 4, 24, img_hw=HW, seed=0, distractors=False)}
+    plain = {
+        "data": write_moving_square(
+            tmp_path / "plain.hdf5", 4, 24, img_hw=HW, seed=0, distractors=False
+        )
+    }
     cfg = cfg_for("lapo", plain, tmp_path / "lapo", total_updates=60, log_every=1, learning_rate=1e-3,
                   warmup_epochs=0.0, batch_size=16)  # fmt: skip
     train_lam(cfg)

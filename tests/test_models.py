@@ -31,7 +31,11 @@ def test_laom_init_is_orthogonal_with_zero_bias():
     m = LAOM((9, 32, 32), latent_dim=16, head_dim=32)
     w = m.encoder.stages[0][0].weight.flatten(1)  # [16, 81]: orthonormal rows
     torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)
-    assert all(float(b.detach().abs().max()) == 0 for n, b in m.named_parameters() if n.endswith("bias") and "norm" not in n)
+    assert all(
+        float(b.detach().abs().max()) == 0
+        for n, b in m.named_parameters()
+        if n.endswith("bias") and "norm" not in n
+    )
 
 
 def test_conditioned_mlp_equals_concatenating_the_condition_at_every_block():
@@ -102,9 +106,7 @@ def test_rotation_by_90_degrees_matches_rot90():
     m = torch.tensor([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]],
                      dtype=torch.float64).unsqueeze(0)  # fmt: skip
     y = warp(x, m)
-    assert min(
-        (y - torch.rot90(x, k, dims=(2, 3))).abs().max().item() for k in (1, -1)
-    ) < 1e-4
+    assert min((y - torch.rot90(x, k, dims=(2, 3))).abs().max().item() for k in (1, -1)) < 1e-4
 
 
 def test_homography_from_points_maps_corners():
@@ -214,5 +216,9 @@ def test_linear_probe_recovers_a_linear_map_and_reports_baseline():
     xt = torch.randn(200, 10, generator=g)
     r = fit_linear_probe(x, y, xt, xt @ w.T + 0.5)
     assert r.mse < 1e-6 and r.r2 > 0.999
-    wide = fit_linear_probe(torch.randn(20, 50), torch.randn(20, 2), torch.randn(30, 50), torch.randn(30, 2))
-    assert math.isfinite(wide.mse) and wide.baseline_mse > 0  # dual form (more features than samples)
+    wide = fit_linear_probe(
+        torch.randn(20, 50), torch.randn(20, 2), torch.randn(30, 50), torch.randn(30, 2)
+    )
+    assert (
+        math.isfinite(wide.mse) and wide.baseline_mse > 0
+    )  # dual form (more features than samples)

@@ -14,7 +14,9 @@ from laom.errors import LaomError
 def _frame_data(lengths: list[int], hw: int = 4) -> FrameData:
     """Frames whose pixels all equal their global index (mod 256): stacks are readable."""
     n = sum(lengths)
-    frames = (np.arange(n) % 256).astype(np.uint8)[:, None, None, None] * np.ones((1, 3, hw, hw), np.uint8)
+    frames = (np.arange(n) % 256).astype(np.uint8)[:, None, None, None] * np.ones(
+        (1, 3, hw, hw), np.uint8
+    )
     actions = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
     states = -np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -110,7 +112,9 @@ def test_epoch_visits_every_transition_once_and_batches_are_reproducible():
     np.testing.assert_array_equal(b1.steps, b2.steps)
     np.testing.assert_array_equal(b1.offsets, b2.offsets)
     other = BatchSampler(data, batch_size=8, frame_stack=2, max_offset=3, seed=8)
-    assert not np.array_equal(other.batch(0).steps, BatchSampler(data, 8, 2, 3, seed=7).batch(0).steps)
+    assert not np.array_equal(
+        other.batch(0).steps, BatchSampler(data, 8, 2, 3, seed=7).batch(0).steps
+    )
 
 
 def test_with_replacement_sampler_handles_tiny_datasets():
@@ -123,7 +127,12 @@ def test_with_replacement_sampler_handles_tiny_datasets():
 
 
 def test_to_model_input_scales_to_unit_range():
-    stacks = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2).contiguous()
+    stacks = (
+        torch.tensor([0, 255, 51], dtype=torch.uint8)
+        .view(1, 3, 1, 1)
+        .expand(2, 3, 2, 2)
+        .contiguous()
+    )
     x = to_model_input(stacks)
     assert x.dtype == torch.float32 and x.shape == (2, 3, 2, 2)
     torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([-1.0, 1.0, -0.6]))

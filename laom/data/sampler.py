@@ -121,7 +121,9 @@ def load_frames(path: str | Path, max_trajectories: int | None = None) -> FrameD
         first = f[names[0]]
         obs_shape = first["obs"].shape
         if len(obs_shape) != 4 or obs_shape[-1] != 3 or first["obs"].dtype != np.uint8:
-            raise LaomError(f"dataset {path}: obs must be uint8 [T,H,W,3], got {first['obs'].dtype} {obs_shape}")
+            raise LaomError(
+                f"dataset {path}: obs must be uint8 [T,H,W,3], got {first['obs'].dtype} {obs_shape}"
+            )
         lengths = [f[n]["obs"].shape[0] for n in names]
         n = int(sum(lengths))
         a_dim, s_dim = first["actions"].shape[1], first["states"].shape[1]
@@ -138,7 +140,9 @@ def load_frames(path: str | Path, max_trajectories: int | None = None) -> FrameD
                 or g["actions"].shape != (length, a_dim)
                 or g["states"].shape != (length, s_dim)
             ):
-                raise LaomError(f"dataset {path}: trajectory {name} has shapes inconsistent with trajectory {names[0]}")
+                raise LaomError(
+                    f"dataset {path}: trajectory {name} has shapes inconsistent with trajectory {names[0]}"
+                )
             if length:
                 frames[pos : pos + length] = g["obs"][()].transpose(0, 3, 1, 2)
                 actions[pos : pos + length] = g["actions"][()]
@@ -200,7 +204,9 @@ class BatchSampler:
         self._perm = np.zeros(0, dtype=np.int64)
         c, h, w = data.frames.shape[1:]
         self._buffers = {
-            k: torch.empty((batch_size, frame_stack * c, h, w), dtype=torch.uint8, pin_memory=pin_memory)
+            k: torch.empty(
+                (batch_size, frame_stack * c, h, w), dtype=torch.uint8, pin_memory=pin_memory
+            )
             for k in keys
         }
         self._buffers["actions"] = torch.empty((batch_size, data.action_dim), pin_memory=pin_memory)
@@ -244,7 +250,9 @@ class BatchSampler:
         for key in self.keys:
             buf = self._buffers[key][:b]
             idx = self.stack_indices(targets[key])
-            np.take(frames, idx, axis=0, out=buf.numpy().reshape(b, -1, *frames.shape[1:]), mode="clip")
+            np.take(
+                frames, idx, axis=0, out=buf.numpy().reshape(b, -1, *frames.shape[1:]), mode="clip"
+            )
             out[key] = buf
         for key, source in (("actions", self.data.actions), ("states", self.data.states)):
             out[key] = self._buffers[key][:b]

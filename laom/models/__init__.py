@@ -38,7 +38,9 @@ def save_lam(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_lam(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_lam(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a LAM saved by :func:`save_lam`; returns (model in eval mode, meta).
 
     ``meta`` holds the training method, img_hw, frame_stack, action_dim, state_dim and
@@ -54,7 +56,9 @@ def load_lam(path: str | Path, map_location: str | torch.device = "cpu") -> tupl
     except Exception as exc:
         raise LaomError(f"latent action model {path}: unreadable ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != LAM_FORMAT:
-        raise LaomError(f"latent action model {path}: not a LAM file (expected format {LAM_FORMAT})")
+        raise LaomError(
+            f"latent action model {path}: not a LAM file (expected format {LAM_FORMAT})"
+        )
     model = LAM_CLASSES[payload["class"]](**payload["kwargs"])
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -81,7 +81,9 @@ def homography_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor
 
 def _perspective(n: int, size: int, params: AugmentParams, g: torch.Generator) -> torch.Tensor:
     half = (size + 2 * params.perspective_pad) / 2.0
-    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=torch.float64)
+    corners = torch.tensor(
+        [[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=torch.float64
+    )
     src = (corners * half).expand(n, 4, 2)
     inward = torch.rand(n, 4, 2, generator=g, dtype=torch.float64) * (params.distortion * half)
     dst = src - corners * inward  # each corner moves towards the centre
@@ -99,7 +101,9 @@ def sample_homographies(
     g = generator
     choice = torch.randint(len(CHAINS), (n,), generator=g)
     shift = torch.randint(-params.shift_pad, params.shift_pad + 1, (n, 2), generator=g).double()
-    theta = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * math.radians(params.max_degrees)
+    theta = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * math.radians(
+        params.max_degrees
+    )
     parts = {
         "shift": _translation(shift[:, 0], shift[:, 1]),
         "rotate": _rotation(theta),
@@ -136,7 +140,9 @@ def warp(images: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
     # 3x3 algebra in float64, the per-pixel grid in float32 (one batched matmul).
     to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], dtype=torch.float64))
     from_norm = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], dtype=torch.float64))
-    inverse = (to_norm @ torch.linalg.inv(homographies.double()) @ from_norm).float()  # output -> input
+    inverse = (
+        to_norm @ torch.linalg.inv(homographies.double()) @ from_norm
+    ).float()  # output -> input
     src = torch.matmul(inverse, _base_grid(h, w))  # [B, 3, HW]: contiguous rows divide fast
     grid = (src[:, :2] / src[:, 2:]).transpose(1, 2).reshape(b, h, w, 2)
     grid = grid.to(device=images.device, dtype=images.dtype)

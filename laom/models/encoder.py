@@ -86,7 +86,10 @@ def match_first_conv(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
     """
     if torch.is_autocast_enabled(x.device.type):
         x = x.to(torch.get_autocast_dtype(x.device.type))
-    if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
+    if (
+        conv.weight.is_contiguous(memory_format=torch.channels_last)
+        and not conv.weight.is_contiguous()
+    ):
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 

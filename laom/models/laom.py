@@ -69,7 +69,9 @@ class LAOM(nn.Module):
     def latent_action(self, obs: torch.Tensor, future_obs: torch.Tensor) -> torch.Tensor:
         return self.latent_action_and_embedding(obs, future_obs)[0]
 
-    def latent_action_and_embedding(self, obs: torch.Tensor, future_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def latent_action_and_embedding(
+        self, obs: torch.Tensor, future_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, emb(o_t)) from one encoder pass (probes need both)."""
         e_t, e_k = self.embed(torch.cat([obs, future_obs])).chunk(2)
         return self.idm(None, torch.cat([e_t, e_k], dim=-1)), e_t
@@ -103,7 +105,9 @@ class LAOM(nn.Module):
         metrics = {"fdm_loss": fdm_loss.detach()}
         loss = fdm_loss
         if labeled is not None:
-            assert self.action_head is not None, "labelled batch given but the model has no action head"
+            assert self.action_head is not None, (
+                "labelled batch given but the model has no action head"
+            )
             action_loss = F.mse_loss(self.action_head(z[n:]).float(), labeled[2].float())
             loss = loss + self.label_coef * action_loss
             metrics["action_loss"] = action_loss.detach()

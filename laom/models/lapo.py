@@ -40,18 +40,24 @@ class LAPO(nn.Module):
         c, h, w = obs_shape
         self.latent_dim = latent_dim
         self.idm_encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
-        self.idm_head = nn.Sequential(nn.Flatten(), nn.ReLU6(), nn.Linear(self.idm_encoder.out_dim, latent_dim))
+        self.idm_head = nn.Sequential(
+            nn.Flatten(), nn.ReLU6(), nn.Linear(self.idm_encoder.out_dim, latent_dim)
+        )
         self.fsq = FSQ(fsq_levels, latent_dim) if fsq_levels else None
         self.fdm_encoder = ResNetEncoder((c, h, w), encoder_scale, num_res_blocks, channels)
         self.action_to_map = nn.Linear(latent_dim, self.fdm_encoder.out_dim)
-        self.decoder = ResNetDecoder(2 * self.fdm_encoder.out_shape[0], c, encoder_scale, num_res_blocks, channels)
+        self.decoder = ResNetDecoder(
+            2 * self.fdm_encoder.out_shape[0], c, encoder_scale, num_res_blocks, channels
+        )
         self.apply(orthogonal_init)
 
     def latent_action(self, obs: torch.Tensor, future_obs: torch.Tensor) -> torch.Tensor:
         z = self.idm_head(self.idm_encoder(torch.cat([obs, future_obs], dim=1)))
         return self.fsq(z) if self.fsq is not None else z
 
-    def latent_action_and_embedding(self, obs: torch.Tensor, future_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def latent_action_and_embedding(
+        self, obs: torch.Tensor, future_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.latent_action(obs, future_obs), self.embed(obs)
 
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -74,7 +80,9 @@ class LAPO(nn.Module):
         """Inputs are [B, 3F, H, W] in [-1, 1]. LAPO learns from video only: ``labeled``
         is ignored. Augmentation (off in the presets) only touches the IDM's inputs; the
         pixel FDM must see and predict the real frames."""
-        idm_obs, idm_future = (augment(obs), augment(future_obs)) if augment is not None else (obs, future_obs)
+        idm_obs, idm_future = (
+            (augment(obs), augment(future_obs)) if augment is not None else (obs, future_obs)
+        )
         z = self.latent_action(idm_obs, idm_future)  # IDM sees (o_t, o_{t+k})
         pred = self.predict_next(obs, z)  # FDM always predicts o_{t+1}
         loss = F.mse_loss(pred.float(), next_obs.float())

@@ -19,7 +19,9 @@ from torch import nn
 class MLPBlock(nn.Module):
     def __init__(self, dim: int, expand: int = 4) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(dim, expand * dim), nn.ReLU6(), nn.Linear(expand * dim, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, expand * dim), nn.ReLU6(), nn.Linear(expand * dim, dim)
+        )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +36,13 @@ class ConditionedMLP(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, cond_dim: int, out_dim: int, hidden_dim: int = 1024, num_blocks: int = 3, expand: int = 4
+        self,
+        in_dim: int,
+        cond_dim: int,
+        out_dim: int,
+        hidden_dim: int = 1024,
+        num_blocks: int = 3,
+        expand: int = 4,
     ) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
@@ -45,7 +53,9 @@ class ConditionedMLP(nn.Module):
         self.h_proj = nn.ModuleList(
             [nn.Linear(in_dim, hidden_dim, bias=False)] if in_dim > 0 else [nn.Identity()]
         )
-        self.h_proj.extend(nn.Linear(hidden_dim, hidden_dim, bias=False) for _ in range(num_blocks - 1))
+        self.h_proj.extend(
+            nn.Linear(hidden_dim, hidden_dim, bias=False) for _ in range(num_blocks - 1)
+        )
         self.blocks = nn.ModuleList(MLPBlock(hidden_dim, expand) for _ in range(num_blocks))
         self.out = nn.Linear(hidden_dim, out_dim)
         self.has_input = in_dim > 0

@@ -31,7 +31,9 @@ def maybe_reexec_with_malloc_env() -> None:
     if all(k in os.environ for k in MALLOC_ENV) or os.environ.get("LAOM_NO_REEXEC"):
         return
     entry = Path(sys.argv[0]).name if sys.argv else ""
-    is_laom_entry = entry == "laom" or (entry == "__main__.py" and Path(sys.argv[0]).parent.name == "laom")
+    is_laom_entry = entry == "laom" or (
+        entry == "__main__.py" and Path(sys.argv[0]).parent.name == "laom"
+    )
     if not is_laom_entry or not sys.platform.startswith("linux") or not hasattr(sys, "orig_argv"):
         return
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}}
@@ -59,14 +61,23 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
 
         raise LaomError(f"--config sets method {cfg.method!r} but --method is {args.method!r}")
     summary = train_lam(cfg)
-    keys = ("method", "updates", "action_probe_mse", "action_probe_baseline_mse", "state_probe_mse", "samples_per_s")
+    keys = (
+        "method",
+        "updates",
+        "action_probe_mse",
+        "action_probe_baseline_mse",
+        "state_probe_mse",
+        "samples_per_s",
+    )
     print(json.dumps({k: summary.get(k) for k in keys}))
     print(f"run: {cfg.out} (summary.json, lam.pt, metrics.jsonl)")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train a stage (lam, bc, decoder, idm, bc-baseline)")
+    train = subparsers.add_parser(
+        "train", help="train a stage (lam, bc, decoder, idm, bc-baseline)"
+    )
     stages = train.add_subparsers(dest="stage", metavar="STAGE")
     stages.required = True
 
@@ -81,10 +92,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     lam.add_argument("--method", required=True, choices=("lapo", "laom", "laom-labels"))
     lam.add_argument("--data", required=True, help="unlabelled HDF5 dataset (release layout)")
-    lam.add_argument("--labeled", default=None, help="small labelled HDF5 dataset (required by laom-labels)")
-    lam.add_argument("--eval-data", dest="eval_data", default=None, help="probe test set (default: held-out trajectories)")
+    lam.add_argument(
+        "--labeled", default=None, help="small labelled HDF5 dataset (required by laom-labels)"
+    )
+    lam.add_argument(
+        "--eval-data",
+        dest="eval_data",
+        default=None,
+        help="probe test set (default: held-out trajectories)",
+    )
     lam.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
-    lam.add_argument("--config", default=None, help="YAML file or preset name (cpu, paper); default: built-in cpu preset")
+    lam.add_argument(
+        "--config",
+        default=None,
+        help="YAML file or preset name (cpu, paper); default: built-in cpu preset",
+    )
     lam.set_defaults(func=_train_lam, accepts_extra=True)
 
     # Later stages and the end-to-end pipeline (laom/training/pipeline.py).

@@ -72,7 +72,15 @@ class TrainConfig:
 
 
 # Fields that may differ when a run is resumed (they do not change the result).
-RESUMABLE_FIELDS = {"device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard", "wandb"}
+RESUMABLE_FIELDS = {
+    "device",
+    "threads",
+    "checkpoint_every",
+    "log_every",
+    "progress",
+    "tensorboard",
+    "wandb",
+}
 
 
 # --------------------------------------------------------------------------- configs
@@ -98,7 +106,9 @@ def _field_names(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
 
 
-def parse_config(cls: type[C], config_path: str | Path | None, overrides: Sequence[str], **fixed: Any) -> C:
+def parse_config(
+    cls: type[C], config_path: str | Path | None, overrides: Sequence[str], **fixed: Any
+) -> C:
     """Defaults of ``cls`` < YAML at ``config_path`` < ``--field value`` overrides < ``fixed``.
 
     Unknown fields (in the YAML or on the command line) are a one-line LaomError naming
@@ -131,12 +141,18 @@ def parse_config(cls: type[C], config_path: str | Path | None, overrides: Sequen
     stderr = io.StringIO()  # argparse's usage dump becomes part of one error line
     try:
         with contextlib.redirect_stderr(stderr):
-            cfg = draccus.parse(cls, config_path=str(config_path) if config_path else None, args=args)
+            cfg = draccus.parse(
+                cls, config_path=str(config_path) if config_path else None, args=args
+            )
     except SystemExit:
         reason = stderr.getvalue().strip().splitlines()[-1:] or ["invalid value"]
-        raise LaomError(f"{reason[0].split('error: ', 1)[-1]} (in: {' '.join(overrides)})") from None
+        raise LaomError(
+            f"{reason[0].split('error: ', 1)[-1]} (in: {' '.join(overrides)})"
+        ) from None
     except Exception as exc:
-        raise LaomError(f"invalid configuration: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise LaomError(
+            f"invalid configuration: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     for key, value in fixed.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -225,10 +241,15 @@ def seed_everything(seed: int) -> None:
 def step_seed(seed: int, update: int, stream: int = 0) -> int:
     """A well-mixed 63-bit seed for (run seed, update, stream): per-step RNGs that a
     resumed run reproduces exactly."""
-    return int(np.random.SeedSequence([seed, update, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([seed, update, stream]).generate_state(2, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
-def step_generator(seed: int, update: int, stream: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+def step_generator(
+    seed: int, update: int, stream: int = 0, device: torch.device | str = "cpu"
+) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(step_seed(seed, update, stream))
     return g
@@ -241,7 +262,11 @@ class Runtime:
 
     def autocast(self) -> Any:
         """Context manager: bf16 autocast when enabled, else a no-op."""
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+        return torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
 
 
 def setup_runtime(cfg: TrainConfig) -> Runtime:
@@ -258,7 +283,10 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
 
 
 def make_optimizer(
-    model: torch.nn.Module, learning_rate: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999)
+    model: torch.nn.Module,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.AdamW:
     """AdamW over trainable parameters; weight decay only on matrices/kernels (not on
     biases or norm gains, the release's grouping)."""
@@ -266,7 +294,10 @@ def make_optimizer(
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     # The fused kernel (CPU and CUDA) is one pass over all parameters instead of ~10
     # elementwise kernels per tensor: the optimizer step stops showing up in profiles.
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
@@ -279,13 +310,21 @@ def warmup_linear_decay(update: int, warmup: int, total: int) -> float:
     return max(0.0, (total - update) / max(1, total - warmup))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda u: warmup_linear_decay(u, warmup, total))
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda u: warmup_linear_decay(u, warmup, total)
+    )
 
 
 def schedule_lengths(cfg: TrainConfig, updates_per_epoch: int) -> tuple[int, int]:
     """(total updates, warmup updates) from epochs / total_updates / warmup_epochs."""
-    total = cfg.total_updates if cfg.total_updates > 0 else max(1, math.ceil(cfg.epochs * updates_per_epoch))
+    total = (
+        cfg.total_updates
+        if cfg.total_updates > 0
+        else max(1, math.ceil(cfg.epochs * updates_per_epoch))
+    )
     warmup = min(total, round(cfg.warmup_epochs * updates_per_epoch))
     return total, warmup
 
@@ -322,11 +361,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 class RunDir:
     """One training run's directory::
 
-        RUN/config.yaml          resolved config (every field)
-        RUN/checkpoints/last.pt  latest checkpoint (atomic), resumed from automatically
-        RUN/metrics.jsonl        one JSON object per logged update
-        RUN/summary.json         written last: its presence means the run finished
-        RUN/<artifacts>          stage outputs (e.g. lam.pt)
+    RUN/config.yaml          resolved config (every field)
+    RUN/checkpoints/last.pt  latest checkpoint (atomic), resumed from automatically
+    RUN/metrics.jsonl        one JSON object per logged update
+    RUN/summary.json         written last: its presence means the run finished
+    RUN/<artifacts>          stage outputs (e.g. lam.pt)
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -353,7 +392,11 @@ class RunDir:
         new = config_to_dict(cfg)
         if self.config_path.is_file():
             old = yaml.safe_load(self.config_path.read_text()) or {}
-            diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k))
+            diff = sorted(
+                k
+                for k in set(old) | set(new)
+                if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k)
+            )
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
                 raise LaomError(
@@ -367,7 +410,9 @@ class RunDir:
         try:
             return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise LaomError(f"checkpoint {self.checkpoint_path}: unreadable ({type(exc).__name__}); delete it to restart") from None
+            raise LaomError(
+                f"checkpoint {self.checkpoint_path}: unreadable ({type(exc).__name__}); delete it to restart"
+            ) from None
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         atomic_torch_save(state, self.checkpoint_path)
@@ -397,14 +442,18 @@ class MetricsWriter:
     file reads as if the run had never been interrupted.
     """
 
-    def __init__(self, run: RunDir, cfg: TrainConfig, resume_from: int = 0, prefix: str = "") -> None:
+    def __init__(
+        self, run: RunDir, cfg: TrainConfig, resume_from: int = 0, prefix: str = ""
+    ) -> None:
         self.path = run.metrics_path
         self.prefix = prefix
         if self.path.is_file():
             kept = [
                 line
                 for line in self.path.read_text().splitlines()
-                if line.strip() and _row_update(line) is not None and _row_update(line) <= resume_from
+                if line.strip()
+                and _row_update(line) is not None
+                and _row_update(line) <= resume_from
             ]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         self._file = open(self.path, "a")
@@ -414,14 +463,23 @@ class MetricsWriter:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise LaomError("--tensorboard true needs the tensorboard package (pip install laom[tensorboard])") from None
+                raise LaomError(
+                    "--tensorboard true needs the tensorboard package (pip install laom[tensorboard])"
+                ) from None
             self._tb = SummaryWriter(str(run.path / "tensorboard"))
         if cfg.wandb:
             try:
                 import wandb
             except ImportError:
-                raise LaomError("--wandb true needs the wandb package (pip install laom[wandb])") from None
-            self._wandb = wandb.init(project=cfg.wandb_project, name=run.path.name, config=config_to_dict(cfg), resume="allow")
+                raise LaomError(
+                    "--wandb true needs the wandb package (pip install laom[wandb])"
+                ) from None
+            self._wandb = wandb.init(
+                project=cfg.wandb_project,
+                name=run.path.name,
+                config=config_to_dict(cfg),
+                resume="allow",
+            )
 
     def write(self, update: int, values: dict[str, Any]) -> None:
         row = {"update": update, **{k: _scalar(v) for k, v in values.items()}}
@@ -432,7 +490,9 @@ class MetricsWriter:
                 if self._tb is not None:
                     self._tb.add_scalar(self.prefix + key, value, update)
         if self._wandb is not None:
-            self._wandb.log({self.prefix + k: v for k, v in row.items() if k != "update"}, step=update)
+            self._wandb.log(
+                {self.prefix + k: v for k, v in row.items() if k != "update"}, step=update
+            )
 
     def close(self) -> None:
         self._file.close()
@@ -460,13 +520,22 @@ class Progress:
     """A tqdm bar over updates showing samples/s (measured since this process started
     training, so a resume does not report the checkpoint's updates as instant)."""
 
-    def __init__(self, total: int, initial: int, batch_size: int, enabled: bool = True, desc: str = "train") -> None:
+    def __init__(
+        self, total: int, initial: int, batch_size: int, enabled: bool = True, desc: str = "train"
+    ) -> None:
         from tqdm import tqdm
 
         self.batch_size = batch_size
         self.start_update = initial
         self.start_time = time.perf_counter()
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="upd", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=desc,
+            unit="upd",
+            disable=not enabled,
+            dynamic_ncols=True,
+        )
 
     def samples_per_s(self, update: int) -> float:
         elapsed = time.perf_counter() - self.start_time
@@ -475,7 +544,10 @@ class Progress:
     def update(self, update: int, **postfix: Any) -> None:
         self.bar.update(1)
         if postfix:
-            shown = {k: (f"{_scalar(v):.4g}" if isinstance(_scalar(v), float) else v) for k, v in postfix.items()}
+            shown = {
+                k: (f"{_scalar(v):.4g}" if isinstance(_scalar(v), float) else v)
+                for k, v in postfix.items()
+            }
             self.bar.set_postfix(shown, refresh=False)
 
     def close(self) -> None:

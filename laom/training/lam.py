@@ -107,7 +107,11 @@ class LAOMLabelsConfig(LAMConfig):
     labeled_batch_size: int = 32  # paper: 128 labelled per 512 unlabelled
 
 
-CONFIGS: dict[str, type[LAMConfig]] = {"lapo": LAPOConfig, "laom": LAMConfig, "laom-labels": LAOMLabelsConfig}
+CONFIGS: dict[str, type[LAMConfig]] = {
+    "lapo": LAPOConfig,
+    "laom": LAMConfig,
+    "laom-labels": LAOMLabelsConfig,
+}
 
 
 def data_signature(data: FrameData, frame_stack: int) -> dict[str, Any]:
@@ -126,9 +130,15 @@ def data_signature(data: FrameData, frame_stack: int) -> dict[str, Any]:
 def check_signature(expected: dict[str, Any], data: FrameData, frame_stack: int, what: str) -> None:
     """LaomError if ``data`` (with ``frame_stack``) does not fit a model trained on ``expected``."""
     got = data_signature(data, frame_stack)
-    for key, label in (("img_hw", "image size"), ("frame_stack", "frame stack"), ("action_dim", "action size")):
+    for key, label in (
+        ("img_hw", "image size"),
+        ("frame_stack", "frame stack"),
+        ("action_dim", "action size"),
+    ):
         if expected.get(key) is not None and expected[key] != got[key]:
-            raise LaomError(f"{what} {data.path}: {label} {got[key]} does not match the checkpoint's {expected[key]}")
+            raise LaomError(
+                f"{what} {data.path}: {label} {got[key]} does not match the checkpoint's {expected[key]}"
+            )
 
 
 def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
@@ -138,12 +148,18 @@ def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
     if b.img_hw != a.img_hw:
         raise LaomError(f"{what} {b.path}: image size {b.img_hw} differs from --data's {a.img_hw}")
     if b.action_dim != a.action_dim:
-        raise LaomError(f"{what} {b.path}: action size {b.action_dim} differs from --data's {a.action_dim}")
+        raise LaomError(
+            f"{what} {b.path}: action size {b.action_dim} differs from --data's {a.action_dim}"
+        )
 
 
 def build_model(cfg: LAMConfig, data: FrameData) -> nn.Module:
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
-    common = dict(encoder_scale=cfg.encoder_scale, num_res_blocks=cfg.num_res_blocks, channels=cfg.encoder_channels)
+    common = dict(
+        encoder_scale=cfg.encoder_scale,
+        num_res_blocks=cfg.num_res_blocks,
+        channels=cfg.encoder_channels,
+    )
     if cfg.method == "lapo":
         return LAPO(obs_shape, cfg.latent_dim, cfg.fsq_levels, **common)
     return LAOM(
@@ -161,12 +177,21 @@ def validate(cfg: LAMConfig) -> None:
     if not cfg.out:
         raise LaomError("--out is required")
     if cfg.method == "laom-labels" and not cfg.labeled:
-        raise LaomError("--method laom-labels needs --labeled FILE (the small action-labelled dataset)")
+        raise LaomError(
+            "--method laom-labels needs --labeled FILE (the small action-labelled dataset)"
+        )
     if cfg.target not in ("ema", "stopgrad"):
         raise LaomError(f"--target {cfg.target}: expected ema or stopgrad")
     if cfg.method == "lapo" and any(v < 2 for v in cfg.fsq_levels):
         raise LaomError(f"--fsq_levels {list(cfg.fsq_levels)}: every level must be >= 2")
-    for name in ("batch_size", "frame_stack", "future_offset", "latent_dim", "encoder_scale", "labeled_batch_size"):
+    for name in (
+        "batch_size",
+        "frame_stack",
+        "future_offset",
+        "latent_dim",
+        "encoder_scale",
+        "labeled_batch_size",
+    ):
         if getattr(cfg, name) < 1:
             raise LaomError(f"--{name} must be >= 1")
 
@@ -175,7 +200,9 @@ def _split_holdout(data: FrameData, fraction: float, seed: int) -> tuple[FrameDa
     """(train, held-out) by whole trajectories (at least one each when possible)."""
     n = data.num_trajectories
     if n < 2:
-        raise LaomError(f"dataset {data.path}: one trajectory cannot be split for the probe; pass --eval-data")
+        raise LaomError(
+            f"dataset {data.path}: one trajectory cannot be split for the probe; pass --eval-data"
+        )
     k = min(n - 1, max(1, round(fraction * n)))
     order = np.random.default_rng([seed, 7]).permutation(n)
     return data.subset(sorted(order[k:])), data.subset(sorted(order[:k]))
@@ -192,7 +219,9 @@ def encode_transitions(
     steps = data.valid_steps
     if len(steps) > max_samples:
         steps = np.sort(np.random.default_rng([seed, 11]).choice(steps, max_samples, replace=False))
-    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, seed, keys=("obs", "next_obs"))
+    sampler = BatchSampler(
+        data, min(batch_size, len(steps)), frame_stack, 1, seed, keys=("obs", "next_obs")
+    )
     was_training = model.training
     model.eval()
     zs, embs = [], []
@@ -214,11 +243,17 @@ def encode_transitions(
     }
 
 
-def run_probes(model: nn.Module, cfg: LAMConfig, train: FrameData, test: FrameData, runtime: Runtime) -> dict[str, Any]:
+def run_probes(
+    model: nn.Module, cfg: LAMConfig, train: FrameData, test: FrameData, runtime: Runtime
+) -> dict[str, Any]:
     a = encode_transitions(model, train, cfg.frame_stack, cfg.probe_samples, runtime, cfg.seed)
-    b = encode_transitions(model, test, cfg.frame_stack, cfg.probe_eval_samples, runtime, cfg.seed + 1)
+    b = encode_transitions(
+        model, test, cfg.frame_stack, cfg.probe_eval_samples, runtime, cfg.seed + 1
+    )
     act = fit_linear_probe(a["latent"], a["actions"], b["latent"], b["actions"], cfg.probe_ridge)
-    state = fit_linear_probe(a["embedding"], a["states"], b["embedding"], b["states"], cfg.probe_ridge)
+    state = fit_linear_probe(
+        a["embedding"], a["states"], b["embedding"], b["states"], cfg.probe_ridge
+    )
     return {
         "action_probe_mse": act.mse,
         "action_probe_baseline_mse": act.baseline_mse,
@@ -239,10 +274,14 @@ class LAMTrainer:
     augmentations are all functions of (seed, u).
     """
 
-    def __init__(self, cfg: LAMConfig, data: FrameData, labeled: FrameData | None, runtime: Runtime) -> None:
+    def __init__(
+        self, cfg: LAMConfig, data: FrameData, labeled: FrameData | None, runtime: Runtime
+    ) -> None:
         self.cfg = cfg
         self.runtime = runtime
-        self.sampler = BatchSampler(data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed)
+        self.sampler = BatchSampler(
+            data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed
+        )
         self.label_sampler = None
         if labeled is not None and cfg.method == "laom-labels":
             self.label_sampler = BatchSampler(
@@ -271,15 +310,23 @@ class LAMTrainer:
         # (concatenated, augmented) input once (laom.models.encoder.match_first_conv).
         return to_model_input(stacks, self.runtime.device)
 
-    def step(self, update: int, grad_norm: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    def step(
+        self, update: int, grad_norm: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """One optimisation step; returns the loss terms (and the grad norm if asked)."""
         cfg = self.cfg
         arrays = self.sampler.batch(update).arrays
-        obs, next_obs, future_obs = (self._input(arrays[k]) for k in ("obs", "next_obs", "future_obs"))
+        obs, next_obs, future_obs = (
+            self._input(arrays[k]) for k in ("obs", "next_obs", "future_obs")
+        )
         labeled = None
         if self.label_sampler is not None:
             lb = self.label_sampler.batch(update).arrays
-            labeled = (self._input(lb["obs"]), self._input(lb["future_obs"]), lb["actions"].to(self.runtime.device))
+            labeled = (
+                self._input(lb["obs"]),
+                self._input(lb["future_obs"]),
+                lb["actions"].to(self.runtime.device),
+            )
         augment = None
         if self.augmenter is not None:
             gen, augmenter = step_generator(cfg.seed, update, stream=1), self.augmenter
@@ -291,7 +338,11 @@ class LAMTrainer:
             loss, values = self.model.loss(obs, next_obs, future_obs, labeled, augment=augment)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = clip_and_norm(self.model.parameters(), cfg.grad_clip) if (grad_norm or cfg.grad_clip) else None
+        norm = (
+            clip_and_norm(self.model.parameters(), cfg.grad_clip)
+            if (grad_norm or cfg.grad_clip)
+            else None
+        )
         self.optimizer.step()
         self.scheduler.step()
         self.model.update_target()
@@ -306,7 +357,9 @@ def load_training_data(cfg: LAMConfig) -> tuple[FrameData, FrameData | None, Fra
         labeled = load_frames(cfg.labeled)
         check_same_task(data, labeled, "--labeled")
         if len(labeled.valid_steps) == 0:
-            raise LaomError(f"--labeled {labeled.path}: no transitions (trajectories need 2+ frames)")
+            raise LaomError(
+                f"--labeled {labeled.path}: no transitions (trajectories need 2+ frames)"
+            )
     # The LAM never sees actions, so it trains on all of --data; the probe must not.
     if cfg.eval_data:
         probe_train, probe_test = data, load_frames(cfg.eval_data)
@@ -336,7 +389,9 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         trainer.load_state_dict(checkpoint)
         start = int(checkpoint["update"])
     metrics = MetricsWriter(run, cfg, resume_from=start)
-    progress = Progress(total, start, cfg.batch_size, enabled=cfg.progress, desc=f"lam {cfg.method}")
+    progress = Progress(
+        total, start, cfg.batch_size, enabled=cfg.progress, desc=f"lam {cfg.method}"
+    )
 
     model.train()
     last: dict[str, float] = {}
@@ -377,7 +432,8 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         "epochs": total / per_epoch,
         "final": last,
         **probes,
-        "probe_test_set": cfg.eval_data or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
+        "probe_test_set": cfg.eval_data
+        or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
         "samples_per_s": samples_per_s,
         "device": str(runtime.device),
         "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),

@@ -77,7 +77,9 @@ def write_moving_square(
     returns = []
     with h5py.File(path, "w") as f:
         for i in range(trajectories):
-            obs, states, actions = render_trajectory(rng, length, img_hw, max(3, img_hw // 8), distractors=distractors)
+            obs, states, actions = render_trajectory(
+                rng, length, img_hw, max(3, img_hw // 8), distractors=distractors
+            )
             g = f.create_group(str(i))
             g.create_dataset("obs", data=obs)
             g.create_dataset("states", data=states)
