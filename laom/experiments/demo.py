@@ -9,7 +9,6 @@ run in this process, so the demo is resumable for free: each of them skips finis
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -60,7 +59,9 @@ def print_summary(sweep: Path, report: Path, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    runs = [json.loads(line) for line in (sweep / "runs.jsonl").read_text().splitlines() if line.strip()]
+    from laom.experiments.report import load_runs
+
+    runs, _ = load_runs(sweep)
     table = Table(title="laom demo: cheetah-run with distractors")
     for col in ("method", "labelled trajs", "probe MSE (latent -> action)", "action variance", "return", "normalized"):
         table.add_column(col, justify="right" if col != "method" else "left")
