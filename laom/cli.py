@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from laom.training.cli import maybe_reexec_with_malloc_env
 
         maybe_reexec_with_malloc_env()
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun rank 0 alone reports results
+        sys.stdout = open(os.devnull, "w")
     try:
         result = func(args, extra) if getattr(args, "accepts_extra", False) else func(args)
     except LaomError as exc:

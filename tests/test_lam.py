@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+import laom.training.common as common_mod
 import laom.training.lam as lam_mod
 from laom.cli import main
 from laom.errors import LaomError
@@ -187,7 +188,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     full = train_lam(cfg_for(method, files, tmp_path / "full", **kw))
 
     calls = {"n": 0}
-    original = lam_mod.Progress.update
+    original = common_mod.Progress.update
 
     def killing_update(self, update, **postfix):
         original(self, update, **postfix)
@@ -195,10 +196,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
         if update == 5:  # after the checkpoint at 3, before the one at 6
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(lam_mod.Progress, "update", killing_update)
+    monkeypatch.setattr(common_mod.Progress, "update", killing_update)
     with pytest.raises(KeyboardInterrupt):
         train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
-    monkeypatch.setattr(lam_mod.Progress, "update", original)
+    monkeypatch.setattr(common_mod.Progress, "update", original)
     assert (
         torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"]
         == 3

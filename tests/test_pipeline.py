@@ -135,9 +135,9 @@ def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path,
 def test_pipeline_resumes_interrupted_stage(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import laom.training.bc as bc
+    import laom.training.common as common
 
-    class Interrupting(bc.Progress):
+    class Interrupting(common.Progress):
         def __init__(self, *args: object, desc: str = "", **kwargs: object) -> None:
             super().__init__(*args, desc=desc, **kwargs)
             self.desc = desc
@@ -148,12 +148,12 @@ def test_pipeline_resumes_interrupted_stage(
                 raise KeyboardInterrupt
 
     args = [*pipeline(tmp_path, "laom", files), "--bc.epochs", "2", "--bc.checkpoint_every", "2", "--bc.log_every", "1"]
-    monkeypatch.setattr(bc, "Progress", Interrupting)
+    monkeypatch.setattr(common, "Progress", Interrupting)
     capsys.readouterr()
     assert main(args) == 130
     (bc_dir,) = tmp_path.glob("bc-*")
     assert not (bc_dir / "summary.json").is_file() and (bc_dir / "checkpoints" / "last.pt").is_file()
-    monkeypatch.setattr(bc, "Progress", Interrupting.__mro__[1])
+    monkeypatch.setattr(common, "Progress", Interrupting.__mro__[1])
     capsys.readouterr()
 
     assert main(args) == 0

@@ -30,7 +30,12 @@ def _module_payload(module: nn.Module | None) -> dict[str, Any] | None:
 
 
 def save_policy(path: str | Path, policy: nn.Module, decoder: nn.Module | None, meta: dict[str, Any]) -> None:
-    """Write a (latent or acting) policy atomically: a kill leaves the old file or the new."""
+    """Write a (latent or acting) policy atomically: a kill leaves the old file or the new.
+    Under torchrun only rank 0 writes."""
+    from laom.training import distributed
+
+    if not distributed.is_main():
+        return
     path = Path(path)
     payload = {"format": POLICY_FORMAT, "policy": _module_payload(policy), "decoder": _module_payload(decoder), "meta": meta}
     tmp = path.with_name(path.name + ".tmp")

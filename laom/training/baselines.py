@@ -28,6 +28,7 @@ from torch import nn
 from laom.data.sampler import Batch, FrameData, load_frames
 from laom.errors import require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.training import distributed
 from laom.training.bc import (
     PixelPolicy,
     cached_labels,
@@ -193,7 +194,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
         "trajectories": data.num_trajectories, "transitions": len(data.valid_steps),
         "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
     }  # fmt: skip
-    if cfg.eval_data:
+    if cfg.eval_data and distributed.is_main():
         summary["offline"] = _offline(policy, meta, cfg, data.actions[data.valid_steps])
     run.write_summary(summary)
     return summary
@@ -243,7 +244,8 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
             inputs=("obs", "next_obs"), augment=make_augment(cfg.idm_use_aug, data.img_hw), desc="idm",
             extra={"signature": meta},
         )  # fmt: skip
-        torch.save({"kwargs": idm.kwargs, "state_dict": idm.state_dict()}, idm_file)
+        if distributed.is_main():
+            torch.save({"kwargs": idm.kwargs, "state_dict": idm.state_dict()}, idm_file)
         idm_run.write_summary({"stage": "idm", **idm_summary})
     idm.eval().requires_grad_(False)
 
@@ -270,7 +272,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
         "pseudo_label_mse": pseudo_mse, "labeled_trajectories": labeled.num_trajectories,
         "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
     }  # fmt: skip
-    if cfg.eval_data:
+    if cfg.eval_data and distributed.is_main():
         summary["offline"] = _offline(policy, meta, cfg, labeled.actions[labeled.valid_steps])
         summary["offline"]["idm_action_mse"] = _idm_mse(idm, cfg, meta, runtime)
     bc_run.write_summary({"stage": "idm-bc", **result})

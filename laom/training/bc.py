@@ -34,15 +34,15 @@ from torch import nn
 from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, to_model_input
 from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.training import distributed
 from laom.training.common import (
-    MetricsWriter,
-    Progress,
     RunDir,
     Runtime,
     TrainConfig,
-    clip_and_norm,
+    TrainLog,
     make_optimizer,
     make_scheduler,
+    optimizer_step,
     schedule_lengths,
     setup_runtime,
     step_generator,
@@ -230,6 +230,20 @@ def cached_labels(
     meta = {"source": source, "shape": list(shape), "dtype": dtype}
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         return np.load(path, mmap_mode="r")
+    if not distributed.is_main():  # under torchrun rank 0 labels; the others read its file
+        distributed.barrier()
+        return np.load(path, mmap_mode="r")
+    try:
+        _write_labels(path, meta_path, meta, shape, dtype, compute)
+    finally:
+        distributed.barrier()
+    return np.load(path, mmap_mode="r")
+
+
+def _write_labels(
+    path: Path, meta_path: Path, meta: dict[str, Any], shape: tuple[int, int], dtype: str,
+    compute: Callable[[np.ndarray], None],
+) -> None:  # fmt: skip
     tmp = path.with_name(path.stem + ".tmp.npy")
     array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
     compute(array)
@@ -237,7 +251,6 @@ def cached_labels(
     del array
     os.replace(tmp, path)
     meta_path.write_text(json.dumps(meta) + "\n")
-    return np.load(path, mmap_mode="r")
 
 
 def fit(
@@ -275,47 +288,32 @@ def fit(
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["update"])
-    metrics = MetricsWriter(run, cfg, resume_from=start)
-    progress = Progress(total, start, sampler.batch_size, enabled=cfg.progress, desc=desc)
-    window, window_n, last_loss = 0.0, 0, float("nan")
+    sampler = distributed.shard(sampler)  # this rank's slice of each global batch
+    ddp = distributed.wrap(model, runtime.device)
+    log = TrainLog(run, cfg, total, start, sampler.batch_size, desc)
     model.train()
     try:
         for update in range(start, total):
             batch = sampler.batch(update)
             xs = [model_input(batch.arrays[k], runtime.device, channels_last) for k in inputs]
             if augment is not None:  # each input gets its own draw
-                gen = step_generator(cfg.seed, update, stream=1)
+                gen = step_generator(cfg.seed, update, stream=distributed.rng_stream(1))
                 xs = [augment(x, gen) for x in xs]
             y = targets(batch).to(runtime.device, torch.float32)
             with runtime.autocast():
-                pred = model(*xs)
-            loss = F.mse_loss(pred.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = clip_and_norm(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-
-            done = update + 1
-            window += loss.item()
-            window_n += 1
-            if done % cfg.log_every == 0 or done == total:
-                last_loss, window, window_n = window / window_n, 0.0, 0
-                metrics.write(done, {
-                    "loss": last_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-                    "samples_per_s": progress.samples_per_s(done),
-                })  # fmt: skip
-            progress.update(done, loss=last_loss)
-            if done % cfg.checkpoint_every == 0 or done == total:
-                run.save_checkpoint({
-                    "update": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), **(extra or {}),
-                })  # fmt: skip
-        samples_per_s = progress.samples_per_s(total) if total > start else None
+                pred = ddp(*xs)
+            loss = F.mse_loss(pred.float(), y)  # the whole objective of every pixel regressor
+            grad_norm = optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip, log.log_due(update + 1))
+            log.record(
+                update + 1, {"loss": loss}, extra={"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]},
+                state=lambda u: {"update": u, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), **(extra or {})},
+            )  # fmt: skip
+        samples_per_s = log.samples_per_s(total) if total > start else None
     finally:
-        progress.close()
-        metrics.close()
+        log.close()
     model.eval()
+    last_loss = log.last.get("loss", float("nan"))
     if math.isnan(last_loss):  # resumed at the very end: recover the last logged loss
         rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines() if line.strip()]
         last_loss = float(rows[-1]["loss"]) if rows else float("nan")

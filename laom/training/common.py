@@ -271,10 +271,17 @@ class Runtime:
 
 def setup_runtime(cfg: TrainConfig) -> Runtime:
     """Threads, malloc tuning, device, precision and global seeds for a stage."""
+    from laom.training import distributed
+
     tune_malloc()
+    device = resolve_device(cfg.device)
+    if distributed.world_size_from_env() > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", distributed.local_rank_from_env())  # one GPU per rank
+    job = distributed.init(device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    elif job.enabled and device.type == "cpu":  # ranks on one machine share its cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.local_world_size))
     seed_everything(cfg.seed)
     return Runtime(device, autocast_dtype(cfg.precision, device))
 
@@ -386,6 +393,17 @@ class RunDir:
         Re-running the same command resumes; a different config in an existing run
         directory is an error (it would silently mix two runs).
         """
+        from laom.training import distributed
+
+        if not distributed.is_main():  # rank 0 checks and writes; the others wait for it
+            distributed.barrier()
+            return
+        try:
+            self._prepare(cfg)
+        finally:
+            distributed.barrier()
+
+    def _prepare(self, cfg: Any) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise LaomError(f"--out {self.path}: exists and is not a directory")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -418,7 +436,14 @@ class RunDir:
         atomic_torch_save(state, self.checkpoint_path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        """Written by rank 0 (the only writer under torchrun); every rank returns once it exists."""
+        from laom.training import distributed
+
+        if distributed.is_main():
+            atomic_write_text(
+                self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n"
+            )
+        distributed.barrier()
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.summary_path.read_text())
@@ -552,3 +577,100 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+# --------------------------------------------------------------------------- the update loop
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip: float | None,
+    want_norm: bool = True,
+) -> torch.Tensor | None:
+    """backward, optional clipping, AdamW step, LR schedule: the same in every stage.
+
+    The global grad norm costs a pass over the gradients, so it is computed only when
+    clipping needs it or the caller logs it (``want_norm``).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = clip_and_norm(model.parameters(), grad_clip) if (want_norm or grad_clip) else None
+    optimizer.step()
+    scheduler.step()
+    return norm
+
+
+class TrainLog:
+    """The bookkeeping around an update loop: windowed metric means, metrics.jsonl rows,
+    the progress bar and checkpoints, the same for every stage.
+
+    Per update, ``record(done, values, ...)`` adds the loss terms to a running window
+    (tensors, so nothing synchronises with a GPU between log rows). Every ``log_every``
+    updates the window means, averaged over torchrun ranks, become a metrics row; every
+    ``checkpoint_every`` updates ``state(done)`` is saved. Only rank 0 writes files and
+    shows the bar.
+    """
+
+    def __init__(
+        self, run: RunDir, cfg: TrainConfig, total: int, start: int, batch_size: int, desc: str
+    ) -> None:
+        from laom.training import distributed
+
+        self.run = run
+        self.cfg = cfg
+        self.total = total
+        self.start = start
+        self.main = distributed.is_main()
+        world = distributed.info().world_size
+        self.metrics = MetricsWriter(run, cfg, resume_from=start) if self.main else None
+        self.progress = Progress(
+            total, start, batch_size * world, enabled=cfg.progress and self.main, desc=desc
+        )
+        self._window: dict[str, torch.Tensor | float] = {}
+        self._n = 0
+        self.last: dict[str, float] = {}  # the latest logged window means
+        self._shown = float("nan")
+
+    def log_due(self, done: int) -> bool:
+        return done % self.cfg.log_every == 0 or done == self.total
+
+    def samples_per_s(self, done: int) -> float:
+        return self.progress.samples_per_s(done)
+
+    def record(
+        self,
+        done: int,
+        values: dict[str, torch.Tensor | float],
+        extra: dict[str, Any] | None = None,
+        state: Any = None,
+    ) -> None:
+        """Account for update ``done`` (1-based). ``extra`` (logged as is) is only read
+        on log rows; ``state(done)`` (a checkpoint dict) only when a checkpoint is due."""
+        from laom.training import distributed
+
+        for k, v in values.items():
+            v = v.detach() if isinstance(v, torch.Tensor) else v
+            self._window[k] = self._window[k] + v if k in self._window else v
+        self._n += 1
+        if self.log_due(done):
+            means = {k: float(v) / self._n for k, v in self._window.items()}
+            self.last = distributed.mean_over_ranks(means)
+            self._window, self._n = {}, 0
+            if self.metrics is not None:
+                row = {**self.last, **(extra or {}), "samples_per_s": self.samples_per_s(done)}
+                self.metrics.write(done, row)
+            self._shown = self.last.get("loss", float("nan"))
+        elif (done % 10 == 0 or done == self.start + 1) and "loss" in self._window:
+            self._shown = float(self._window["loss"]) / self._n  # running mean for the bar
+        self.progress.update(done, loss=self._shown)
+        if state is not None and (done % self.cfg.checkpoint_every == 0 or done == self.total):
+            if self.main:
+                self.run.save_checkpoint(state(done))
+
+    def close(self) -> None:
+        self.progress.close()
+        if self.metrics is not None:
+            self.metrics.close()

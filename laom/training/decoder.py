@@ -25,6 +25,7 @@ from torch import nn
 from laom.data.sampler import BatchSampler
 from laom.errors import require
 from laom.models.encoder import orthogonal_init
+from laom.training import distributed
 from laom.training.bc import (
     LATENT_POLICY_FILE,
     load_labeled,
@@ -33,13 +34,12 @@ from laom.training.bc import (
     validate_common,
 )
 from laom.training.common import (
-    MetricsWriter,
-    Progress,
     RunDir,
     TrainConfig,
-    clip_and_norm,
+    TrainLog,
     make_optimizer,
     make_scheduler,
+    optimizer_step,
     setup_runtime,
     step_generator,
 )
@@ -135,35 +135,25 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["update"])
-    metrics = MetricsWriter(run, cfg, resume_from=start)
-    progress = Progress(total, start, cfg.batch_size, enabled=cfg.progress, desc="action decoder")
-    window, window_n, last_loss = 0.0, 0, float("nan")
+    ddp = distributed.wrap(decoder, runtime.device)
+    mine = distributed.rank_slice(distributed.shard_size(cfg.batch_size) * distributed.info().world_size)
+    log = TrainLog(run, cfg, total, start, distributed.shard_size(cfg.batch_size), "action decoder")
     try:
         for update in range(start, total):
-            # Batches drawn with replacement from (seed, update): a resume replays them.
+            # The global batch is drawn with replacement from (seed, update), so a resume
+            # replays it; under torchrun each rank takes its slice of it.
             gen = step_generator(cfg.seed, update, device=runtime.device)
-            idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)
-            loss = F.mse_loss(decoder(z[idx]), actions[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = clip_and_norm(decoder.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            done = update + 1
-            window += loss.item()
-            window_n += 1
-            if done % cfg.log_every == 0 or done == total:
-                last_loss, window, window_n = window / window_n, 0.0, 0
-                metrics.write(done, {"loss": last_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]})
-            progress.update(done, loss=last_loss)
-            if done % cfg.checkpoint_every == 0 or done == total:
-                run.save_checkpoint({
-                    "update": done, "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                })  # fmt: skip
+            idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)[mine]
+            loss = F.mse_loss(ddp(z[idx]), actions[idx])
+            grad_norm = optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, log.log_due(update + 1))
+            log.record(
+                update + 1, {"loss": loss}, extra={"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]},
+                state=lambda u: {"update": u, "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict()},
+            )  # fmt: skip
     finally:
-        progress.close()
-        metrics.close()
+        log.close()
+    last_loss = log.last.get("loss", float("nan"))
     decoder.eval()
     with torch.no_grad():
         train_mse = float(F.mse_loss(decoder(z), actions))
@@ -176,7 +166,7 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
         "labeled_trajectories": labeled.num_trajectories, "device": str(runtime.device),
         "policy": str(run.path / "policy.pt"),
     }  # fmt: skip
-    if cfg.eval_data:
+    if cfg.eval_data and distributed.is_main():
         acting = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
         eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
         mean = labeled.actions[labeled.valid_steps].mean(0)

@@ -29,16 +29,16 @@ from laom.errors import LaomError
 from laom.models import LAOM, LAPO, save_lam
 from laom.models.augment import Augmenter
 from laom.models.probe import fit_linear_probe
+from laom.training import distributed
 from laom.training.common import (
-    MetricsWriter,
-    Progress,
     RunDir,
     Runtime,
     TrainConfig,
-    clip_and_norm,
+    TrainLog,
     config_to_dict,
     make_optimizer,
     make_scheduler,
+    optimizer_step,
     schedule_lengths,
     setup_runtime,
     step_generator,
@@ -266,6 +266,17 @@ def run_probes(
     }
 
 
+class LossForward(nn.Module):
+    """``forward`` = the wrapped LAM's ``loss``: what DDP needs to hook the loss call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model.loss(*args, **kwargs)
+
+
 class LAMTrainer:
     """Model, optimiser, schedule, samplers and the update step of one LAM run.
 
@@ -279,19 +290,22 @@ class LAMTrainer:
     ) -> None:
         self.cfg = cfg
         self.runtime = runtime
-        self.sampler = BatchSampler(
+        # Under torchrun each rank gathers its slice of the global batch (distributed.py).
+        self.sampler = distributed.shard(BatchSampler(
             data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed
-        )
+        ))  # fmt: skip
         self.label_sampler = None
         if labeled is not None and cfg.method == "laom-labels":
-            self.label_sampler = BatchSampler(
+            self.label_sampler = distributed.shard(BatchSampler(
                 labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
                 keys=("obs", "future_obs"), with_replacement=True,
-            )  # fmt: skip
+            ), "--labeled_batch_size")  # fmt: skip
         self.total, self.warmup = schedule_lengths(cfg, self.sampler.updates_per_epoch)
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, data).to(runtime.device)
         self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+        # DDP hooks forward(); the LAMs' entry point is loss(), so DDP wraps a view of it.
+        self.ddp = distributed.wrap(LossForward(self.model), runtime.device)
         self.optimizer = make_optimizer(self.model, cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, self.warmup, self.total)
         self.augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
@@ -329,22 +343,17 @@ class LAMTrainer:
             )
         augment = None
         if self.augmenter is not None:
-            gen, augmenter = step_generator(cfg.seed, update, stream=1), self.augmenter
+            gen = step_generator(cfg.seed, update, stream=distributed.rng_stream(1))
+            augmenter = self.augmenter
 
             def augment(x: torch.Tensor) -> torch.Tensor:
                 return augmenter(x, gen)
 
         with self.runtime.autocast():
-            loss, values = self.model.loss(obs, next_obs, future_obs, labeled, augment=augment)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = (
-            clip_and_norm(self.model.parameters(), cfg.grad_clip)
-            if (grad_norm or cfg.grad_clip)
-            else None
+            loss, values = self.ddp(obs, next_obs, future_obs, labeled, augment=augment)
+        norm = optimizer_step(
+            loss, self.model, self.optimizer, self.scheduler, cfg.grad_clip, grad_norm
         )
-        self.optimizer.step()
-        self.scheduler.step()
         self.model.update_target()
         return values, norm
 
@@ -388,44 +397,27 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         check_signature(checkpoint["signature"], data, cfg.frame_stack, "--data")
         trainer.load_state_dict(checkpoint)
         start = int(checkpoint["update"])
-    metrics = MetricsWriter(run, cfg, resume_from=start)
-    progress = Progress(
-        total, start, cfg.batch_size, enabled=cfg.progress, desc=f"lam {cfg.method}"
-    )
-
+    log = TrainLog(run, cfg, total, start, cfg.batch_size, desc=f"lam {cfg.method}")
     model.train()
-    last: dict[str, float] = {}
-    window: dict[str, torch.Tensor] = {}  # metric sums since the last log row
-    window_n = 0
-    shown = float("nan")
-    for update in range(start, total):
-        done = update + 1
-        log_now = done % cfg.log_every == 0 or done == total
-        values, grad_norm = trainer.step(update, grad_norm=log_now)
-        for k, v in values.items():
-            window[k] = window.get(k, 0.0) + v
-        window_n += 1
-        if log_now:
-            last = {k: float(v) / window_n for k, v in window.items()}
-            window, window_n = {}, 0
-            metrics.write(done, {
-                **last, "grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0],
-                "samples_per_s": progress.samples_per_s(done), "epoch": done / per_epoch,
-            })  # fmt: skip
-            shown = last["loss"]
-        elif done % 10 == 0 or update == start:  # running mean for the bar; syncs rarely on GPU
-            shown = float(window["loss"]) / window_n
-        progress.update(done, loss=shown, samples_s=round(progress.samples_per_s(done)))
-        if done % cfg.checkpoint_every == 0 or done == total:
-            run.save_checkpoint({"update": done, **trainer.state_dict(), "signature": signature,
-                                 "config": config_to_dict(cfg)})  # fmt: skip
-    samples_per_s = progress.samples_per_s(total) if total > start else None
-    progress.close()
-    metrics.close()
+    try:
+        for update in range(start, total):
+            done = update + 1
+            values, grad_norm = trainer.step(update, grad_norm=log.log_due(done))
+            log.record(
+                done, values,
+                extra={"grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0], "epoch": done / per_epoch},
+                state=lambda u: {"update": u, **trainer.state_dict(), "signature": signature, "config": config_to_dict(cfg)},
+            )  # fmt: skip
+        samples_per_s = log.samples_per_s(total) if total > start else None
+    finally:
+        log.close()
+    last = log.last
 
-    probes = run_probes(model, cfg, probe_train, probe_test, runtime)
-    meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
-    save_lam(run.path / "lam.pt", model, meta)
+    probes: dict[str, Any] = {}
+    if distributed.is_main():  # the others wait for rank 0's summary (write_summary)
+        probes = run_probes(model, cfg, probe_train, probe_test, runtime)
+        meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
+        save_lam(run.path / "lam.pt", model, meta)
     summary = {
         "method": cfg.method,
         "updates": total,
@@ -438,6 +430,7 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         "device": str(runtime.device),
         "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),
         "threads": torch.get_num_threads(),
+        "processes": distributed.info().world_size,
         "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         "lam": str(run.path / "lam.pt"),
     }
