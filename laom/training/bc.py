@@ -42,6 +42,7 @@ from laom.training.common import (
     TrainLog,
     make_optimizer,
     make_scheduler,
+    maybe_compile,
     optimizer_step,
     schedule_lengths,
     setup_runtime,
@@ -289,7 +290,7 @@ def fit(
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["update"])
     sampler = distributed.shard(sampler)  # this rank's slice of each global batch
-    ddp = distributed.wrap(model, runtime.device)
+    ddp = maybe_compile(distributed.wrap(model, runtime.device), getattr(cfg, "compile", False))
     log = TrainLog(run, cfg, total, start, sampler.batch_size, desc)
     model.train()
     try:

@@ -63,6 +63,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warmup length, in epochs (fractions allowed)
     weight_decay: float = 0.0
     grad_clip: Optional[float] = None  # max global grad norm; null = no clipping
+    compile: bool = False  # torch.compile the training forward (worth it on GPUs; slow start)
     checkpoint_every: int = 500  # updates between checkpoints (and one at the end)
     log_every: int = 50  # updates between metrics.jsonl rows
     progress: bool = True
@@ -73,6 +74,7 @@ class TrainConfig:
 
 # Fields that may differ when a run is resumed (they do not change the result).
 RESUMABLE_FIELDS = {
+    "compile",
     "device",
     "threads",
     "checkpoint_every",
@@ -674,3 +676,9 @@ class TrainLog:
         self.progress.close()
         if self.metrics is not None:
             self.metrics.close()
+
+
+def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(module)`` when asked (the module itself otherwise). The compiled
+    wrapper shares the parameters, so optimisers and checkpoints keep using the original."""
+    return torch.compile(module) if enabled else module

@@ -38,6 +38,7 @@ from laom.training.common import (
     config_to_dict,
     make_optimizer,
     make_scheduler,
+    maybe_compile,
     optimizer_step,
     schedule_lengths,
     setup_runtime,
@@ -305,7 +306,7 @@ class LAMTrainer:
         model = build_model(cfg, data).to(runtime.device)
         self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
         # DDP hooks forward(); the LAMs' entry point is loss(), so DDP wraps a view of it.
-        self.ddp = distributed.wrap(LossForward(self.model), runtime.device)
+        self.ddp = maybe_compile(distributed.wrap(LossForward(self.model), runtime.device), cfg.compile)
         self.optimizer = make_optimizer(self.model, cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, self.warmup, self.total)
         self.augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
