@@ -13,8 +13,10 @@ other's peak RSS:
 
 Batches are frame stack 3, future offset up to 10, keys obs/next_obs/future_obs. A timed
 pass is one full epoch, so the streaming figure includes every window change and the
-reads behind them; the best of ``--passes`` consecutive epochs is reported. Peak RSS is
-``ru_maxrss`` of the worker; "base" is its RSS after imports, before any data.
+reads behind them; the best of ``--passes`` consecutive epochs is a run's figure, and the
+median of ``--repeats`` alternating runs is reported (with the range of stream/memory
+ratios). Peak RSS is ``ru_maxrss`` of the worker; "base" is its RSS after imports, before
+any data. "CPU us/sample" counts every thread of the worker, the background reader's too.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def main() -> None:
     p.add_argument("--hw", type=int, default=64)
     p.add_argument("--length", type=int, default=1000, help="frames per trajectory")
     p.add_argument("--passes", type=int, default=3, help="timed epochs per run (best reported)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per mode and batch (median)")
     p.add_argument("--dir", default="/tmp/laom_stream_bench")
     p.add_argument("--worker", choices=["memory", "stream"], help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
@@ -165,37 +168,53 @@ def main() -> None:
         "(other work on the machine slows the background reads most)"
     )
 
-    rows = []
-    for batch in args.batch:
-        for mode in ("memory", "stream"):
-            cmd = [sys.executable, __file__, "--worker", mode, "--path", str(path),
-                   "--batch", str(batch), "--cache_mb", str(args.cache_mb),
-                   "--passes", str(args.passes)]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode:
-                sys.exit(f"{mode} worker failed:\n{done.stderr.strip()}")
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"  {mode:6s} batch {batch:4d}: {rows[-1]['samples_per_s']:8.0f} samples/s")
+    # Memory and stream runs alternate, ``--repeats`` times: load from other work on the
+    # machine drifts, and pairing each stream run with the memory run just before it keeps
+    # the comparison fair. Medians are reported.
+    runs: dict[tuple[int, str], list[dict]] = {}
+    for _ in range(args.repeats):
+        for batch in args.batch:
+            for mode in ("memory", "stream"):
+                cmd = [sys.executable, __file__, "--worker", mode, "--path", str(path),
+                       "--batch", str(batch), "--cache_mb", str(args.cache_mb),
+                       "--passes", str(args.passes)]  # fmt: skip
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    sys.exit(f"{mode} worker failed:\n{done.stderr.strip()}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                runs.setdefault((batch, mode), []).append(row)
+                print(f"  {mode:6s} batch {batch:4d}: {row['samples_per_s']:8.0f} samples/s")
+    print(f"load average now {os.getloadavg()[0]:.2f}")
+
+    def median(batch: int, mode: str, key: str) -> float:
+        return float(np.median([r[key] for r in runs[batch, mode]]))
 
     print()
-    print(f"{'batch':>5} {'mode':>6} {'samples/s':>10} {'vs memory':>9} {'CPU us/sample':>13} "
+    print(f"{'batch':>5} {'mode':>6} {'samples/s':>10} {'vs memory':>15} {'CPU us/sample':>13} "
           f"{'peak RSS MB':>11} {'base RSS MB':>11} {'startup s':>9}")  # fmt: skip
-    for row in rows:
-        ref = next(r for r in rows if r["batch"] == row["batch"] and r["mode"] == "memory")
-        print(
-            f"{row['batch']:>5} {row['mode']:>6} {row['samples_per_s']:>10.0f} "
-            f"{row['samples_per_s'] / ref['samples_per_s']:>9.2f} "
-            f"{row['cpu_us_per_sample']:>13.1f} {row['peak_rss_mb']:>11.0f} "
-            f"{row['base_rss_mb']:>11.0f} {row['startup_s']:>9.2f}"
-        )
-    for row in rows:
-        if row["mode"] == "stream":
+    for batch in args.batch:
+        for mode in ("memory", "stream"):
+            ratios = [
+                s["samples_per_s"] / m["samples_per_s"]
+                for s, m in zip(runs[batch, mode], runs[batch, "memory"], strict=True)
+            ]
+            spread = f"{np.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
             print(
-                f"stream batch {row['batch']}: {row['windows_per_epoch']} windows/epoch, "
-                f"{row['windows_read']} windows read, background reading {row['read_s']:.2f} s, "
-                f"batch() blocked on reads {row['wait_s']:.2f} s, "
-                f"cache peak {row['peak_cache_mb']:.0f} MB"
+                f"{batch:>5} {mode:>6} {median(batch, mode, 'samples_per_s'):>10.0f} "
+                f"{spread if mode == 'stream' else '1':>15} "
+                f"{median(batch, mode, 'cpu_us_per_sample'):>13.1f} "
+                f"{max(r['peak_rss_mb'] for r in runs[batch, mode]):>11.0f} "
+                f"{median(batch, mode, 'base_rss_mb'):>11.0f} "
+                f"{median(batch, mode, 'startup_s'):>9.2f}"
             )
+    for batch in args.batch:
+        row = runs[batch, "stream"][-1]
+        print(
+            f"stream batch {batch} (last run): {row['windows_per_epoch']} windows/epoch, "
+            f"{row['windows_read']} windows read, background reading {row['read_s']:.2f} s, "
+            f"batch() blocked on reads {row['wait_s']:.2f} s, "
+            f"cache peak {row['peak_cache_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

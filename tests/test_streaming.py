@@ -287,16 +287,45 @@ def test_a_read_error_in_the_background_reaches_the_caller_as_one_line(tmp_path)
     s.close()
 
 
-def test_reads_stop_between_slices_when_cancelled(dataset, monkeypatch):
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_reader_assembles_trajectories_from_small_slices(tmp_path, monkeypatch, compression):
     from laom.data import streaming as mod
 
+    path = make_dataset(tmp_path / "d.hdf5", compression=compression)
+    data = StreamingData(path)
+    expect = load_frames(path).subset([4, 10, 2])
+    # Slices smaller than a trajectory (and not dividing it) still assemble it exactly.
+    monkeypatch.setattr(mod, "STAGE_BYTES", 7 * data.frame_bytes)
+    monkeypatch.setattr(mod, "FAST_STAGE_BYTES", 7 * data.frame_bytes)
+    with mod.TrajectoryReader(data) as reader:
+        fast = reader._offset(reader.h5["4"]["obs"]) is not None
+        assert fast == (compression == "none")  # preadv where the bytes lie contiguous
+        block = reader.read([4, 10, 2])
+        assert reader._stage(1).shape[0] == 1
+    for key in ("frames", "actions", "states"):
+        np.testing.assert_array_equal(getattr(block, key), getattr(expect, key), err_msg=key)
+    np.testing.assert_array_equal(block.traj_offsets, expect.traj_offsets)
+
+
+def test_reader_falls_back_to_h5py_if_file_offsets_disagree(dataset, monkeypatch):
+    from laom.data import streaming as mod
+
+    real = mod.TrajectoryReader._offset
+    monkeypatch.setattr(
+        mod.TrajectoryReader, "_offset", lambda self, obs: None if real(self, obs) is None else 0
+    )
     data = StreamingData(dataset)
+    with mod.TrajectoryReader(data) as reader:
+        assert reader._fd is None
+        frames = reader.read([0, 3]).frames
+    np.testing.assert_array_equal(frames, load_frames(dataset).subset([0, 3]).frames)
+
+
+def test_reads_stop_between_slices_when_cancelled(dataset):
+    from laom.data import streaming as mod
+
     cancel = threading.Event()
     cancel.set()
-    with h5py.File(dataset, "r") as h5, pytest.raises(mod._Cancelled):
-        mod.read_trajectories(data, h5, [0, 1], cancel=cancel)
-    # Slices smaller than a trajectory still assemble it exactly.
-    monkeypatch.setattr(mod, "STAGE_BYTES", 7 * data.frame_bytes)
-    with h5py.File(dataset, "r") as h5:
-        block = mod.read_trajectories(data, h5, [4, 10])
-    np.testing.assert_array_equal(block.frames, load_frames(dataset).subset([4, 10]).frames)
+    with mod.TrajectoryReader(StreamingData(dataset), cancel) as reader:
+        with pytest.raises(mod._Cancelled):
+            reader.read([0, 1])

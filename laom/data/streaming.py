@@ -20,8 +20,9 @@ trajectories:
   which is why the cache holds two of them: the one being trained on and the next.
 * **Prefetch.** While batches are drawn from window ``w``, a background thread reads window
   ``w+1`` (the first window of the next epoch at an epoch's end) into the other half of the
-  cache: whole trajectories in large contiguous ``read_direct`` slices, transposed to
-  channel-first once, exactly as :func:`~laom.data.sampler.load_frames` stores them.
+  cache: whole trajectories, front to back, in contiguous slices (:class:`TrajectoryReader`),
+  transposed to channel-first once, exactly as :func:`~laom.data.sampler.load_frames`
+  stores them.
 
 Determinism: the schedule (chunk order, window packing, order inside each window) is a pure
 function of (seed, epoch, file, cache size) and future offsets of (seed, update), drawn with
@@ -53,6 +54,7 @@ Not thread-safe: one sampler serves one training loop.
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 import time
@@ -78,7 +80,8 @@ MB = 1 << 20
 # permutations (8 bytes, 3 kept) over the two resident windows: 2*32 + 3*16 + 3*8 <= 2*72.
 INDEX_BYTES_PER_FRAME = 72
 MAX_CHUNK_BYTES = 32 * MB
-STAGE_BYTES = 8 * MB  # frames per read_direct slice: large reads, bounded staging memory
+STAGE_BYTES = 8 * MB  # h5py read_direct slices: large, to amortise h5py's per-call cost
+FAST_STAGE_BYTES = 512 * 1024  # preadv slices: small enough to stay in L2 for the transpose
 _ALIGN = 64
 
 
@@ -199,9 +202,8 @@ class StreamingData:
     # -- bounded-memory access to the data itself ---------------------------------------
     def load(self, trajectories: Sequence[int]) -> FrameData:
         """The given trajectories (in that order) in memory, e.g. a small held-out split."""
-        trajs = [int(i) for i in trajectories]
-        with h5py.File(self.path, "r") as h5:
-            return read_trajectories(self, h5, trajs)
+        with TrajectoryReader(self) as reader:
+            return reader.read([int(i) for i in trajectories])
 
     def blocks(self, max_mb: float = 256.0) -> Iterator[tuple[int, FrameData]]:
         """Consecutive runs of whole trajectories of about ``max_mb`` each, in file order.
@@ -211,7 +213,7 @@ class StreamingData:
         latents) in bounded memory; one block is held at a time.
         """
         budget = max(1, int(max_mb * MB) // self.bytes_per_frame)
-        with h5py.File(self.path, "r") as h5:
+        with TrajectoryReader(self) as reader:
             start = 0
             while start < self.num_trajectories:
                 stop, frames = start, 0
@@ -220,10 +222,7 @@ class StreamingData:
                 ):
                     frames += int(self.lengths[stop])
                     stop += 1
-                yield (
-                    int(self.traj_offsets[start]),
-                    read_trajectories(self, h5, list(range(start, stop))),
-                )
+                yield int(self.traj_offsets[start]), reader.read(range(start, stop))
                 start = stop
 
     def __repr__(self) -> str:
@@ -233,57 +232,134 @@ class StreamingData:
         )
 
 
-def read_trajectories(
-    data: StreamingData,
-    h5: h5py.File,
-    trajectories: Sequence[int],
-    slab: np.ndarray | None = None,
-    stage: np.ndarray | None = None,
-    cancel: threading.Event | None = None,
-) -> FrameData:
-    """Read whole trajectories into one FrameData (trajectories concatenated, in order).
+class TrajectoryReader:
+    """Reads whole trajectories of a file into one FrameData (concatenated, channel-first).
 
-    Frames are read in slices of up to 8 MB with ``read_direct`` (one contiguous read per
-    slice for uncompressed files, whole HDF5 chunks for compressed ones) into ``stage`` and
-    transposed to channel-first into their place, so no per-trajectory temporaries are
-    allocated. With ``slab`` (a reusable uint8 buffer), frames, actions and states are views
-    into it instead of fresh arrays. ``cancel`` is checked between slices.
+    Frames go through a small staging buffer and are transposed to channel-first into their
+    place, so no per-trajectory temporaries are allocated and peak extra memory is the stage.
+    Two ways to fill the stage:
+
+    * ``obs`` stored contiguous and uncompressed (the release's and our default layout):
+      ``os.preadv`` of the frames' byte range at the dataset's file offset, in L2-sized
+      (512 KB) slices. One contiguous read per slice with no HDF5 per-call overhead, the GIL
+      released, and the stage still in cache when it is transposed: on the 2-core benchmark
+      machine 4.9 us per 64 px frame against 8.2 us for 8 MB ``read_direct`` slices, and a
+      training loop running beside it slowed half as much.
+    * otherwise (chunked, compressed, or no ``preadv``): h5py ``read_direct`` in 8 MB slices
+      (whole HDF5 chunks; bigger slices amortise h5py's per-call cost).
+
+    The fast path is checked once per file against h5py (first frame of the first
+    trajectory) and dropped if they disagree. ``cancel`` is checked between slices.
     """
-    lengths = data.lengths[list(trajectories)]
-    n = int(lengths.sum())
-    c, h, w = data.frame_shape
-    a_dim, s_dim = data.action_dim, data.state_dim
-    if slab is None:
-        frames = np.empty((n, c, h, w), dtype=np.uint8)
-        actions = np.empty((n, a_dim), dtype=np.float32)
-        states = np.empty((n, s_dim), dtype=np.float32)
-    else:
-        frames, actions, states = _slab_views(slab, n, data.frame_shape, a_dim, s_dim)
-    per_slice = max(1, STAGE_BYTES // data.frame_bytes)
-    if stage is None:
-        stage = np.empty((min(per_slice, max(1, int(lengths.max(initial=1)))), h, w, c), np.uint8)
-    per_slice = len(stage)
-    pos = 0
-    for traj, length in zip(trajectories, lengths.tolist(), strict=True):
-        name = data.names[traj]
+
+    def __init__(self, data: StreamingData, cancel: threading.Event | None = None) -> None:
+        from laom.data.format import open_error
+
+        self.data = data
+        self.cancel = cancel
         try:
-            g = h5[name]
-            obs = g["obs"]
-            for a in range(0, length, per_slice):
-                if cancel is not None and cancel.is_set():
-                    raise _Cancelled
-                b = min(a + per_slice, length)
+            self.h5 = h5py.File(data.path, "r")
+        except OSError as exc:
+            raise LaomError(open_error(Path(data.path), exc)) from None
+        self._fd: int | None = None
+        self._stages: dict[int, np.ndarray] = {}
+        if hasattr(os, "preadv"):
+            try:
+                self._fd = os.open(data.path, os.O_RDONLY)
+                agrees = self._fast_path_agrees()
+            except OSError:
+                agrees = False
+            if not agrees and self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _offset(self, obs: h5py.Dataset) -> int | None:
+        """File offset of ``obs``'s bytes when they are one plain contiguous run."""
+        if self._fd is None or obs.chunks is not None or obs.dtype != np.uint8:
+            return None
+        return obs.id.get_offset()
+
+    def _fast_path_agrees(self) -> bool:
+        """Whether preadv at the first contiguous trajectory's offset reads its first frame."""
+        for name, length in zip(self.data.names, self.data.lengths.tolist(), strict=True):
+            obs = self.h5[name]["obs"]
+            offset = self._offset(obs) if length else None
+            if offset is not None:
+                first = np.empty(obs.shape[1:], np.uint8)
+                if os.preadv(self._fd, [memoryview(first).cast("B")], offset) != first.nbytes:
+                    return False
+                return bool(np.array_equal(first, obs[0]))
+        return True  # no contiguous trajectory: every read goes through h5py
+
+    def _stage(self, nbytes: int) -> np.ndarray:
+        frames = max(1, nbytes // self.data.frame_bytes)
+        frames = min(frames, max(1, int(self.data.lengths.max())))
+        if frames not in self._stages:
+            _, h, w = self.data.frame_shape
+            self._stages[frames] = np.empty((frames, h, w, 3), dtype=np.uint8)
+        return self._stages[frames]
+
+    def read(self, trajectories: Sequence[int], slab: np.ndarray | None = None) -> FrameData:
+        """The trajectories' frames, actions and states; views of ``slab`` if given (a
+        reusable uint8 buffer of at least :func:`_slab_bytes`), fresh arrays otherwise."""
+        data = self.data
+        lengths = data.lengths[list(trajectories)]
+        n = int(lengths.sum())
+        a_dim, s_dim = data.action_dim, data.state_dim
+        if slab is None:
+            frames = np.empty((n, *data.frame_shape), dtype=np.uint8)
+            actions = np.empty((n, a_dim), dtype=np.float32)
+            states = np.empty((n, s_dim), dtype=np.float32)
+        else:
+            frames, actions, states = _slab_views(slab, n, data.frame_shape, a_dim, s_dim)
+        pos = 0
+        for traj, length in zip(trajectories, lengths.tolist(), strict=True):
+            name = data.names[traj]
+            try:
+                g = self.h5[name]
+                self._read_frames(g["obs"], length, frames[pos : pos + length])
+                if length:
+                    g["actions"].read_direct(actions, None, np.s_[pos : pos + length])
+                    g["states"].read_direct(states, None, np.s_[pos : pos + length])
+            except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+                msg = " ".join(str(exc).split())
+                raise LaomError(
+                    f"dataset {data.path}: trajectory {name} unreadable ({msg})"
+                ) from None
+            pos += length
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return FrameData(frames, actions, states, offsets, dict(data.attrs), data.path)
+
+    def _read_frames(self, obs: h5py.Dataset, length: int, out: np.ndarray) -> None:
+        offset = self._offset(obs)
+        stage = self._stage(FAST_STAGE_BYTES if offset is not None else STAGE_BYTES)
+        view = memoryview(stage).cast("B")
+        frame_bytes = self.data.frame_bytes
+        for a in range(0, length, len(stage)):
+            if self.cancel is not None and self.cancel.is_set():
+                raise _Cancelled
+            b = min(a + len(stage), length)
+            if offset is not None:
+                want = (b - a) * frame_bytes
+                assert self._fd is not None
+                got = os.preadv(self._fd, [view[:want]], offset + a * frame_bytes)
+                if got != want:
+                    raise OSError(f"short read: {got} of {want} bytes (truncated file?)")
+            else:
                 obs.read_direct(stage, np.s_[a:b], np.s_[0 : b - a])
-                frames[pos + a : pos + b] = stage[: b - a].transpose(0, 3, 1, 2)
-            if length:
-                g["actions"].read_direct(actions, None, np.s_[pos : pos + length])
-                g["states"].read_direct(states, None, np.s_[pos : pos + length])
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
-            msg = " ".join(str(exc).split())
-            raise LaomError(f"dataset {data.path}: trajectory {name} unreadable ({msg})") from None
-        pos += length
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return FrameData(frames, actions, states, offsets, dict(data.attrs), data.path)
+            out[a:b] = stage[: b - a].transpose(0, 3, 1, 2)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.h5.close()
+
+    def __enter__(self) -> TrajectoryReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _align(n: int) -> int:
@@ -377,8 +453,7 @@ class _Loader:
         self._jobs.put((slot, trajectories))
 
     def _run(self) -> None:
-        h5: h5py.File | None = None
-        stage: np.ndarray | None = None
+        reader: TrajectoryReader | None = None
         try:
             while True:
                 job = self._jobs.get()
@@ -389,21 +464,17 @@ class _Loader:
                 try:
                     if self.cancel.is_set():
                         raise _Cancelled
-                    if h5 is None:
-                        h5 = _open_h5(self.data.path)
-                    if stage is None:
-                        stage = _new_stage(self.data)
-                    slot.window = read_trajectories(
-                        self.data, h5, trajectories, slot.slab, stage, self.cancel
-                    )
+                    if reader is None:
+                        reader = TrajectoryReader(self.data, self.cancel)
+                    slot.window = reader.read(trajectories, slot.slab)
                 except BaseException as exc:  # handed to the waiting caller
                     slot.error = exc
                 finally:
                     self.busy_seconds += time.perf_counter() - t0
                     slot.ready.set()
         finally:
-            if h5 is not None:
-                h5.close()
+            if reader is not None:
+                reader.close()
 
     @property
     def alive(self) -> bool:
@@ -415,22 +486,6 @@ class _Loader:
         self._jobs.put(None)
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
-
-
-def _open_h5(path: str) -> h5py.File:
-    from laom.data.format import open_error
-
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise LaomError(open_error(Path(path), exc)) from None
-
-
-def _new_stage(data: StreamingData) -> np.ndarray:
-    _, h, w = data.frame_shape
-    per_slice = max(1, STAGE_BYTES // data.frame_bytes)
-    per_slice = min(per_slice, max(1, int(data.lengths.max())))
-    return np.empty((per_slice, h, w, 3), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- sampler
@@ -493,8 +548,7 @@ class StreamingSampler:
         self.windows_read = 0
         self.wait_seconds = 0.0  # time batch() spent blocked on reads
         self._closed = False
-        self._sync_h5: h5py.File | None = None
-        self._sync_stage: np.ndarray | None = None
+        self._sync_reader: TrajectoryReader | None = None  # reads when prefetch is off
 
         c, h, w = data.frame_shape
         self._buffers = {
@@ -645,12 +699,9 @@ class StreamingSampler:
             self._loader.submit(slot, trajs)
             return
         try:  # prefetch=False: read here, now
-            if self._sync_h5 is None:
-                self._sync_h5 = _open_h5(self.data.path)
-                self._sync_stage = _new_stage(self.data)
-            slot.window = read_trajectories(
-                self.data, self._sync_h5, trajs, slot.slab, self._sync_stage
-            )
+            if self._sync_reader is None:
+                self._sync_reader = TrajectoryReader(self.data)
+            slot.window = self._sync_reader.read(trajs, slot.slab)
         except BaseException as exc:
             slot.error = exc
         slot.ready.set()
@@ -742,9 +793,9 @@ class StreamingSampler:
         self._closed = True
         if self._finalizer is not None:
             self._finalizer()
-        if self._sync_h5 is not None:
-            self._sync_h5.close()
-            self._sync_h5 = None
+        if self._sync_reader is not None:
+            self._sync_reader.close()
+            self._sync_reader = None
         for slot in self._slots:
             slot.key, slot.window, slot.slab, slot.frames = None, None, None, 0
 
