@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from laom.data.sampler import Batch, FrameData, load_frames
+from laom.data.sampler import Batch, FrameData
+from laom.data.streaming import StreamingData, open_training_data
 from laom.errors import require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 from laom.training import distributed
@@ -82,6 +83,8 @@ class BCBaselineConfig(TrainConfig):
     eval_data: str = ""  # optional: offline action MSE on this file
     out: str = ""
     max_trajectories: int = 0
+    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
+    cache_mb: float = 4096.0  # --stream: memory for trajectory data
     frame_stack: int = 3
     batch_size: int = 64
     epochs: float = 2.0
@@ -116,6 +119,16 @@ class IDMConfig(BCBaselineConfig):
     idm_head_dim: int = 256
     idm_use_aug: bool = False
     label_batch_size: int = 256
+
+
+def all_actions(data: FrameData | StreamingData) -> np.ndarray:
+    """Every frame's action [N, A] (a streamed dataset reads only its action arrays)."""
+    if isinstance(data, FrameData):
+        return data.actions
+    from laom.data.format import open_dataset
+
+    with open_dataset(data.path) as reader:
+        return np.concatenate([np.asarray(reader.h5[name]["actions"], np.float32) for name in data.names])
 
 
 def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[str, Any]:
@@ -181,7 +194,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     if run.finished:
         return run.read_summary()
     runtime = setup_runtime(cfg)
-    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     meta = _policy_meta(data, cfg, "bc")
 
     def targets(batch: Batch) -> torch.Tensor:
@@ -195,7 +208,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
         "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
     }  # fmt: skip
     if cfg.eval_data and distributed.is_main():
-        summary["offline"] = _offline(policy, meta, cfg, data.actions[data.valid_steps])
+        summary["offline"] = _offline(policy, meta, cfg, all_actions(data)[data.valid_steps])
     run.write_summary(summary)
     return summary
 
@@ -217,7 +230,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     if run.finished:
         return run.read_summary()
     runtime = setup_runtime(cfg)
-    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     labeled = load_labeled(cfg.labeled, data)
     meta = _policy_meta(data, cfg, "idm")
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
@@ -256,7 +269,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     )  # fmt: skip
     # How good the pseudo-labels are (the large dataset's true actions are never trained on).
     steps = data.valid_steps
-    pseudo_mse = float(((np.asarray(pseudo[steps], np.float64) - data.actions[steps]) ** 2).mean())
+    pseudo_mse = float(((np.asarray(pseudo[steps], np.float64) - all_actions(data)[steps]) ** 2).mean())
 
     # Phase 3: BC on the pseudo-actions.
     def targets(batch: Batch) -> torch.Tensor:

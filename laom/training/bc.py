@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, to_model_input
+from laom.data.streaming import StreamingData, open_training_data, training_sampler
 from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 from laom.training import distributed
@@ -89,6 +90,8 @@ class BCConfig(TrainConfig):
     data: str = ""  # the large unlabelled dataset (actions are never read)
     out: str = ""
     max_trajectories: int = 0  # 0 = every trajectory of --data
+    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
+    cache_mb: float = 4096.0  # --stream: memory for trajectory data
     batch_size: int = 64
     epochs: float = 2.0
     learning_rate: float = 3e-4
@@ -149,8 +152,9 @@ def check_data(expected: dict[str, Any], data: FrameData, what: str, owner: str 
 def load_labeled(path: str, reference: FrameData | dict[str, Any], what: str = "--labeled") -> FrameData:
     """The small labelled file, checked against the large dataset (or a model's signature)."""
     labeled = load_frames(path)
-    expected = signature_of(reference, 1) if isinstance(reference, FrameData) else reference
-    check_data(expected, labeled, what, "--data" if isinstance(reference, FrameData) else "the checkpoint")
+    is_data = not isinstance(reference, dict)  # FrameData or StreamingData
+    expected = signature_of(reference, 1) if is_data else reference
+    check_data(expected, labeled, what, "--data" if is_data else "the checkpoint")
     if len(labeled.valid_steps) == 0:
         raise LaomError(f"{what} {path}: no transitions (trajectories need 2+ frames)")
     return labeled
@@ -180,6 +184,8 @@ def make_sampler(
     with_replacement: bool | None = None,
 ) -> BatchSampler:  # fmt: skip
     """Epoch-ordered batches, or draws with replacement when the data is smaller than a batch."""
+    if isinstance(data, StreamingData):
+        return training_sampler(data, batch_size, frame_stack, 1, seed, keys)
     if with_replacement is None:
         with_replacement = len(data.valid_steps) < batch_size
     return BatchSampler(data, batch_size, frame_stack, 1, seed, keys=keys, with_replacement=with_replacement)
@@ -206,8 +212,20 @@ def label_transitions(
     progress: bool = True,
     desc: str = "label",
 ) -> None:
-    """``out[t] = label(o_t, o_{t+1})`` for every transition t of ``data`` (rows indexed by frame)."""
+    """``out[t] = label(o_t, o_{t+1})`` for every transition t of ``data`` (rows indexed by frame).
+
+    A streamed dataset is labelled block by block (whole trajectories, bounded memory).
+    """
     from tqdm import tqdm
+
+    if isinstance(data, StreamingData):
+        bar = tqdm(total=data.num_frames, desc=desc, unit="frame", disable=not progress, leave=False)
+        for first, block in data.blocks():
+            rows = out[first : first + block.num_frames]
+            label_transitions(label, block, frame_stack, rows, runtime, batch_size, channels_last, False)
+            bar.update(block.num_frames)
+        bar.close()
+        return
 
     steps = data.valid_steps
     sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs", "next_obs"))
@@ -365,7 +383,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     lam, lam_meta = load_lam(lam_file, map_location=runtime.device)
     lam.requires_grad_(False)
     frame_stack = int(lam_meta["frame_stack"])
-    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     check_data(lam_meta, data, "--data", "the LAM")
     latent_dim = int(lam_meta.get("latent_dim") or lam.latent_dim)
 

@@ -149,7 +149,8 @@ class ShardedSampler:
 
     The wrapped sampler draws the global batch (steps and future offsets) exactly as in
     a single process; only the slice is gathered, so ranks never read each other's
-    frames. Attributes not defined here (``updates_per_epoch``, ``data``, ...) are the
+    frames (a streaming sampler, which reads whole windows, is sliced after gathering:
+    there every rank streams the whole file). Attributes not defined here (``updates_per_epoch``, ``data``, ...) are the
     wrapped sampler's.
     """
 
@@ -165,6 +166,10 @@ class ShardedSampler:
     def batch(self, update: int) -> Any:
         from laom.data.sampler import Batch
 
+        if not hasattr(self.inner, "gather"):  # a streaming sampler: slice its whole batch
+            whole = self.inner.batch(update)
+            arrays = {k: v[self._slice] for k, v in whole.arrays.items()}
+            return Batch(whole.steps[self._slice], whole.offsets[self._slice], arrays)
         steps = self.inner.sample_steps(update)
         offsets = self.inner.future_offsets(steps, update)
         steps, offsets = steps[self._slice], offsets[self._slice]

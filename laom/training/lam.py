@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
+from laom.data.streaming import StreamingData, open_training_data, training_sampler
 from laom.errors import LaomError
 from laom.models import LAOM, LAPO, save_lam
 from laom.models.augment import Augmenter
@@ -58,6 +59,8 @@ class LAMConfig(TrainConfig):
     eval_data: str = ""  # probe test file; empty = held-out training trajectories
     out: str = ""
     max_trajectories: int = 0  # 0 = every trajectory of --data
+    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
+    cache_mb: float = 4096.0  # --stream: memory for trajectory data (two windows of half each)
     # schedule (TrainConfig fields, CPU-sized)
     batch_size: int = 64
     epochs: float = 2.0
@@ -197,8 +200,14 @@ def validate(cfg: LAMConfig) -> None:
             raise LaomError(f"--{name} must be >= 1")
 
 
-def _split_holdout(data: FrameData, fraction: float, seed: int) -> tuple[FrameData, FrameData]:
-    """(train, held-out) by whole trajectories (at least one each when possible)."""
+def _split_holdout(
+    data: FrameData | StreamingData, fraction: float, seed: int, max_frames: int = 0
+) -> tuple[FrameData, FrameData]:
+    """(train, held-out) by whole trajectories (at least one each when possible).
+
+    A streamed dataset loads only enough trajectories of each side to hold ``max_frames``
+    frames (the probe's sample), so the probe stays within memory too.
+    """
     n = data.num_trajectories
     if n < 2:
         raise LaomError(
@@ -206,7 +215,16 @@ def _split_holdout(data: FrameData, fraction: float, seed: int) -> tuple[FrameDa
         )
     k = min(n - 1, max(1, round(fraction * n)))
     order = np.random.default_rng([seed, 7]).permutation(n)
+    if isinstance(data, StreamingData):
+        return _load_some(data, order[k:], max_frames), _load_some(data, order[:k], max_frames)
     return data.subset(sorted(order[k:])), data.subset(sorted(order[:k]))
+
+
+def _load_some(data: StreamingData, trajectories: np.ndarray, max_frames: int) -> FrameData:
+    """The first of ``trajectories`` (in that order) that together hold ``max_frames`` frames."""
+    lengths = data.lengths[trajectories]
+    keep = int(np.searchsorted(np.cumsum(lengths), max_frames)) + 1
+    return data.load(sorted(trajectories[:keep]))
 
 
 @torch.no_grad()
@@ -292,7 +310,7 @@ class LAMTrainer:
         self.cfg = cfg
         self.runtime = runtime
         # Under torchrun each rank gathers its slice of the global batch (distributed.py).
-        self.sampler = distributed.shard(BatchSampler(
+        self.sampler = distributed.shard(training_sampler(
             data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed
         ))  # fmt: skip
         self.label_sampler = None
@@ -359,9 +377,11 @@ class LAMTrainer:
         return values, norm
 
 
-def load_training_data(cfg: LAMConfig) -> tuple[FrameData, FrameData | None, FrameData, FrameData]:
+def load_training_data(
+    cfg: LAMConfig,
+) -> tuple[FrameData | StreamingData, FrameData | None, FrameData, FrameData]:
     """(data, labelled data or None, probe train, probe test) with the cross-file checks."""
-    data = load_frames(cfg.data, cfg.max_trajectories or None)
+    data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     labeled = None
     if cfg.method == "laom-labels":
         labeled = load_frames(cfg.labeled)
@@ -372,10 +392,16 @@ def load_training_data(cfg: LAMConfig) -> tuple[FrameData, FrameData | None, Fra
             )
     # The LAM never sees actions, so it trains on all of --data; the probe must not.
     if cfg.eval_data:
-        probe_train, probe_test = data, load_frames(cfg.eval_data)
+        probe_train = data
+        if isinstance(data, StreamingData):  # the probe's sample of it, in memory
+            order = np.random.default_rng([cfg.seed, 7]).permutation(data.num_trajectories)
+            probe_train = _load_some(data, order, cfg.probe_samples)
+        probe_test = load_frames(cfg.eval_data)
         check_same_task(data, probe_test, "--eval-data")
     else:
-        probe_train, probe_test = _split_holdout(data, cfg.holdout_fraction, cfg.seed)
+        probe_train, probe_test = _split_holdout(
+            data, cfg.holdout_fraction, cfg.seed, max(cfg.probe_samples, cfg.probe_eval_samples)
+        )
     return data, labeled, probe_train, probe_test
 
 
