@@ -31,9 +31,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p demo_out
-	$(BIN)/laom env preview cheetah-run --out demo_out/preview.png
-	$(BIN)/laom env bench cheetah-run --steps 2000
+	$(BIN)/laom demo --out demo_out
 
 test: $(STAMP)
 	$(BIN)/ruff check laom tests benchmarks
