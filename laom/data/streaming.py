@@ -44,10 +44,11 @@ read-staging buffer (8 MB), and O(trajectories) metadata. The two halves of the 
 allocated once and reused, so steady-state streaming does not page-fault fresh memory in on
 every window.
 
-Speed: h5py releases the GIL while reading and numpy while transposing, so the reads overlap
-with training on a free core. Each frame is read and transposed once per epoch (about 7 us
-for a 64 px frame from the page cache on a 2-core EPYC, next to about 11 us to gather one
-sample's three stacks in memory): with no core to spare the reads add to the step time.
+Speed: the reader releases the GIL (``os.preadv``, numpy's transpose), so reads overlap with
+training on a free core. Each frame is read and transposed once per epoch: about 5 us for a
+64 px frame from the page cache on the 2-core benchmark machine, next to 9-14 us to gather
+one sample's three stacks in memory, so with no core to spare the reads add up to half again
+to the data path's time (``benchmarks/stream_speed.py`` measures both).
 Not thread-safe: one sampler serves one training loop.
 """
 
@@ -185,9 +186,10 @@ class StreamingData:
     def valid_steps(self) -> np.ndarray:
         """Global indices of all steps with a successor (8 bytes per frame, built on first use)."""
         if self._valid_steps is None:
-            self._valid_steps = np.flatnonzero(
-                np.arange(self.num_frames) + 1 < np.repeat(self.traj_offsets[1:], self.lengths)
-            )
+            starts = self.traj_offsets[:-1].tolist()
+            stops = (self.traj_offsets[1:] - 1).tolist()  # a trajectory's last frame: none
+            pieces = [np.arange(a, b, dtype=np.int64) for a, b in zip(starts, stops, strict=True)]
+            self._valid_steps = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
         return self._valid_steps
 
     @property
