@@ -613,7 +613,7 @@ class TrainLog:
     (tensors, so nothing synchronises with a GPU between log rows). Every ``log_every``
     updates the window means, averaged over torchrun ranks, become a metrics row; every
     ``checkpoint_every`` updates ``state(done)`` is saved. Only rank 0 writes files and
-    shows the bar.
+    shows the bar. ``batch_size`` is this process's share; samples/s counts all ranks.
     """
 
     def __init__(

@@ -424,7 +424,7 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         check_signature(checkpoint["signature"], data, cfg.frame_stack, "--data")
         trainer.load_state_dict(checkpoint)
         start = int(checkpoint["update"])
-    log = TrainLog(run, cfg, total, start, cfg.batch_size, desc=f"lam {cfg.method}")
+    log = TrainLog(run, cfg, total, start, trainer.sampler.batch_size, desc=f"lam {cfg.method}")
     model.train()
     try:
         for update in range(start, total):
