@@ -112,3 +112,25 @@ def test_global_batch_must_divide_by_processes(files, tmp_path):
     proc = torchrun(base)
     assert proc.returncode != 0
     assert "--batch_size 7 must be divisible by the number of processes (2)" in proc.stderr
+
+
+def test_two_gloo_processes_train_latent_bc_and_decoder_like_one(files, tmp_path):
+    lam = tmp_path / "lam"
+    assert main(["train", "lam", "--method", "laom", "--data", str(files["data"]), *COMMON, *LAM,
+                 "--out", str(lam)]) == 0  # fmt: skip
+    for mode in ("single", "ddp"):
+        bc = ["train", "bc", "--lam", str(lam), "--data", str(files["data"]), *COMMON, "--batch_size", "8",
+              "--total_updates", "4", "--cache_dtype", "float32", "--out", str(tmp_path / f"bc-{mode}")]  # fmt: skip
+        dec = ["train", "decoder", "--policy", str(tmp_path / f"bc-{mode}"), "--labeled", str(files["labeled"]),
+               *COMMON, "--batch_size", "16", "--total_updates", "5", "--out", str(tmp_path / f"dec-{mode}")]  # fmt: skip
+        for args in (bc, dec):
+            if mode == "single":
+                assert main(args) == 0
+            else:
+                proc = torchrun(args)
+                assert proc.returncode == 0, proc.stderr[-2000:]
+    a = torch.load(tmp_path / "dec-single" / "policy.pt", weights_only=False)
+    b = torch.load(tmp_path / "dec-ddp" / "policy.pt", weights_only=False)
+    for part in ("policy", "decoder"):
+        for key, value in a[part]["state_dict"].items():
+            torch.testing.assert_close(b[part]["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
