@@ -65,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from laom.training.cli import maybe_reexec_with_malloc_env
 
         maybe_reexec_with_malloc_env()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command != "train":
+        print(f"laom: error: under torchrun only `laom train ...` runs (got `laom {args.command}`); "
+              "run the other commands as one process", file=sys.stderr)  # fmt: skip
+        return 2
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun rank 0 alone reports results
         sys.stdout = open(os.devnull, "w")
     try:

@@ -134,3 +134,9 @@ def test_two_gloo_processes_train_latent_bc_and_decoder_like_one(files, tmp_path
     for part in ("policy", "decoder"):
         for key, value in a[part]["state_dict"].items():
             torch.testing.assert_close(b[part]["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_only_train_commands_run_under_torchrun(files, tmp_path):
+    proc = torchrun(["data", "info", str(files["data"])])
+    assert proc.returncode != 0
+    assert "under torchrun only `laom train ...` runs (got `laom data`)" in proc.stderr
