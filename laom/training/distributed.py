@@ -56,7 +56,11 @@ def info() -> DistInfo:
 
 
 def is_main() -> bool:
-    return _INFO.is_main
+    """Rank 0, or a single process. Before :func:`init` (a stage prepares its run directory
+    first) torchrun's RANK variable answers, so only rank 0 ever writes."""
+    if _INFO.enabled:
+        return _INFO.is_main
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def init(device: torch.device) -> DistInfo:
