@@ -154,6 +154,22 @@ def load_frames(path: str | Path, max_trajectories: int | None = None) -> FrameD
     return FrameData(frames, actions, states, offsets, attrs, str(path), returns)
 
 
+def batch_buffers(
+    batch_size: int, frame_stack: int, frame_shape: tuple[int, ...], action_dim: int, state_dim: int,
+    keys: tuple[str, ...], pin_memory: bool = False,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The reused arrays a sampler gathers each batch into: uint8 stacks [B, F*3, H, W] per
+    key, float32 actions and states (allocated once: fresh ones page-fault every step)."""
+    c, h, w = frame_shape
+    buffers = {
+        k: torch.empty((batch_size, frame_stack * c, h, w), dtype=torch.uint8, pin_memory=pin_memory)
+        for k in keys
+    }
+    buffers["actions"] = torch.empty((batch_size, action_dim), pin_memory=pin_memory)
+    buffers["states"] = torch.empty((batch_size, state_dim), pin_memory=pin_memory)
+    return buffers
+
+
 @dataclass
 class Batch:
     """Index arrays of one batch and the gathered arrays (numpy views of reused buffers)."""
@@ -202,15 +218,10 @@ class BatchSampler:
         self.with_replacement = with_replacement
         self._perm_epoch = -1
         self._perm = np.zeros(0, dtype=np.int64)
-        c, h, w = data.frames.shape[1:]
-        self._buffers = {
-            k: torch.empty(
-                (batch_size, frame_stack * c, h, w), dtype=torch.uint8, pin_memory=pin_memory
-            )
-            for k in keys
-        }
-        self._buffers["actions"] = torch.empty((batch_size, data.action_dim), pin_memory=pin_memory)
-        self._buffers["states"] = torch.empty((batch_size, data.state_dim), pin_memory=pin_memory)
+        self._buffers = batch_buffers(
+            batch_size, frame_stack, data.frames.shape[1:], data.action_dim, data.state_dim, keys,
+            pin_memory,
+        )  # fmt: skip
 
     @property
     def updates_per_epoch(self) -> int:

@@ -68,9 +68,8 @@ from typing import Any
 
 import h5py
 import numpy as np
-import torch
 
-from laom.data.sampler import STACK_KEYS, Batch, BatchSampler, FrameData, load_frames
+from laom.data.sampler import STACK_KEYS, Batch, BatchSampler, FrameData, batch_buffers, load_frames
 from laom.errors import LaomError
 
 DEFAULT_CACHE_MB = 4096.0
@@ -552,15 +551,10 @@ class StreamingSampler:
         self._closed = False
         self._sync_reader: TrajectoryReader | None = None  # reads when prefetch is off
 
-        c, h, w = data.frame_shape
-        self._buffers = {
-            k: torch.empty(
-                (batch_size, frame_stack * c, h, w), dtype=torch.uint8, pin_memory=pin_memory
-            )
-            for k in keys
-        }
-        self._buffers["actions"] = torch.empty((batch_size, data.action_dim), pin_memory=pin_memory)
-        self._buffers["states"] = torch.empty((batch_size, data.state_dim), pin_memory=pin_memory)
+        self._buffers = batch_buffers(
+            batch_size, frame_stack, data.frame_shape, data.action_dim, data.state_dim, keys,
+            pin_memory,
+        )  # fmt: skip
         # Last, so that a failed constructor leaves no thread behind.
         self._loader = _Loader(data) if prefetch else None
         self._finalizer = (
