@@ -345,10 +345,18 @@ def test_sweep_config_mismatch_is_refused(data: Path, tmp_path: Path, capsys: py
     assert sw.open_sweep_dir(out, cfg, force=False) is False
     assert sw.open_sweep_dir(out, cfg, force=False) is False  # same config: a resume
     (out / "runs.jsonl").write_text(json.dumps({"task": "walker-stand", "method": "bc", "labeled": 1, "seed": 0, "run_key": "old"}) + "\n")
-    one_line_error(sweep_args(data, out, labeled="1,2,3"), capsys, "config.labeled: [1, 2] -> [1, 2, 3]")
+    one_line_error(sweep_args(data, out, labeled="1"), capsys, "config.labeled: [1, 2] -> [1]")
     one_line_error(sweep_args(data, out, "--lam.latent_dim", "8"), capsys, "different config")
+    # Adding budgets, seeds or methods grows the grid: every recorded run stays valid.
+    grown = sw.SweepConfig(**{**cfg.to_dict(), "labeled": [1, 2, 3], "seeds": [0, 1], "methods": ["bc", "idm", "lapo"]})
+    assert sw.open_sweep_dir(out, grown, force=False) is False
+    assert "run_key" in (out / "runs.jsonl").read_text()
+    grown_other = sw.SweepConfig(**{**grown.to_dict(), "episodes": 2})
+    with pytest.raises(LaomError, match="config.episodes: 1 -> 2"):
+        sw.open_sweep_dir(out, grown_other, force=False)
+    assert sw.open_sweep_dir(out, cfg, force=True) is True  # a smaller grid needs --force
     other = dict(labeled=[1, 2, 3])
-    assert sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=True) is True
+    assert sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=False) is False
     assert sw.drop_stale(out / "runs.jsonl", {"new"}) == 1
     assert (out / "runs.jsonl").read_text() == "" and "old" in (out / "runs.stale.jsonl").read_text()
     # A rewritten data file is a different input too.

@@ -2,7 +2,8 @@
 
 Layout of a sweep directory::
 
-    SWEEP/sweep.yaml      the config that made it (a resume must match it, or --force)
+    SWEEP/sweep.yaml      the config that made it (a resume must match it or only add tasks,
+                          methods, budgets or seeds; anything else needs --force)
     SWEEP/runs.jsonl      one line per finished run: the record a report reads
     SWEEP/labeled/        {task}-{n}-s{seed}.hdf5 labelled subsets (nested per seed)
     SWEEP/cache/          the pipeline's content-hashed stage directories, shared by all runs
@@ -299,6 +300,32 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
+GRID = ("tasks", "methods", "labeled", "seeds")
+
+
+def extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` only adds tasks, methods, budgets or seeds to ``old``'s grid.
+
+    Growing a sweep (more seeds, more budgets) is the usual way to spend more compute on
+    a study; every run already recorded stays valid, so it needs no --force.
+    """
+    old_cfg, new_cfg = old.get("config"), new.get("config")
+    if not isinstance(old_cfg, dict) or not isinstance(new_cfg, dict):
+        return False
+    for key in GRID:
+        before, after = old_cfg.get(key), new_cfg.get(key)
+        if not isinstance(before, list) or not isinstance(after, list) or not set(before) <= set(after):
+            return False
+    tasks = set(old_cfg["tasks"])
+    projected = {**new, "config": {**new_cfg, **{k: old_cfg[k] for k in GRID}}}
+    for key in ("data", "eval_data"):
+        if isinstance(new_cfg.get(key), dict):
+            projected["config"][key] = {t: v for t, v in new_cfg[key].items() if t in tasks}
+    if isinstance(new.get("inputs"), dict):
+        projected["inputs"] = {t: v for t, v in new["inputs"].items() if t in tasks}
+    return not differences(old, projected)
+
+
 def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
     """Create or resume ``root``; returns whether the config changed (forced).
 
@@ -315,7 +342,7 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
         except yaml.YAMLError as exc:
             raise LaomError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
         diff = differences(old, record) if isinstance(old, dict) else ["sweep.yaml: not a mapping"]
-        if diff:
+        if diff and not extends(old, record):
             if not force:
                 shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
                 raise LaomError(f"{root} was made with a different config ({shown}); use another --out, or --force to continue it with this config (runs that no longer match are moved to runs.stale.jsonl)")
