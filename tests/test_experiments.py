@@ -233,9 +233,11 @@ def test_job_keys(tmp_path: Path) -> None:
     assert key == sw.job_key(cfg, jobs["t-a/lapo/2/s0"], "")
     assert key != sw.job_key(cfg, jobs["t-a/lapo/2/s1"], "")
     assert key != sw.job_key(config(data={"t-a": str(data)}, overrides=["--lam.latent_dim", "8"]), jobs["t-a/lapo/2/s0"], "")
-    # With auto normalisation every run depends on the seed list (the normaliser averages it) ...
-    assert key != sw.job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2]), jobs["t-a/lapo/2/s0"], "")
-    # ... but bc-full's own result does not, nor an override for a stage it does not have.
+    # A run's own result depends neither on the seed list nor on the normaliser (both are
+    # re-applied to recorded lines), so adding seeds re-runs nothing ...
+    for other in (config(data={"t-a": str(data)}, seeds=[0, 1, 2]), config(data={"t-a": str(data)}, normalizer="none")):
+        assert key == sw.job_key(other, jobs["t-a/lapo/2/s0"], "")
+    # ... and an override for a stage a method does not have leaves its key alone.
     full = jobs["t-a/bc-full/full/s0"]
     assert sw.job_key(cfg, full, "") == sw.job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2], normalizer="paper",
                                                           overrides=["--lam.latent_dim", "8"]), full, "")  # fmt: skip
@@ -299,6 +301,24 @@ def test_normalizers() -> None:
         sw.check_normalizer("0")
     with pytest.raises(LaomError, match="auto, paper, none or a number"):
         sw.check_normalizer("bc")
+
+
+def test_adding_a_seed_renormalizes_recorded_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    one = sw.Normalizers(config(seeds=[0]))
+    rows = [{"task": "t-a", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 300.0, "return_std": 0.0},
+            {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 150.0, "return_std": 30.0}]  # fmt: skip
+    for row in rows:
+        one.add(row)
+    path.write_text("".join(json.dumps(one.apply(dict(r))) + "\n" for r in rows) + '{"torn')
+    assert sw.renormalize(path, one) == 0  # nothing changed: the file is left alone
+    two = sw.Normalizers(config(seeds=[0, 1]))
+    two.add(rows[0])
+    assert sw.renormalize(path, two) == 0  # seed 1's bc-full not finished: not known yet
+    two.add({**rows[0], "seed": 1, "return_mean": 600.0})
+    assert sw.renormalize(path, two) == 2
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[1])["normalized_return"] == 150.0 / 450.0 and lines[-1] == '{"torn'
 
 
 # --------------------------------------------------------------------------- sweep inputs, resume

@@ -469,9 +469,10 @@ def link_shared(jobs: list[Job]) -> list[Job]:
 
 
 def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
-    """Hash of everything a run's recorded result depends on; runs.jsonl lines with
-    another key are stale. With ``auto`` the normaliser averages bc-full over the seeds,
-    so the seed list is part of every other run's key."""
+    """Hash of everything a run's own result depends on; runs.jsonl lines with another
+    key are stale. The normaliser is left out: it depends on other runs (with ``auto``,
+    bc-full over every seed), so it is re-applied to recorded lines instead
+    (:func:`renormalize`) and adding seeds does not re-run finished work."""
     parts: dict[str, Any] = {
         "task": job.task, "method": job.method, "labeled": job.labeled, "seed": job.seed,
         "data": file_identity(cfg.data[job.task]),
@@ -480,10 +481,6 @@ def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
         "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
         "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides),
     }  # fmt: skip
-    if job.method != "bc-full":
-        parts["normalizer"] = cfg.normalizer
-        if cfg.normalizer == "auto":
-            parts["normalizer_seeds"] = cfg.seeds
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -518,6 +515,35 @@ def append_run(path: Path, run: dict[str, Any]) -> None:
         f.write(json.dumps(run, sort_keys=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def renormalize(path: Path, norms: Normalizers) -> int:
+    """Re-apply the current normaliser to recorded lines whose task's normaliser is
+    known; returns how many lines changed (the file is rewritten atomically)."""
+    from laom.training.common import atomic_write_text
+
+    if not path.is_file():
+        return 0
+    lines, changed = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line)
+        except json.JSONDecodeError:
+            lines.append(line)  # a torn last line: read_runs ignores it, keep it as it was
+            continue
+        fields = ("normalizer", "normalized_return", "normalized_std")
+        if run.get("task") in norms.bc_full and norms.known(run["task"]):
+            before = [run.get(k) for k in fields]
+            norms.apply(run)
+            if [run.get(k) for k in fields] != before:
+                changed += 1
+                line = json.dumps(run, sort_keys=False)
+        lines.append(line)
+    if changed:
+        atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return changed
 
 
 def drop_stale(path: Path, keys: set[str]) -> int:
@@ -780,6 +806,8 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
     for run in read_runs(runs_file):
         if run.get("run_key") in {j.key for j in jobs}:
             norms.add(run)
+    if renormalize(runs_file, norms):
+        log("normaliser changed: recorded runs re-normalised")
     todo = link_shared([j for j in jobs if j.key not in done_keys])
     log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
 
@@ -796,6 +824,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
                 append_run(runs_file, norms.apply(record))
                 waiting.remove(item)
                 recorded += 1
+        renormalize(runs_file, norms)  # lines recorded before the last bc-full seed finished
 
     def submit(executor: Executor, job: Job) -> Future:
         return executor.submit(run_job, job_spec(opts, job, files[job.id], threads))
