@@ -19,6 +19,12 @@ AdamW, EMA) after warm-up steps, best of ``--repeats``, on random 64 px frames.
 for the CPU (with 2+ threads it also counts OpenMP spin-waiting, so use wall time).
 Set MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1000000000 in the environment to see
 the effect of glibc keeping freed memory (the ``laom`` CLI sets them itself).
+
+``--bound`` profiles the timed updates and prints the share of CPU time spent inside
+convolutions (forward and backward) and the "conv-only bound": the rate the step would
+reach if everything else took no time. Since the release runs the same convolutions
+through the same oneDNN kernels, bound / release rate is the most any implementation of
+the same model shapes can gain over it on this CPU.
 """
 
 from __future__ import annotations
@@ -50,10 +56,19 @@ def frames(trajectories: int, length: int, hw: int = 64) -> FrameData:
     )
 
 
+def conv_share(prof) -> float:
+    """Fraction of the profiled self CPU time spent in convolution kernels."""
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = sum(e.self_cpu_time_total for e in events if "convolution" in e.key)
+    return conv / total if total else float("nan")
+
+
 def measure(
     method: str, shape: str, extra: list[str], data: FrameData, labeled: FrameData, args
-) -> tuple[float, float]:
-    """(wall-clock samples/s, samples per CPU-second of this process), best of repeats."""
+) -> tuple[float, float, float | None]:
+    """(wall-clock samples/s, samples per CPU-second of this process, conv share or
+    None), best of repeats."""
     preset = None if shape == "ref" else REPO_CONFIGS / shape / f"lam-{method}.yaml"
     overrides = (REF if shape == "ref" else []) + extra
     if shape == "ref" and method == "laom-labels":
@@ -74,7 +89,16 @@ def measure(
             trainer.step(u)
             u += 1
         best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
-    return cfg.batch_size * args.updates / best, cfg.batch_size * args.updates / best_cpu
+    share = None
+    if args.bound:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.updates):
+                trainer.step(u)
+                u += 1
+        share = conv_share(prof)
+    return cfg.batch_size * args.updates / best, cfg.batch_size * args.updates / best_cpu, share
 
 
 def main() -> None:
@@ -102,6 +126,9 @@ def main() -> None:
         "--compare", action="store_true", help="also fp32 vs bf16 and channels_last on/off"
     )
     p.add_argument("--extra", default="", help="more config overrides, e.g. '--use_aug false'")
+    p.add_argument(
+        "--bound", action="store_true", help="also profile: convolution share and conv-only bound"
+    )
     args = p.parse_args()
 
     print(f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
@@ -121,10 +148,11 @@ def main() -> None:
     for shape in shapes:
         for method in args.methods.split(","):
             for name, extra in variants:
-                sps, per_cpu = measure(
+                sps, per_cpu, share = measure(
                     method, shape, extra + args.extra.split(), data, labeled, args
                 )
-                print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({per_cpu:7.1f} per CPU-second)",
+                bound = "" if share is None else f"  conv {100 * share:4.1f}% -> bound {sps / share:7.1f}"
+                print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({per_cpu:7.1f} per CPU-second){bound}",
                       flush=True)  # fmt: skip
 
 
