@@ -229,10 +229,16 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
     for ax in axes[0]:
         for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(text, handle)
-    rows = math.ceil(len(legend) / 6)
-    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(6, len(legend)), fontsize=8, frameon=False)
+    # As many legend columns as fit the figure's width (about 1.9 in per entry at 8 pt),
+    # and the figure grows downwards by the legend's rows so the plots keep their size.
+    width, height = fig.get_size_inches()
+    ncol = max(1, min(len(legend), int(width / 1.9)))
+    rows = math.ceil(len(legend) / ncol)
+    legend_h = 0.25 + 0.2 * rows
+    fig.set_size_inches(width, height + legend_h)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(f"{'Normalized return' if normalized else 'Return'}: line = mean over seeds, band = ± std", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04 + 0.06 * rows, 1, 1))
+    fig.tight_layout(rect=(0, legend_h / (height + legend_h), 1, 1))
     return fig
 
 
