@@ -524,6 +524,7 @@ def renormalize(path: Path, norms: Normalizers) -> int:
 
     if not path.is_file():
         return 0
+    fields = ("normalizer", "normalized_return", "normalized_std")
     lines, changed = [], 0
     for line in path.read_text().splitlines():
         if not line.strip():
@@ -533,7 +534,6 @@ def renormalize(path: Path, norms: Normalizers) -> int:
         except json.JSONDecodeError:
             lines.append(line)  # a torn last line: read_runs ignores it, keep it as it was
             continue
-        fields = ("normalizer", "normalized_return", "normalized_std")
         if run.get("task") in norms.bc_full and norms.known(run["task"]):
             before = [run.get(k) for k in fields]
             norms.apply(run)
