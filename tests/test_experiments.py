@@ -192,6 +192,39 @@ def test_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert len(sw.read_runs(bad / "runs.jsonl")) == 1
 
 
+def test_report_of_a_named_variant_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A second sweep given as NAME=DIR shows up as 'method (NAME)' beside the first."""
+    runs = synthetic_runs()
+    main_sweep = write_runs(tmp_path / "main", runs)
+    variant = [{**r, "normalized_return": r["normalized_return"] + 1.0} for r in runs if r["method"] == "laom"]
+    other = write_runs(tmp_path / "variant", variant)
+    out = tmp_path / "report"
+    assert main(["report", str(main_sweep), f"strong={other}", "--out", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    values = [r["normalized_return"] for r in variant if (r["task"], r["labeled"]) == ("walker-run", 4)]
+    assert table_cell(md, "Normalized return: walker-run", "LAOM (strong)", "4") == f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+    assert table_cell(md, "Normalized return: walker-run", "LAOM", "4") != table_cell(md, "Normalized return: walker-run", "LAOM (strong)", "4")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"] == ["bc", "laom", "laom (strong)"]  # a variant follows its base method
+    assert summary["probe_mse"]["laom (strong)"]["n"] == 6
+    fig = rp.figure_returns(rp.aggregate(rp.load_sweeps([str(main_sweep), f"strong={other}"])[0]))
+    for ax in fig.axes:  # three methods, each band in its line's colour, the variant's not its base's
+        lines, bands = ax.get_lines(), ax.collections
+        assert len(lines) == len(bands) == 3
+        for line, band in zip(lines, bands, strict=True):
+            assert np.allclose(matplotlib_rgba(line.get_color()), band.get_facecolor()[0][:3])
+        assert lines[1].get_color() != lines[2].get_color()
+    # The same runs twice without a name would be mixed up: refused.
+    one_line_error(["report", str(main_sweep), str(other)], capsys, "name one of them (NAME=DIR)")
+    one_line_error(["report", str(main_sweep), "=x"], capsys, "expected a sweep directory or NAME=DIR")
+
+
+def matplotlib_rgba(c: str) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(c)
+
+
 # --------------------------------------------------------------------------- planning
 
 

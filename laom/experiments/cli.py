@@ -70,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Lines are means over seeds; bands and ± are the population std over seeds."
         ),
     )
-    r.add_argument("sweep", help="sweep directory (made by laom sweep)")
-    r.add_argument("--out", default=None, help="report folder (default: SWEEP/report)")
+    r.add_argument("sweeps", nargs="+", metavar="SWEEP",
+                   help="sweep directory (made by laom sweep); more as DIR or NAME=DIR, whose methods "
+                        "are shown as 'method (NAME)', e.g. a variant swept with other stage settings")  # fmt: skip
+    r.add_argument("--out", default=None, help="report folder (default: the first SWEEP/report)")
     r.add_argument("--paper", action="store_true", help="draw the paper's numbers (dashed) beside ours")
     r.set_defaults(func=_report)

@@ -11,6 +11,11 @@ a re-run supersedes an older record) and writes
     REPORT/results.md     the same numbers as Markdown tables, plus raw returns
     REPORT/summary.json   everything aggregated, for scripts
 
+Several sweeps can share one report (``laom report SWEEP NAME=OTHER ...``): the runs of a
+sweep given as ``NAME=DIR`` appear as ``method (NAME)``, so a variant swept with other
+stage settings (say a stronger supervision coefficient) is drawn beside the methods it
+varies. Two sweeps that hold the same unnamed run are refused rather than merged.
+
 With ``--paper`` the paper's four-task averages are drawn as dashed lines (on the
 average panel, or the only panel when the sweep has one task) and added to the tables.
 The average over tasks of a (method, budget) uses only seeds that finished every task,
@@ -35,15 +40,73 @@ COLORS = {
     "bc": "tab:blue", "idm": "tab:orange", "lapo": "tab:green", "laom": "tab:red", "laom-labels": "tab:purple",
     "bc-full": "tab:gray",
 }  # fmt: skip
+# Methods without a colour of their own (variants from named sweeps) take these in turn.
+EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "gold", "navy")
 BAND = "mean ± std over seeds (population std, ddof=0)"
 AVERAGE = "average"
 
 
+def split_variant(method: str) -> tuple[str, str]:
+    """``"laom-labels (strong)"`` -> ``("laom-labels", "strong")``; no variant -> ``(method, "")``."""
+    if method.endswith(")") and " (" in method:
+        base, _, name = method[:-1].partition(" (")
+        return base, name
+    return method, ""
+
+
 def label(method: str) -> str:
-    return paper_data.LABELS.get(method, method)
+    base, variant = split_variant(method)
+    text = paper_data.LABELS.get(base, base)
+    return f"{text} ({variant})" if variant else text
+
+
+def color(method: str, methods: list[str]) -> str:
+    """The paper-figure colour of a method; variants get the next unused extra colour, so
+    a line and its band always match (matplotlib would pick them separately)."""
+    if method in COLORS:
+        return COLORS[method]
+    extra = [m for m in methods if m not in COLORS]
+    return EXTRA_COLORS[extra.index(method) % len(EXTRA_COLORS)] if method in extra else "tab:gray"
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def parse_sweep_arg(text: str) -> tuple[str, str]:
+    """``"DIR"`` -> ``("", "DIR")``, ``"NAME=DIR"`` -> ``("NAME", "DIR")`` (an existing
+    directory whose own name holds ``=`` stays unnamed)."""
+    name, sep, path = text.partition("=")
+    if not sep or Path(text).is_dir() or "/" in name:
+        return "", text
+    require(bool(name.strip()) and bool(path), f"{text!r}: expected a sweep directory or NAME=DIR")
+    require("(" not in name and ")" not in name, f"{text!r}: a sweep name cannot hold parentheses")
+    return name.strip(), path
+
+
+def load_sweeps(sweeps: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The runs of every sweep (methods of a ``NAME=DIR`` sweep renamed ``method (NAME)``)
+    and the first sweep's config; refuses two sweeps holding the same run."""
+    require(bool(sweeps), "no sweep directory given")
+    runs: list[dict[str, Any]] = []
+    owner: dict[tuple[Any, ...], str] = {}
+    config: dict[str, Any] = {}
+    for i, text in enumerate(sweeps):
+        name, path = parse_sweep_arg(text)
+        these, cfg = load_runs(path)
+        if i == 0:
+            config = cfg
+        for run in these:
+            if name:
+                run = {**run, "method": f"{run['method']} ({name})"}
+            key = (run["task"], run["method"], run.get("labeled"), run["seed"])
+            require(
+                key not in owner,
+                f"{path} and {owner.get(key)} both hold {run['task']} {run['method']} "
+                f"labelled={run.get('labeled')} seed={run['seed']}: name one of them (NAME=DIR) to report both",
+            )
+            owner[key] = path
+            runs.append(run)
+    return runs, config
 
 
 def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -103,8 +166,10 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
     """Everything the figures and tables show, as plain data (summary.json)."""
     config = config or {}
     tasks = _ordered({r["task"] for r in runs}, list(config.get("tasks", [])))
-    methods = [m for m in METHODS if m in {r["method"] for r in runs}]
-    methods += sorted({r["method"] for r in runs} - set(methods))
+    present = {r["method"] for r in runs}
+    methods = [m for base in METHODS for m in [base, *sorted(v for v in present if split_variant(v)[0] == base and v != base)]
+               if m in present]  # fmt: skip
+    methods += sorted(present - set(methods))
     budgets = sorted({int(r["labeled"]) for r in runs if r.get("labeled") is not None})
     seeds = sorted({int(r["seed"]) for r in runs})
     normalized = _curves(runs, "normalized_return")
@@ -200,9 +265,9 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
             xs = sorted(int(n) for n in cells)
             mean = [cells[str(n)]["mean"] for n in xs]
             std = [cells[str(n)]["std"] for n in xs]
-            ax.plot(xs, mean, "-o", color=COLORS.get(m), label=label(m), markersize=4, linewidth=1.8)
+            ax.plot(xs, mean, "-o", color=color(m, agg["methods"]), label=label(m), markersize=4, linewidth=1.8)
             ax.fill_between(xs, [a - b for a, b in zip(mean, std, strict=True)], [a + b for a, b in zip(mean, std, strict=True)],
-                            color=COLORS.get(m), alpha=0.18, linewidth=0)  # fmt: skip
+                            color=color(m, agg["methods"]), alpha=0.18, linewidth=0)  # fmt: skip
         if name == paper_panel:
             for m in agg["methods"]:
                 if m in paper_data.NORMALIZED_RETURN:
@@ -256,7 +321,7 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
     fig, ax = plt.subplots(figsize=(max(4.8, 1.4 * len(methods) + 2.2), 3.6))
     xs = list(range(len(methods)))
     ax.bar(xs, [probe[m]["mean"] for m in methods], yerr=[probe[m]["std"] for m in methods],
-           color=[COLORS.get(m, "tab:gray") for m in methods], capsize=4, alpha=0.85)  # fmt: skip
+           color=[color(m, agg["methods"]) for m in methods], capsize=4, alpha=0.85)  # fmt: skip
     baselines = [probe[m]["baseline_mean"] for m in methods if probe[m]["baseline_mean"] is not None]
     if baselines:
         ax.axhline(sum(baselines) / len(baselines), color="black", linestyle=":", linewidth=1,
@@ -362,11 +427,13 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
 # --------------------------------------------------------------------------- the command
 
 
-def write_report(sweep: str | Path, out: str | Path, paper: bool = False) -> dict[str, Any]:
-    """Write the figures, results.md and summary.json; returns the summary."""
+def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = False) -> dict[str, Any]:
+    """Write the figures, results.md and summary.json; returns the summary. ``sweep`` is
+    one directory or a list of ``DIR`` / ``NAME=DIR`` (see the module docstring)."""
     import matplotlib.pyplot as plt
 
-    runs, config = load_runs(sweep)
+    sweeps = [str(sweep)] if isinstance(sweep, (str, Path)) else [str(s) for s in sweep]
+    runs, config = load_sweeps(sweeps)
     agg = aggregate(runs, config, paper)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -377,17 +444,19 @@ def write_report(sweep: str | Path, out: str | Path, paper: bool = False) -> dic
             fig.savefig(out / name, dpi=130)
             plt.close(fig)
             files.append(str(out / name))
-    (out / "results.md").write_text(results_markdown(agg, paper, str(sweep)))
+    (out / "results.md").write_text(results_markdown(agg, paper, " + ".join(sweeps)))
     files.append(str(out / "results.md"))
-    agg["sweep"] = str(Path(sweep).resolve())
+    agg["sweep"] = str(Path(parse_sweep_arg(sweeps[0])[1]).resolve())
+    agg["sweeps"] = {text: str(Path(parse_sweep_arg(text)[1]).resolve()) for text in sweeps}
     agg["files"] = [*files, str(out / "summary.json")]
     (out / "summary.json").write_text(json.dumps(agg, indent=2) + "\n")
     return agg
 
 
 def report_command(args: argparse.Namespace) -> int:
-    out = args.out or str(Path(args.sweep) / "report")
-    agg = write_report(args.sweep, out, paper=args.paper)
+    sweeps = list(args.sweeps)
+    out = args.out or str(Path(parse_sweep_arg(sweeps[0])[1]) / "report")
+    agg = write_report(sweeps, out, paper=args.paper)
     if agg["metric"] is None:
         print("note: no run has a return (swept with --episodes 0?): no return figure")
     for f in agg["files"]:
