@@ -98,7 +98,8 @@ def write_runs(root: Path, runs: list[dict]) -> Path:
 
 
 def table_cell(markdown: str, section: str, row: str, column: str) -> str:
-    lines = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0].strip().splitlines()
+    body = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in body.strip().splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     for line in lines[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -217,6 +218,30 @@ def test_report_of_a_named_variant_sweep(tmp_path: Path, capsys: pytest.CaptureF
     # The same runs twice without a name would be mixed up: refused.
     one_line_error(["report", str(main_sweep), str(other)], capsys, "name one of them (NAME=DIR)")
     one_line_error(["report", str(main_sweep), "=x"], capsys, "expected a sweep directory or NAME=DIR")
+
+
+def test_report_tables_offline_mse_and_latent_bc(tmp_path: Path) -> None:
+    """The diagnostic tables: offline action MSE from the run records, latent BC's
+    relative loss from its stage summary (skipped when the cache is gone)."""
+    runs = synthetic_runs()
+    for i, r in enumerate(runs):
+        r["offline"] = {"action_mse": 0.3 + 0.01 * i, "constant_action_mse": 0.5}
+        if r["method"] == "laom":
+            bc_dir = tmp_path / "cache" / f"bc-{i}"
+            bc_dir.mkdir(parents=True)
+            (bc_dir / "summary.json").write_text(json.dumps({"relative_loss": 0.1 * r["seed"] + 0.001 * i}))
+            r["stages"] = {**r["stages"], "bc": {"dir": str(bc_dir)}}
+    runs.append({**runs[-1], "task": "walker-run", "labeled": 8, "stages": {"bc": {"dir": str(tmp_path / "gone")}}})
+    agg = rp.write_report(write_runs(tmp_path / "sweep", runs), tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    off = [r["offline"]["action_mse"] for r in runs[:-1] if (r["task"], r["method"], r["labeled"]) == ("cheetah-run", "bc", 4)]
+    assert table_cell(md, "Offline action MSE: cheetah-run", "BC", "4") == f"{np.mean(off):.3f} ± {np.std(off):.3f}"
+    rel = [0.1 * r["seed"] + 0.001 * i for i, r in enumerate(runs[:-1]) if (r["task"], r["method"], r["labeled"]) == ("walker-run", "laom", 2)]
+    section = "Latent BC: share of latent-action variance left unexplained: walker-run"
+    assert table_cell(md, section, "LAOM", "2") == f"{np.mean(rel):.3f} ± {np.std(rel):.3f}"
+    assert table_cell(md, section, "LAOM", "8") == "–"  # its stage summary is gone: no value, no error
+    assert "| BC |" not in md.split(section)[1].split("\n## ")[0]  # no latent BC in the BC baseline
+    assert agg["offline_constant_mse"]["cheetah-run"] == pytest.approx(0.5)
 
 
 def matplotlib_rgba(c: str) -> tuple[float, float, float]:

@@ -8,7 +8,9 @@ a re-run supersedes an older record) and writes
                           one for the average over tasks; line = mean over seeds, band =
                           mean +- std over seeds (population std, ddof=0)
     REPORT/probe_mse.png  linear-probe MSE of latent to true actions per LAM method
-    REPORT/results.md     the same numbers as Markdown tables, plus raw returns
+    REPORT/results.md     the same numbers as Markdown tables, plus raw returns, the
+                          acting policies' offline action MSE on the held-out file, and
+                          how much of the latent actions latent BC could not predict
     REPORT/summary.json   everything aggregated, for scripts
 
 Several sweeps can share one report (``laom report SWEEP NAME=OTHER ...``): the runs of a
@@ -155,6 +157,22 @@ def _curves(runs: list[dict[str, Any]], key: str) -> dict[str, dict[str, dict[st
     return out
 
 
+def _flatten(run: dict[str, Any], bc_summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A run with the diagnostics the tables need as top-level numbers: the offline action
+    MSE and latent BC's relative loss (read from its stage summary, if the cache is there)."""
+    out = {**run, "offline_action_mse": (run.get("offline") or {}).get("action_mse"),
+           "offline_constant_mse": (run.get("offline") or {}).get("constant_action_mse")}  # fmt: skip
+    bc_dir = ((run.get("stages") or {}).get("bc") or {}).get("dir")
+    if bc_dir:
+        if bc_dir not in bc_summaries:
+            try:
+                bc_summaries[bc_dir] = json.loads((Path(bc_dir) / "summary.json").read_text())
+            except (OSError, ValueError):
+                bc_summaries[bc_dir] = {}
+        out["latent_bc_relative_loss"] = bc_summaries[bc_dir].get("relative_loss")
+    return out
+
+
 def _table(curves: dict[str, dict[int, dict[int, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         m: {str(n): stats([by_seed[s] for s in sorted(by_seed)], sorted(by_seed)) for n, by_seed in sorted(budgets.items())}
@@ -194,6 +212,14 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
                     average.setdefault(m, {})[n] = per_seed
         agg["normalized"][AVERAGE] = _table(average)
     agg["returns"] = {t: _table(raw[t]) for t in tasks if t in raw}
+    bc_summaries: dict[str, dict[str, Any]] = {}
+    flat = [_flatten(r, bc_summaries) for r in runs]
+    for key in ("offline_action_mse", "latent_bc_relative_loss"):
+        curves = _curves(flat, key)
+        agg[key] = {t: _table(curves[t]) for t in tasks if t in curves}
+    constant = {t: [r["offline_constant_mse"] for r in flat if r["task"] == t and r["offline_constant_mse"] is not None]
+                for t in tasks}  # fmt: skip
+    agg["offline_constant_mse"] = {t: sum(v) / len(v) for t, v in constant.items() if v}
 
     normalizers: dict[str, Any] = {}
     for t in tasks:
@@ -398,6 +424,21 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         rows = [[label(m), *(cell(agg["returns"][task].get(m, {}).get(str(n)), digits, seeds) for n in budgets)]
                 for m in agg["methods"] if m in agg["returns"][task]]  # fmt: skip
         out += _markdown_table(header, rows) + [""]
+    for task in agg["tasks"]:
+        if task in agg["offline_action_mse"]:
+            out += [f"## Offline action MSE: {task}", "",
+                    "The acting policy's actions against the true ones on the held-out file (lower is better); "
+                    f"predicting the mean action scores {agg['offline_constant_mse'].get(task, float('nan')):.4f}.", ""]  # fmt: skip
+            rows = [[label(m), *(cell(agg["offline_action_mse"][task].get(m, {}).get(str(n)), 3, seeds) for n in budgets)]
+                    for m in agg["methods"] if m in agg["offline_action_mse"][task]]  # fmt: skip
+            out += _markdown_table(header, rows) + [""]
+        if task in agg["latent_bc_relative_loss"]:
+            out += [f"## Latent BC: share of latent-action variance left unexplained: {task}", "",
+                    "Latent BC's final training loss / the variance of the LAM's latent actions: near 1, the policy "
+                    "cannot predict from the current frames what the LAM encodes.", ""]  # fmt: skip
+            rows = [[label(m), *(cell(agg["latent_bc_relative_loss"][task].get(m, {}).get(str(n)), 3, seeds) for n in budgets)]
+                    for m in agg["methods"] if m in agg["latent_bc_relative_loss"][task]]  # fmt: skip
+            out += _markdown_table(header, rows) + [""]
     if agg["probe_mse"]:
         out += ["## Linear-probe MSE (latent to true actions)", ""]
         head = ["method", "probe MSE", "predict-the-mean MSE", "probe / predict-the-mean", "LAMs"]
