@@ -357,8 +357,26 @@ def test_normalizers() -> None:
     assert sw.Normalizers(config(normalizer="none")).value("t-a") is None
     with pytest.raises(LaomError, match="non-zero"):
         sw.check_normalizer("0")
-    with pytest.raises(LaomError, match="auto, paper, none or a number"):
+    with pytest.raises(LaomError, match="auto, paper, none, a number or a sweep directory"):
         sw.check_normalizer("bc")
+
+
+def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture) -> None:
+    """A variant sweep divides by the main sweep's normaliser, as that sweep recorded it."""
+    main_sweep = write_runs(tmp_path / "main", [
+        {"task": "t-a", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 40.0, "normalizer": 40.0},
+        {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 4.0, "normalizer": 40.0},
+        {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 4.0, "normalizer": 45.0},  # re-normalised
+        {"task": "t-b", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 4.0, "normalizer": None},
+    ])  # fmt: skip
+    spec = sw.check_normalizer(str(main_sweep))
+    assert spec == f"sweep:{main_sweep.resolve()}" and sw.check_normalizer(spec) == spec
+    norms = sw.Normalizers(config(normalizer=spec, tasks=["t-a"]))
+    assert norms.known("t-a") and norms.apply({"task": "t-a", "return_mean": 9.0, "return_std": 0.0})["normalized_return"] == 0.2
+    # The variant's task must have a normaliser there: refused before any training.
+    one_line_error(sweep_args(data, tmp_path / "variant", "--normalizer", str(main_sweep)), capsys, "that sweep has no normaliser for")
+    (tmp_path / "not-a-sweep").mkdir()
+    one_line_error(sweep_args(data, tmp_path / "v2", "--normalizer", str(tmp_path / "not-a-sweep")), capsys, "no runs.jsonl")
 
 
 def test_adding_a_seed_renormalizes_recorded_runs(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed of the evaluation episodes, the same for every run so methods meet the same episodes")
     p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short (smoke tests)")
     p.add_argument("--normalizer", default="auto",
-                   help="auto (return of BC on the full dataset, mean over seeds), paper (the paper's BC-full returns), none, or a number")
+                   help="auto (return of BC on the full dataset, mean over seeds), paper (the paper's BC-full returns), none, a number, or another sweep directory (its normaliser per task)")
     p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")

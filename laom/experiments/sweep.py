@@ -24,6 +24,8 @@ shared stages, so two processes never train the same stage directory at once.
 (``bc-full``), here averaged over the sweep's seeds to one number per task. A run's line
 is written to runs.jsonl only once its task's normaliser is known, so every line is
 final; a run finished but not yet written is redone from the cache (seconds) on resume.
+``--normalizer SWEEP_DIR`` takes another sweep's per-task normaliser, so a variant swept
+in its own directory (other stage settings) is normalised exactly like the main sweep.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class SweepConfig:
     episodes: int = 25
     eval_seed: int = 0
     max_steps: int | None = None
-    normalizer: str = "auto"  # auto | paper | none | a number
+    normalizer: str = "auto"  # auto | paper | none | a number | sweep:DIR
     chunk: int = 1000
     overrides: list[str] = field(default_factory=list)
 
@@ -120,17 +122,38 @@ def parse_methods(text: str) -> list[str]:
     return [m for m in METHODS if m in methods]
 
 
+SWEEP_NORMALIZER = "sweep:"
+
+
 def check_normalizer(text: str) -> str:
-    """``auto``, ``paper``, ``none`` or a non-zero number; returned in canonical form."""
-    text = str(text).strip().lower()
+    """``auto``, ``paper``, ``none``, a non-zero number or another sweep's directory
+    (``sweep:/abs/path``); returned in canonical form."""
+    raw = str(text).strip()
+    if raw.startswith(SWEEP_NORMALIZER):
+        raw = raw[len(SWEEP_NORMALIZER):]
+    if Path(raw).is_dir():
+        require((Path(raw) / "runs.jsonl").is_file(), f"--normalizer {raw}: not a sweep directory (no runs.jsonl)")
+        return SWEEP_NORMALIZER + str(Path(raw).resolve())
+    text = raw.lower()
     if text in ("auto", "paper", "none"):
         return text
     try:
         value = float(text)
     except ValueError:
-        raise LaomError(f"--normalizer {text}: expected auto, paper, none or a number") from None
+        raise LaomError(f"--normalizer {text}: expected auto, paper, none, a number or a sweep directory") from None
     require(value != 0 and math.isfinite(value), f"--normalizer {text}: expected a non-zero number")
     return repr(value)
+
+
+def sweep_normalizers(spec: str) -> dict[str, float]:
+    """Per task, the normaliser another sweep applied to its runs (its latest line wins)."""
+    path = Path(spec[len(SWEEP_NORMALIZER):]) / "runs.jsonl"
+    require(path.is_file(), f"--normalizer {path.parent}: no runs.jsonl (not a sweep directory)")
+    out: dict[str, float] = {}
+    for run in read_runs(path):
+        if run.get("normalizer") is not None:
+            out[run["task"]] = float(run["normalizer"])
+    return out
 
 
 def expand(template: str, task: str, flag: str, tasks: Sequence[str]) -> str:
@@ -238,6 +261,11 @@ def make_config(
 
         missing = [t for t in task_list if t not in BC_FULL_RETURN]
         require(not missing, f"--normalizer paper: the paper has no BC-full return for {', '.join(missing)}")
+    if norm.startswith(SWEEP_NORMALIZER):
+        known = sweep_normalizers(norm)
+        missing = [t for t in task_list if t not in known]
+        require(not missing, f"--normalizer {norm[len(SWEEP_NORMALIZER):]}: that sweep has no normaliser for "
+                f"{', '.join(missing)} (sweep it with bc-full, or let its bc-full runs finish)")  # fmt: skip
     ignored = check_overrides(method_list, list(overrides))
     if ignored and log is not None:
         log(f"note: no stage of {', '.join(method_list)} has {', '.join(ignored)}; ignored")
@@ -578,6 +606,8 @@ class Normalizers:
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg = cfg
         self.bc_full: dict[str, dict[int, float | None]] = {t: {} for t in cfg.tasks}
+        # Read once per command: the other sweep's value when this one started (or resumed).
+        self.other = sweep_normalizers(cfg.normalizer) if cfg.normalizer.startswith(SWEEP_NORMALIZER) else {}
 
     def add(self, run: dict[str, Any]) -> None:
         if run["method"] == "bc-full" and run["task"] in self.bc_full:
@@ -597,6 +627,8 @@ class Normalizers:
             from laom.experiments.paper import BC_FULL_RETURN
 
             return BC_FULL_RETURN[task]
+        if spec.startswith(SWEEP_NORMALIZER):
+            return self.other.get(task)
         if spec != "auto":
             return float(spec)
         returns = [self.bc_full[task][s] for s in self.cfg.seeds]
