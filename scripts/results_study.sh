@@ -2,7 +2,7 @@
 # The CPU-scale reproduction study of docs/results.md. Every step is resumable and cached:
 # re-running the script (or running it with more SEEDS / BUDGETS) only does missing work.
 # JOBS=2 runs two sweep runs at a time.
-#   SEEDS=0,1,2 BUDGETS=2,4,8,16,32 scripts/results_study.sh
+#   SEEDS=0,1,2 BUDGETS=2,4,8,16,32 STRONG_BUDGETS=2,8,32 JOBS=2 scripts/results_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAOM=${LAOM:-.venv/bin/laom}
@@ -10,6 +10,7 @@ OUT=${OUT:-runs/study}
 SEEDS=${SEEDS:-0}
 BUDGETS=${BUDGETS:-2,8,32}
 JOBS=${JOBS:-1}
+STRONG_BUDGETS=${STRONG_BUDGETS:-$BUDGETS}  # budgets of the strong-supervision variant
 D=$OUT/data
 mkdir -p "$D"
 
@@ -40,7 +41,7 @@ $LAOM sweep --tasks cheetah-run --methods lapo,laom,laom-labels,bc-full,bc,idm \
 # LAOM+supervision with supervision strong enough to shape the latents at this scale
 # (label weight 1.0, single-step targets, no augmentation): its own sweep on the same
 # labelled subsets, divided by the main sweep's normaliser, reported beside the others.
-$LAOM sweep --tasks cheetah-run --methods laom-labels --labeled "$BUDGETS" --seeds "$SEEDS" \
+$LAOM sweep --tasks cheetah-run --methods laom-labels --labeled "$STRONG_BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out $OUT/sweep-strong \
   --normalizer $OUT/sweep --preset cpu --episodes 5 --workers 2 --epochs 1 --no-progress --jobs "$JOBS" \
   --lam.label_coef 1.0 --lam.future_offset 1 --lam.use_aug false
