@@ -160,7 +160,7 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
           capsys, "no such file")  # fmt: skip
 
 
-def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys):
+def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys, monkeypatch):
     data = tmp_path / "data.hdf5"
     write_moving_square(data, 2, 20, img_hw=HW, seed=0)
     out = str(tmp_path / "run")
@@ -168,6 +168,12 @@ def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys
     assert main([*args, "--total_updates", "2"]) == 0
     (Path(out) / "summary.json").unlink()  # pretend it was killed after its last checkpoint
     fails([*args, "--total_updates", "2", "--latent_dim", "4"], capsys, "different config")
+    # The same files and run directory written relative to the working directory: a resume.
+    monkeypatch.chdir(tmp_path)
+    relative = ["train", "lam", "--method", "laom", "--data", "data.hdf5", "--out", "run", *TINY]
+    assert main([*relative, "--total_updates", "2"]) == 0
+    assert (Path(out) / "summary.json").is_file()
+    (Path(out) / "summary.json").unlink()
     write_moving_square(data, 2, 20, img_hw=24, seed=0)  # same path, other image size
     fails(
         [*args, "--total_updates", "2"], capsys, "image size 24 does not match the checkpoint's 16"

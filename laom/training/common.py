@@ -84,6 +84,18 @@ RESUMABLE_FIELDS = {
     "wandb",
 }
 
+# Config fields naming a file or run directory: the same place written relative or
+# absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
+PATH_FIELDS = {"out", "data", "labeled", "eval_data", "lam", "policy"}
+
+
+def _same_setting(name: str, old: Any, new: Any) -> bool:
+    if old == new:
+        return True
+    if name in PATH_FIELDS and isinstance(old, str) and isinstance(new, str) and old and new:
+        return Path(old).resolve() == Path(new).resolve()
+    return False
+
 
 # --------------------------------------------------------------------------- configs
 
@@ -415,7 +427,7 @@ class RunDir:
             diff = sorted(
                 k
                 for k in set(old) | set(new)
-                if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k)
+                if k not in RESUMABLE_FIELDS and not _same_setting(k, old.get(k), new.get(k))
             )
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])

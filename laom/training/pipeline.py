@@ -258,7 +258,7 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
         for name in overrides:
             overrides[name] += ["--progress", "false"]
     normalizer = resolve_normalizer(opts.normalizer) if opts.normalizer else None
-    root = Path(opts.out)
+    root = Path(opts.out).resolve()  # stage dirs (and their configs) name one place however --out was written
     root.mkdir(parents=True, exist_ok=True)
     results = run_chain(plan_chain(stages, root, opts.preset, overrides), log)
     acting = results[-1]
