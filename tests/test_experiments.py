@@ -376,6 +376,10 @@ def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytes
     # The variant's task must have a normaliser there: refused before any training.
     one_line_error(sweep_args(data, tmp_path / "variant", "--normalizer", str(main_sweep)), capsys, "that sweep has no normaliser for")
     (tmp_path / "not-a-sweep").mkdir()
+    (tmp_path / "auto").mkdir()  # a folder named like a keyword does not hijack it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        assert sw.check_normalizer("auto") == "auto"
     one_line_error(sweep_args(data, tmp_path / "v2", "--normalizer", str(tmp_path / "not-a-sweep")), capsys, "no runs.jsonl")
 
 

@@ -127,22 +127,22 @@ SWEEP_NORMALIZER = "sweep:"
 
 def check_normalizer(text: str) -> str:
     """``auto``, ``paper``, ``none``, a non-zero number or another sweep's directory
-    (``sweep:/abs/path``); returned in canonical form."""
+    (``sweep:/abs/path``); returned in canonical form. Keywords and numbers win over a
+    folder of the same name, so the default never depends on the working directory."""
     raw = str(text).strip()
-    if raw.startswith(SWEEP_NORMALIZER):
-        raw = raw[len(SWEEP_NORMALIZER):]
-    if Path(raw).is_dir():
-        require((Path(raw) / "runs.jsonl").is_file(), f"--normalizer {raw}: not a sweep directory (no runs.jsonl)")
-        return SWEEP_NORMALIZER + str(Path(raw).resolve())
-    text = raw.lower()
-    if text in ("auto", "paper", "none"):
-        return text
+    if raw.lower() in ("auto", "paper", "none"):
+        return raw.lower()
     try:
-        value = float(text)
+        value = float(raw)
     except ValueError:
-        raise LaomError(f"--normalizer {text}: expected auto, paper, none, a number or a sweep directory") from None
-    require(value != 0 and math.isfinite(value), f"--normalizer {text}: expected a non-zero number")
-    return repr(value)
+        value = None
+    if value is not None:
+        require(value != 0 and math.isfinite(value), f"--normalizer {raw}: expected a non-zero number")
+        return repr(value)
+    path = raw[len(SWEEP_NORMALIZER):] if raw.startswith(SWEEP_NORMALIZER) else raw
+    require(Path(path).is_dir(), f"--normalizer {raw}: expected auto, paper, none, a number or a sweep directory")
+    require((Path(path) / "runs.jsonl").is_file(), f"--normalizer {path}: not a sweep directory (no runs.jsonl)")
+    return SWEEP_NORMALIZER + str(Path(path).resolve())
 
 
 def sweep_normalizers(spec: str) -> dict[str, float]:
