@@ -139,7 +139,7 @@ def check_normalizer(text: str) -> str:
     if value is not None:
         require(value != 0 and math.isfinite(value), f"--normalizer {raw}: expected a non-zero number")
         return repr(value)
-    path = raw[len(SWEEP_NORMALIZER):] if raw.startswith(SWEEP_NORMALIZER) else raw
+    path = raw.removeprefix(SWEEP_NORMALIZER)
     require(Path(path).is_dir(), f"--normalizer {raw}: expected auto, paper, none, a number or a sweep directory")
     require((Path(path) / "runs.jsonl").is_file(), f"--normalizer {path}: not a sweep directory (no runs.jsonl)")
     return SWEEP_NORMALIZER + str(Path(path).resolve())
@@ -147,7 +147,7 @@ def check_normalizer(text: str) -> str:
 
 def sweep_normalizers(spec: str) -> dict[str, float]:
     """Per task, the normaliser another sweep applied to its runs (its latest line wins)."""
-    path = Path(spec[len(SWEEP_NORMALIZER):]) / "runs.jsonl"
+    path = Path(spec.removeprefix(SWEEP_NORMALIZER)) / "runs.jsonl"
     require(path.is_file(), f"--normalizer {path.parent}: no runs.jsonl (not a sweep directory)")
     out: dict[str, float] = {}
     for run in read_runs(path):
@@ -264,7 +264,7 @@ def make_config(
     if norm.startswith(SWEEP_NORMALIZER):
         known = sweep_normalizers(norm)
         missing = [t for t in task_list if t not in known]
-        require(not missing, f"--normalizer {norm[len(SWEEP_NORMALIZER):]}: that sweep has no normaliser for "
+        require(not missing, f"--normalizer {norm.removeprefix(SWEEP_NORMALIZER)}: that sweep has no normaliser for "
                 f"{', '.join(missing)} (sweep it with bc-full, or let its bc-full runs finish)")  # fmt: skip
     ignored = check_overrides(method_list, list(overrides))
     if ignored and log is not None:
