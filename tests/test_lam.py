@@ -223,6 +223,47 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     )  # finished: no-op
 
 
+@pytest.mark.parametrize("method", ["laom", "lapo"])
+def test_probe_curve_and_online_probe(files, tmp_path, method):
+    """Closed-form probe points at 0, every N updates and the end, each with the online
+    probe's (the release's protocol) loss beside it; a resumed run adds only missing points."""
+    cfg = cfg_for(method, files, tmp_path / "run", total_updates=7, probe_every=3, probe_curve_samples=50,
+                  log_every=1, eval_data=str(files["eval"]))  # fmt: skip
+    summary = train_lam(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "probe_curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [0, 3, 6, 7]
+    assert [r["samples"] for r in rows] == [0, 24, 48, 56]
+    assert rows[0]["online_probe_mse"] is None and rows[-1]["online_probe_mse"] > 0
+    assert all(0 < r["action_probe_rel"] for r in rows)
+    assert summary["online_probe_mse"] == pytest.approx(rows[-1]["online_probe_mse"])
+    assert summary["online_probe_rel"] > 0
+    (tmp_path / "run" / "summary.json").unlink()
+    train_lam(cfg)
+    again = (tmp_path / "run" / "probe_curve.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in again] == [0, 3, 6, 7]
+    off = train_lam(cfg_for(method, files, tmp_path / "off", total_updates=2, online_probe=False))
+    assert off["online_probe_mse"] is None
+
+
+def test_label_norm_standardises_the_supervised_actions(files, tmp_path):
+    """variance: the action head regresses standardised actions (the loss does not scale
+    with the expert's action units); raw: the release's loss on the stored actions."""
+    std = train_lam(cfg_for("laom-labels", files, tmp_path / "std", total_updates=2, log_every=1))
+    raw = train_lam(cfg_for("laom-labels", files, tmp_path / "raw", total_updates=2, log_every=1, label_norm="raw"))
+    first = [read_metrics(tmp_path / name)[0]["action_loss"] for name in ("std", "raw")]
+    assert first[0] != first[1]
+    # Scaling the labelled actions by 10 leaves the standardised loss unchanged.
+    scaled = tmp_path / "scaled.hdf5"
+    scaled.write_bytes(Path(files["labeled"]).read_bytes())
+    with h5py.File(scaled, "r+") as f:
+        for name in [k for k in f if k.isdigit()]:
+            f[name]["actions"][...] = f[name]["actions"][()] * 10
+    cfg = cfg_for("laom-labels", files, tmp_path / "std10", total_updates=2, log_every=1, labeled=str(scaled))
+    train_lam(cfg)
+    assert read_metrics(tmp_path / "std10")[0]["action_loss"] == pytest.approx(first[0], rel=1e-4)
+    assert std["final"]["loss"] > 0 and raw["final"]["loss"] > 0
+
+
 def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
     a = train_lam(cfg_for("laom", files, tmp_path / "a", total_updates=3))
     b = train_lam(cfg_for("laom", files, tmp_path / "b", total_updates=3))

@@ -100,6 +100,25 @@ def test_shift_is_an_integer_translation_with_replicated_border():
     torch.testing.assert_close(y[:, 0], x[0, 0, :, 0])  # replicated edge
 
 
+def test_random_shift_moves_whole_stacks_by_whole_pixels():
+    from laom.models.augment import RandomShift
+
+    x = torch.rand(16, 6, 12, 12)
+    y = RandomShift(3)(x, torch.Generator().manual_seed(0))
+    for i in range(16):  # each image equals its original moved by some (dx, dy) in [-3, 3]
+        hits = []
+        for dy in range(-3, 4):
+            for dx in range(-3, 4):
+                rows = (torch.arange(12) - dy).clamp(0, 11)
+                cols = (torch.arange(12) - dx).clamp(0, 11)
+                if torch.allclose(y[i], x[i][:, rows][:, :, cols], atol=1e-5):
+                    hits.append((dx, dy))
+        assert hits, i
+    assert not torch.allclose(y, x)
+    with pytest.raises(ValueError):
+        RandomShift(0)
+
+
 def test_rotation_by_90_degrees_matches_rot90():
     x = torch.rand(1, 3, 10, 10)
     theta = math.pi / 2

@@ -131,6 +131,67 @@ def test_pixel_policy_pools_over_space() -> None:
     assert policy.head.in_features == 16  # channels of the last stage, not H*W*C
 
 
+def test_policy_read_outs_and_their_round_trip(tmp_path: Path) -> None:
+    """Flattened map + MLP head (the CPU recipe) and the release's pool-then-head both
+    rebuild from the policy file; an unknown read-out is refused."""
+    from laom.evaluation.policy import ActingPolicy, load_policy, save_policy
+    from laom.training.bc import PixelPolicy
+
+    obs = np.random.default_rng(1).integers(0, 256, (4, HW, HW, 6), dtype=np.uint8)
+    meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 3, "domain_name": "cheetah", "task_name": "run"}
+    for kwargs in (dict(pooling="flatten", hidden_dim=16), dict(relu_before_pool=False)):
+        torch.manual_seed(0)
+        policy = PixelPolicy((6, HW, HW), 3, channels=(4, 8, 8), **kwargs)
+        run = tmp_path / str(len(kwargs)) / kwargs.get("pooling", "mean")
+        run.mkdir(parents=True)
+        save_policy(run / "policy.pt", policy, None, meta)
+        expected = ActingPolicy(policy, None, meta).eval().act(obs)
+        np.testing.assert_array_equal(load_policy(run).act(obs), expected)
+    flat = PixelPolicy((6, 32, 32), 5, channels=(4, 8, 8), pooling="flatten", hidden_dim=7)
+    assert flat.head[0].in_features == 8 * 4 * 4 and flat.head[0].out_features == 7
+    # The release pools the raw map: negative features survive the average.
+    raw = PixelPolicy((6, 32, 32), 5, channels=(4, 8, 8), relu_before_pool=False)
+    ours = PixelPolicy((6, 32, 32), 5, channels=(4, 8, 8))
+    ours.load_state_dict(raw.state_dict())
+    x = torch.randn(2, 6, 32, 32)
+    assert not torch.allclose(raw(x), ours(x))
+    with pytest.raises(ValueError, match="pooling"):
+        PixelPolicy((6, 32, 32), 5, pooling="max")
+
+
+@pytest.mark.integration
+def test_bc_learning_curve_and_shift_augmentation(tmp_path: Path) -> None:
+    """--curve_every writes offline-MSE points at every N updates and at the end; a
+    resumed run keeps them and adds only the missing ones."""
+    train = set_actions(square(tmp_path / "train.h5", 4, 30, seed=10), lambda s: s[:, :2])
+    test = set_actions(square(tmp_path / "test.h5", 2, 30, seed=11), lambda s: s[:, :2])
+    out = tmp_path / "bc"
+    args = ["train", "bc-baseline", "--data", str(train), "--eval-data", str(test), "--out", str(out),
+            "--batch_size", "16", "--total_updates", "9", "--encoder_channels", "[4,8,8]", "--frame_stack", "1",
+            "--pooling", "flatten", "--head_hidden", "16", "--shift_aug", "2", "--curve_every", "4",
+            "--curve_episodes", "0", "--checkpoint_every", "4", *FAST]  # fmt: skip
+    ok(args)
+    rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [4, 8, 9]
+    assert all(r["offline_action_mse"] > 0 and r["constant_action_mse"] > 0 for r in rows)
+    # Kill after the last point: the curve file is kept as is on a resume.
+    (out / "summary.json").unlink()
+    ok(args)
+    again = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in again] == [4, 8, 9]
+
+
+def test_policy_flags_are_checked(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    base = ["train", "bc-baseline", "--data", str(files["data"]), "--out", str(tmp_path / "x"), *FAST]
+    fails([*base, "--pooling", "max"], capsys, "--pooling max")
+    fails([*base, "--shift_aug", "-1"], capsys, "--shift_aug -1")
+    fails([*base, "--shift_aug", "2", "--use_aug", "true"], capsys, "choose one augmentation")
+    fails([*base, "--head_hidden", "-3"], capsys, "--head_hidden -3")
+    fails([*base, "--curve_every", "5", "--curve_episodes", "0"], capsys, "--curve_every needs")
+    fails([*base, "--curve_every", "5"], capsys, "unknown task 'square-move'")
+    assert not (tmp_path / "x").exists()
+
+
 # --------------------------------------------------------------------------- errors
 
 

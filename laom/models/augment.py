@@ -159,3 +159,24 @@ class Augmenter:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _, homographies = sample_homographies(images.shape[0], self.size, generator, self.params)
         return warp(images, homographies)
+
+
+class RandomShift:
+    """DrQ's random shift (Kostrikov et al. 2020): replicate-pad by ``pad`` px and crop back
+    at a random offset, i.e. an integer translation in [-pad, pad] per image and axis.
+
+    The standard augmentation for pixel policies (behaviour cloning and RL alike): it
+    costs one ``grid_sample`` and is what keeps a pixel BC policy from memorising the
+    exact frames of ~100k transitions. All frames stacked in one observation move
+    together.
+    """
+
+    def __init__(self, pad: int) -> None:
+        if pad < 1:
+            raise ValueError(f"pad must be >= 1, got {pad}")
+        self.pad = pad
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = images.shape[0]
+        shift = torch.randint(-self.pad, self.pad + 1, (n, 2), generator=generator).double()
+        return warp(images, _translation(shift[:, 0], shift[:, 1]))

@@ -99,6 +99,7 @@ class LAOM(nn.Module):
             pair, next_obs = augment(pair), augment(next_obs)
         e_t, e_k = self.embed(pair).chunk(2)
         z = self.idm(None, torch.cat([e_t, e_k], dim=-1))  # IDM: (o_t, o_{t+k}) -> z
+        self.last_latent = z[:n].detach()  # for the trainer's online probe
         pred_next = self.fdm(e_t[:n].detach(), z[:n])  # FDM: (sg emb(o_t), z) -> emb(o_{t+1})
         target = self.target_embed(next_obs)  # EMA or stop-grad encoder
         fdm_loss = F.mse_loss(pred_next.float(), target.float())

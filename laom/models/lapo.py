@@ -84,6 +84,7 @@ class LAPO(nn.Module):
             (augment(obs), augment(future_obs)) if augment is not None else (obs, future_obs)
         )
         z = self.latent_action(idm_obs, idm_future)  # IDM sees (o_t, o_{t+k})
+        self.last_latent = z.detach()  # for the trainer's online probe
         pred = self.predict_next(obs, z)  # FDM always predicts o_{t+1}
         loss = F.mse_loss(pred.float(), next_obs.float())
         return loss, {"loss": loss.detach(), "fdm_loss": loss.detach()}

@@ -27,11 +27,12 @@ from torch import nn
 
 from laom.data.sampler import Batch, FrameData
 from laom.data.streaming import StreamingData, open_training_data
-from laom.errors import require
+from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 from laom.training import distributed
 from laom.training.bc import (
     PixelPolicy,
+    build_policy,
     cached_labels,
     env_attrs,
     file_identity,
@@ -43,6 +44,7 @@ from laom.training.bc import (
     schedule,
     signature_of,
     validate_common,
+    validate_policy_fields,
 )
 from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
 
@@ -97,9 +99,17 @@ class BCBaselineConfig(TrainConfig):
     encoder_scale: int = 1
     num_res_blocks: int = 2
     encoder_channels: tuple[int, ...] = (16, 32, 32)
-    use_aug: bool = False
+    pooling: str = "mean"  # policy read-out: mean (the release's) | flatten (the whole feature map)
+    head_hidden: int = 0  # > 0: an MLP head with this hidden width instead of one linear layer
+    relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
+    shift_aug: int = 0  # DrQ random shift of every input by up to +-N px (0 = off)
+    use_aug: bool = False  # LAOM's eight-warp chain
     channels_last: bool = True
     eval_samples: int = 20000
+    # learning curve (RUN/curve.jsonl): offline MSE on --eval-data and online return
+    curve_every: int = 0  # updates between curve points (0 = no curve)
+    curve_episodes: int = 5  # online episodes per point (0 = offline MSE only)
+    curve_workers: int = 2  # evaluation worker processes per point
 
 
 @dataclass
@@ -139,21 +149,27 @@ def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[st
 
 
 def _train_policy(
-    data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: dict[str, Any]
-) -> tuple[PixelPolicy, dict[str, Any], int]:
+    data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: dict[str, Any],
+    reference_mean: np.ndarray | None = None,
+) -> tuple[PixelPolicy, dict[str, Any], int]:  # fmt: skip
     """The BC half both baselines share: pixel policy -> action, MSE to ``targets``."""
+    from laom.training.curve import LearningCurve
+
     sampler = make_sampler(data, cfg.batch_size, cfg.frame_stack, cfg.seed)
     total, warmup = schedule(cfg, sampler, cfg.min_updates)
-    torch.manual_seed(cfg.seed)
+    curve = None
+    if cfg.curve_every > 0:
+        eval_data = load_labeled(cfg.eval_data, meta, "--eval-data") if cfg.eval_data else None
+        curve = LearningCurve(
+            run.path, cfg.curve_every, total, meta, eval_data=eval_data, episodes=cfg.curve_episodes,
+            workers=cfg.curve_workers, reference_mean=reference_mean,
+        )  # fmt: skip
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
-    policy = PixelPolicy(obs_shape, data.action_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels)
-    policy = policy.to(runtime.device)
-    if cfg.channels_last:
-        policy = policy.to(memory_format=torch.channels_last)
+    policy = build_policy(cfg, obs_shape, data.action_dim, runtime.device)
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
-        augment=make_augment(cfg.use_aug, data.img_hw), channels_last=cfg.channels_last,
-        desc=f"bc ({meta['method']})", extra={"signature": meta},
+        augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
+        desc=f"bc ({meta['method']})", extra={"signature": meta}, on_update=curve,
     )  # fmt: skip
     return policy, result, sampler.updates_per_epoch
 
@@ -181,7 +197,25 @@ def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: dict[str, Any], runtime: Runt
 
 def _validate_baseline(cfg: BCBaselineConfig) -> None:
     validate_common(cfg, ("frame_stack", "encoder_scale"))
+    validate_policy_fields(cfg)
     require(bool(cfg.data), "--data is required")
+    require(cfg.curve_every >= 0, f"--curve_every {cfg.curve_every}: expected >= 0 updates (0 = no curve)")
+    require(cfg.curve_episodes >= 0, f"--curve_episodes {cfg.curve_episodes}: expected >= 0")
+    require(cfg.curve_workers >= 0, f"--curve_workers {cfg.curve_workers}: expected >= 0")
+    require(
+        cfg.curve_every == 0 or cfg.curve_episodes > 0 or bool(cfg.eval_data),
+        "--curve_every needs --curve_episodes > 0 or --eval-data (a curve of nothing)",
+    )
+    if cfg.curve_every > 0 and cfg.curve_episodes > 0:  # online episodes need the task's environment
+        from laom.data.format import open_dataset
+        from laom.envs.tasks import parse_task
+
+        with open_dataset(cfg.data) as reader:
+            task = f"{reader.attrs.get('domain_name', '?')}-{reader.attrs.get('task_name', '?')}"
+        try:
+            parse_task(task)
+        except LaomError as exc:
+            raise LaomError(f"--curve_episodes {cfg.curve_episodes}: {exc}; use --curve_episodes 0") from None
 
 
 def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
@@ -200,7 +234,8 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     def targets(batch: Batch) -> torch.Tensor:
         return batch.arrays["actions"]
 
-    policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta)
+    train_actions = all_actions(data)[data.valid_steps]
+    policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta, train_actions.mean(0))
     save_policy(run.path / "policy.pt", policy, None, meta)
     summary: dict[str, Any] = {
         "stage": "bc-baseline", "method": "bc", **result, "epochs": result["updates"] / per_epoch,
@@ -208,7 +243,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
         "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
     }  # fmt: skip
     if cfg.eval_data and distributed.is_main():
-        summary["offline"] = _offline(policy, meta, cfg, all_actions(data)[data.valid_steps])
+        summary["offline"] = _offline(policy, meta, cfg, train_actions)
     run.write_summary(summary)
     return summary
 
@@ -277,7 +312,8 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
 
     bc_run = RunDir(run.path / "bc")
     bc_run.prepare(cfg)
-    policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta)
+    label_mean = labeled.actions[labeled.valid_steps].mean(0)
+    policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta, label_mean)
     save_policy(run.path / "policy.pt", policy, None, meta)
     summary: dict[str, Any] = {
         "stage": "idm", "method": "idm", **result, "epochs": result["updates"] / per_epoch,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,24 @@ from laom.training.common import (
 LATENT_POLICY_FILE = "latent_policy.pt"
 
 
+POOLINGS = ("mean", "flatten")
+
+
 class PixelPolicy(nn.Module):
     """Frame stack [B, 3F, H, W] in [-1, 1] -> vector [B, out_dim] (a latent or a real action).
 
-    Mean pooling over space (instead of flattening) keeps the head small at scale 32
-    and makes the policy indifferent to where on the image a feature appears.
+    Two read-outs of the encoder's feature map:
+
+    * ``pooling="mean"`` (the release's): average over space, then a linear head. Cheap
+      at the paper's scale 32 (1024 channels), but at scale 1 it leaves 32 numbers that
+      cannot say *where* a limb is, and a pose is where limbs are.
+    * ``pooling="flatten"``: the whole map, as pixel RL encoders (DrQ, SAC-AE) read it;
+      with ``hidden_dim`` an MLP head. This is what makes small policies recover the
+      expert at CPU scale (docs/acting_policies.md).
+
+    ``relu_before_pool`` (mean pooling only) applies ReLU6 to the map before averaging
+    (ours); the release averages the raw residual-stream output. A flattened map always
+    goes through ReLU6, as in the IDM heads.
     """
 
     def __init__(
@@ -67,18 +81,36 @@ class PixelPolicy(nn.Module):
         encoder_scale: int = 1,
         num_res_blocks: int = 2,
         channels: Sequence[int] = DEFAULT_CHANNELS,
+        pooling: str = "mean",
+        hidden_dim: int = 0,
+        relu_before_pool: bool = True,
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.kwargs = dict(
             obs_shape=list(obs_shape), out_dim=out_dim, encoder_scale=encoder_scale,
-            num_res_blocks=num_res_blocks, channels=list(channels),
+            num_res_blocks=num_res_blocks, channels=list(channels), pooling=pooling,
+            hidden_dim=hidden_dim, relu_before_pool=relu_before_pool,
         )  # fmt: skip
+        self.pooling = pooling
+        self.relu_before_pool = relu_before_pool
         self.encoder = ResNetEncoder(obs_shape, encoder_scale, num_res_blocks, channels)
-        self.head = nn.Linear(self.encoder.out_shape[0], out_dim)
+        features = self.encoder.out_shape[0] if pooling == "mean" else self.encoder.out_dim
+        if hidden_dim > 0:
+            self.head = nn.Sequential(
+                nn.Linear(features, hidden_dim), nn.ReLU6(), nn.Linear(hidden_dim, out_dim)
+            )
+        else:
+            self.head = nn.Linear(features, out_dim)
         self.apply(orthogonal_init)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = F.relu6(self.encoder(obs)).mean(dim=(2, 3))
+        h = self.encoder(obs)
+        if self.pooling == "mean":
+            features = (F.relu6(h) if self.relu_before_pool else h).mean(dim=(2, 3))
+        else:
+            features = F.relu6(h).flatten(1)
         return self.head(features)
 
 
@@ -101,6 +133,10 @@ class BCConfig(TrainConfig):
     encoder_scale: int = 1
     num_res_blocks: int = 2
     encoder_channels: tuple[int, ...] = (16, 32, 32)
+    pooling: str = "mean"  # policy read-out: mean (the release's) | flatten (the whole feature map)
+    head_hidden: int = 0  # > 0: an MLP head with this hidden width instead of one linear layer
+    relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
+    shift_aug: int = 0  # DrQ random shift of every input by up to +-N px (0 = off)
     use_aug: bool = False  # the paper's latent BC uses none
     cache_latents: bool = True  # label the dataset once; false: label every batch on the fly
     cache_dtype: str = "float16"  # float16 | float32
@@ -288,11 +324,14 @@ def fit(
     channels_last: bool = False,
     desc: str = "train",
     extra: dict[str, Any] | None = None,
+    on_update: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Regress ``targets(batch)`` from ``model(*batch[inputs])`` with MSE; resumable.
 
-    ``extra`` is stored in every checkpoint (e.g. the data signature). Returns the last
-    logged loss, the update count and the throughput of this process.
+    ``extra`` is stored in every checkpoint (e.g. the data signature).
+    ``on_update(done, model)`` runs after every update (and once at the resumed update:
+    a learning-curve point cut short by a kill is made up). Returns the last logged
+    loss, the update count and the throughput of this process.
     """
     optimizer = make_optimizer(model, learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, warmup, total)
@@ -311,6 +350,8 @@ def fit(
     ddp = maybe_compile(distributed.wrap(model, runtime.device), getattr(cfg, "compile", False))
     log = TrainLog(run, cfg, total, start, sampler.batch_size, desc)
     model.train()
+    if on_update is not None:
+        on_update(start, model)
     try:
         for update in range(start, total):
             batch = sampler.batch(update)
@@ -328,6 +369,10 @@ def fit(
                 state=lambda u: {"update": u, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), **(extra or {})},
             )  # fmt: skip
+            if on_update is not None:
+                paused = time.perf_counter()
+                on_update(update + 1, model)
+                log.progress.exclude(time.perf_counter() - paused)
         samples_per_s = log.samples_per_s(total) if total > start else None
     finally:
         log.close()
@@ -339,12 +384,34 @@ def fit(
     return {"final_loss": last_loss, "updates": total, "samples_per_s": samples_per_s}
 
 
-def make_augment(use_aug: bool, img_hw: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
-    if not use_aug:
-        return None
-    from laom.models.augment import Augmenter
+def make_augment(
+    use_aug: bool, img_hw: int, shift_aug: int = 0
+) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    """LAOM's chain of eight warps (``use_aug``), DrQ's random shift, or nothing."""
+    from laom.models.augment import Augmenter, RandomShift
 
-    return Augmenter(img_hw)
+    if use_aug:
+        return Augmenter(img_hw)
+    return RandomShift(shift_aug) if shift_aug > 0 else None
+
+
+def build_policy(cfg: Any, obs_shape: Sequence[int], out_dim: int, device: torch.device) -> PixelPolicy:
+    """The acting / latent policy a BC-style config describes (seeded by ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    policy = PixelPolicy(
+        obs_shape, out_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels,
+        pooling=cfg.pooling, hidden_dim=cfg.head_hidden, relu_before_pool=cfg.relu_before_pool,
+    ).to(device)  # fmt: skip
+    return policy.to(memory_format=torch.channels_last) if cfg.channels_last else policy
+
+
+def validate_policy_fields(cfg: Any) -> None:
+    require(cfg.pooling in POOLINGS, f"--pooling {cfg.pooling}: expected one of {', '.join(POOLINGS)}")
+    require(cfg.head_hidden >= 0, f"--head_hidden {cfg.head_hidden}: expected >= 0 (0 = linear head)")
+    require(cfg.shift_aug >= 0, f"--shift_aug {cfg.shift_aug}: expected >= 0 pixels (0 = off)")
+    require(
+        not (cfg.use_aug and cfg.shift_aug), "--use_aug true and --shift_aug > 0: choose one augmentation"
+    )
 
 
 def target_variance(targets: np.ndarray, rows: np.ndarray, max_rows: int = 20000) -> float:
@@ -372,6 +439,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     from laom.models import load_lam
 
     validate_common(cfg, ("encoder_scale", "label_batch_size"))
+    validate_policy_fields(cfg)
     lam_file = require_run(cfg.lam, "--lam", "lam.pt")
     require(bool(cfg.data), "--data is required")
     run = RunDir(cfg.out)
@@ -412,17 +480,14 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     sampler = make_sampler(data, cfg.batch_size, frame_stack, cfg.seed, keys)
     total, warmup = schedule(cfg, sampler, cfg.min_updates)
     obs_shape = (3 * frame_stack, data.img_hw, data.img_hw)
-    torch.manual_seed(cfg.seed)
-    policy = PixelPolicy(obs_shape, latent_dim, cfg.encoder_scale, cfg.num_res_blocks, cfg.encoder_channels).to(runtime.device)
-    if cfg.channels_last:
-        policy = policy.to(memory_format=torch.channels_last)
+    policy = build_policy(cfg, obs_shape, latent_dim, runtime.device)
     meta = {
         **signature_of(data, frame_stack), **env_attrs(data), "method": str(lam_meta.get("method", "")),
         "latent_dim": latent_dim, "outputs": "latent", "data": str(Path(cfg.data).resolve()),
     }  # fmt: skip
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
-        augment=make_augment(cfg.use_aug, data.img_hw), channels_last=cfg.channels_last,
+        augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
         desc=f"latent bc ({meta['method']})", extra={"signature": meta},
     )  # fmt: skip
     save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)

@@ -82,6 +82,9 @@ RESUMABLE_FIELDS = {
     "progress",
     "tensorboard",
     "wandb",
+    "curve_every",
+    "curve_episodes",
+    "curve_workers",
 }
 
 # Config fields naming a file or run directory: the same place written relative or
@@ -575,6 +578,10 @@ class Progress:
             disable=not enabled,
             dynamic_ncols=True,
         )
+
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` of non-training work (learning-curve evaluation) out of the rate."""
+        self.start_time += seconds
 
     def samples_per_s(self, update: int) -> float:
         elapsed = time.perf_counter() - self.start_time

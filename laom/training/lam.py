@@ -16,12 +16,16 @@ observation embedding to the proprioceptive state.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
@@ -47,6 +51,8 @@ from laom.training.common import (
 )
 
 METHODS = ("lapo", "laom", "laom-labels")
+LABEL_NORMS = ("variance", "raw")
+PROBE_CURVE_FILE = "probe_curve.jsonl"
 
 
 @dataclass
@@ -84,7 +90,15 @@ class LAMConfig(TrainConfig):
     # supervision (laom-labels)
     labeled_batch_size: int = 128
     label_coef: float = 0.001
+    # variance: the action head regresses standardised actions, so its loss is in units of
+    # the action variance and label_coef means the same for any expert; raw: the release's
+    # (the loss scales with the actions: x35 on the release's cheetah actions, x0.5 on ours)
+    label_norm: str = "variance"
     # evaluation
+    online_probe: bool = True  # the release's protocol: a linear probe z -> a_t trained beside the LAM on its batches
+    online_probe_lr: float = 1e-3
+    probe_every: int = 0  # updates between closed-form probe points in probe_curve.jsonl (0 = none)
+    probe_curve_samples: int = 5000  # transitions per side (fit, test) at each curve point
     probe_samples: int = 20000  # training transitions used to fit the probes
     probe_eval_samples: int = 20000
     probe_ridge: float = 1e-4
@@ -157,6 +171,14 @@ def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
         )
 
 
+def action_variance(data: FrameData | StreamingData) -> float:
+    """Mean per-dimension variance of the data's actions: the probe MSE of chance."""
+    from laom.training.baselines import all_actions
+
+    acts = all_actions(data)[data.valid_steps].astype(np.float64)
+    return float(max(acts.var(axis=0).mean(), 1e-12))
+
+
 def build_model(cfg: LAMConfig, data: FrameData) -> nn.Module:
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
     common = dict(
@@ -186,6 +208,12 @@ def validate(cfg: LAMConfig) -> None:
         )
     if cfg.target not in ("ema", "stopgrad"):
         raise LaomError(f"--target {cfg.target}: expected ema or stopgrad")
+    if cfg.label_norm not in LABEL_NORMS:
+        raise LaomError(f"--label_norm {cfg.label_norm}: expected one of {', '.join(LABEL_NORMS)}")
+    if cfg.probe_every < 0:
+        raise LaomError(f"--probe_every {cfg.probe_every}: expected >= 0 updates (0 = no probe curve)")
+    if cfg.online_probe_lr <= 0:
+        raise LaomError(f"--online_probe_lr {cfg.online_probe_lr}: expected > 0")
     if cfg.method == "lapo" and any(v < 2 for v in cfg.fsq_levels):
         raise LaomError(f"--fsq_levels {list(cfg.fsq_levels)}: every level must be >= 2")
     for name in (
@@ -285,6 +313,49 @@ def run_probes(
     }
 
 
+class ProbeCurve:
+    """Closed-form probes every ``probe_every`` updates: probe MSE against training samples.
+
+    One final probe says where a model ended, not whether more compute would help; the
+    curve does. Each point fits on ``probe_curve_samples`` training transitions and
+    scores on as many held-out ones (the same fixed samples at every point), beside the
+    online probe's latest windowed loss. Rows go to ``RUN/probe_curve.jsonl``; a resumed
+    run adds only the missing points. The time spent is left out of samples/s.
+    """
+
+    def __init__(self, path: Path, cfg: LAMConfig, total: int, batch_size: int) -> None:
+        self.path, self.cfg, self.total, self.batch_size = path, cfg, total, batch_size
+        self.enabled = cfg.probe_every > 0 and distributed.is_main()
+        self.done = set()
+        if self.enabled and path.is_file():
+            self.done = {json.loads(line)["update"] for line in path.read_text().splitlines() if line.strip()}
+
+    def __call__(
+        self, update: int, model: nn.Module, train: FrameData, test: FrameData, runtime: Runtime, log: TrainLog
+    ) -> None:  # fmt: skip
+        every = self.cfg.probe_every
+        if not self.enabled or update in self.done or (update % every and update != self.total):
+            return
+        start = time.perf_counter()
+        n = self.cfg.probe_curve_samples
+        a = encode_transitions(model, train, self.cfg.frame_stack, n, runtime, self.cfg.seed)
+        b = encode_transitions(model, test, self.cfg.frame_stack, n, runtime, self.cfg.seed + 1)
+        act = fit_linear_probe(a["latent"], a["actions"], b["latent"], b["actions"], self.cfg.probe_ridge)
+        state = fit_linear_probe(a["embedding"], a["states"], b["embedding"], b["states"], self.cfg.probe_ridge)
+        row = {
+            "update": update, "samples": update * self.batch_size,
+            "action_probe_mse": act.mse, "action_probe_baseline_mse": act.baseline_mse,
+            "action_probe_rel": act.mse / max(act.baseline_mse, 1e-12),
+            "state_probe_r2": state.r2,
+            "online_probe_mse": log.last.get("online_probe_mse"),
+            "online_probe_rel": log.last.get("online_probe_rel"),
+        }  # fmt: skip
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.done.add(update)
+        log.progress.exclude(time.perf_counter() - start)
+
+
 class LossForward(nn.Module):
     """``forward`` = the wrapped LAM's ``loss``: what DDP needs to hook the loss call."""
 
@@ -314,11 +385,17 @@ class LAMTrainer:
             data, cfg.batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed
         ))  # fmt: skip
         self.label_sampler = None
+        self.label_mean: torch.Tensor | None = None
+        self.label_std: torch.Tensor | None = None
         if labeled is not None and cfg.method == "laom-labels":
             self.label_sampler = distributed.shard(BatchSampler(
                 labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
                 keys=("obs", "future_obs"), with_replacement=True,
             ), "--labeled_batch_size")  # fmt: skip
+            if cfg.label_norm == "variance":
+                acts = torch.from_numpy(labeled.actions[labeled.valid_steps]).double()
+                self.label_mean = acts.mean(0).float().to(runtime.device)
+                self.label_std = acts.std(0).clamp_min(1e-6).float().to(runtime.device)
         self.total, self.warmup = schedule_lengths(cfg, self.sampler.updates_per_epoch)
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, data).to(runtime.device)
@@ -328,15 +405,35 @@ class LAMTrainer:
         self.optimizer = make_optimizer(self.model, cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, self.warmup, self.total)
         self.augmenter = Augmenter(data.img_hw) if cfg.use_aug else None
+        # The release's probe protocol: a linear layer on the detached latents of each
+        # training batch (augmented, k in 1..K), trained alongside; its loss is the metric.
+        self.probe: nn.Linear | None = None
+        if cfg.online_probe:
+            gen = torch.Generator().manual_seed(cfg.seed + 12345)  # leaves the model's RNG alone
+            self.probe = nn.Linear(cfg.latent_dim, data.action_dim)
+            with torch.no_grad():
+                bound = 1.0 / cfg.latent_dim**0.5
+                self.probe.weight.uniform_(-bound, bound, generator=gen)
+                self.probe.bias.zero_()
+            self.probe = self.probe.to(runtime.device)
+            self.probe_optimizer = torch.optim.Adam(self.probe.parameters(), lr=cfg.online_probe_lr)
+            self.action_variance = action_variance(data)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}  # fmt: skip
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict()}  # fmt: skip
+        if self.probe is not None:
+            state["probe"] = self.probe.state_dict()
+            state["probe_optimizer"] = self.probe_optimizer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.probe is not None and "probe" in state:
+            self.probe.load_state_dict(state["probe"])
+            self.probe_optimizer.load_state_dict(state["probe_optimizer"])
 
     def _input(self, stacks: torch.Tensor) -> torch.Tensor:
         # NCHW float32 even for a channels_last model: the encoders convert their
@@ -355,11 +452,10 @@ class LAMTrainer:
         labeled = None
         if self.label_sampler is not None:
             lb = self.label_sampler.batch(update).arrays
-            labeled = (
-                self._input(lb["obs"]),
-                self._input(lb["future_obs"]),
-                lb["actions"].to(self.runtime.device),
-            )
+            actions = lb["actions"].to(self.runtime.device)
+            if self.label_mean is not None:
+                actions = (actions - self.label_mean) / self.label_std
+            labeled = (self._input(lb["obs"]), self._input(lb["future_obs"]), actions)
         augment = None
         if self.augmenter is not None:
             gen = step_generator(cfg.seed, update, stream=distributed.rng_stream(1))
@@ -374,7 +470,19 @@ class LAMTrainer:
             loss, self.model, self.optimizer, self.scheduler, cfg.grad_clip, grad_norm
         )
         self.model.update_target()
+        if self.probe is not None:
+            values = {**values, **self._probe_step(arrays["actions"])}
         return values, norm
+
+    def _probe_step(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.model.last_latent.float()
+        target = actions.to(self.runtime.device)
+        probe_loss = F.mse_loss(self.probe(z), target)
+        self.probe_optimizer.zero_grad(set_to_none=True)
+        probe_loss.backward()
+        self.probe_optimizer.step()
+        mse = probe_loss.detach()
+        return {"online_probe_mse": mse, "online_probe_rel": mse / self.action_variance}
 
 
 def load_training_data(
@@ -425,8 +533,10 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         trainer.load_state_dict(checkpoint)
         start = int(checkpoint["update"])
     log = TrainLog(run, cfg, total, start, trainer.sampler.batch_size, desc=f"lam {cfg.method}")
+    curve = ProbeCurve(run.path / PROBE_CURVE_FILE, cfg, total, cfg.batch_size)
     model.train()
     try:
+        curve(start, model, probe_train, probe_test, runtime, log)
         for update in range(start, total):
             done = update + 1
             values, grad_norm = trainer.step(update, grad_norm=log.log_due(done))
@@ -435,6 +545,7 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
                 extra={"grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0], "epoch": done / per_epoch},
                 state=lambda u: {"update": u, **trainer.state_dict(), "signature": signature, "config": config_to_dict(cfg)},
             )  # fmt: skip
+            curve(done, model, probe_train, probe_test, runtime, log)
         samples_per_s = log.samples_per_s(total) if total > start else None
     finally:
         log.close()
@@ -453,6 +564,9 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         **probes,
         "probe_test_set": cfg.eval_data
         or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
+        # the release's protocol: the online probe's windowed training loss at the end
+        "online_probe_mse": last.get("online_probe_mse"),
+        "online_probe_rel": last.get("online_probe_rel"),
         "samples_per_s": samples_per_s,
         "device": str(runtime.device),
         "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),

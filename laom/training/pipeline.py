@@ -38,7 +38,7 @@ from laom.errors import LaomError, require
 METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
 # Config fields that do not change a stage's result (same as RunDir's resumable fields).
-NON_RESULT_FIELDS = {"out", "device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard", "wandb", "wandb_project"}
+NON_RESULT_FIELDS = {"out", "device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard", "wandb", "wandb_project", "curve_every", "curve_episodes", "curve_workers"}
 
 
 @dataclass

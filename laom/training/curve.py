@@ -1,0 +1,98 @@
+"""Learning curves of acting policies: return and offline action MSE against updates.
+
+A single final return cannot say whether a policy that misses the expert needs more
+updates or a different recipe; the curve can. Every ``every`` updates (and at the end)
+the policy being trained is evaluated as it is: its action MSE on the held-out file and
+its mean return over a few online episodes (the same episode seeds at every point, so
+points differ by the policy alone). Rows go to ``RUN/curve.jsonl``; a resumed run keeps
+the rows it has and adds the missing ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+CURVE_FILE = "curve.jsonl"
+
+
+def read_curve(run: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``RUN/curve.jsonl`` (empty when the run kept no curve)."""
+    path = Path(run) / CURVE_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class LearningCurve:
+    """Called by the training loop after every update; evaluates when a point is due."""
+
+    def __init__(
+        self,
+        run_path: Path,
+        every: int,
+        total: int,
+        meta: dict[str, Any],
+        *,
+        eval_data: Any = None,
+        episodes: int = 5,
+        workers: int = 2,
+        seed: int = 0,
+        offline_samples: int = 5000,
+        reference_mean: np.ndarray | None = None,
+    ) -> None:
+        from laom.training import distributed
+
+        self.path = Path(run_path) / CURVE_FILE
+        self.every, self.total, self.meta = every, total, meta
+        self.eval_data, self.episodes, self.workers, self.seed = eval_data, episodes, workers, seed
+        self.offline_samples = offline_samples
+        self.reference_mean = reference_mean
+        self.enabled = every > 0 and distributed.is_main()
+        self.done = {int(row["update"]) for row in read_curve(run_path)}
+
+    def due(self, update: int) -> bool:
+        return (
+            self.enabled
+            and update > 0
+            and update not in self.done
+            and (update % self.every == 0 or update == self.total)
+        )
+
+    def __call__(self, update: int, model: nn.Module) -> None:
+        if not self.due(update):
+            return
+        from laom.evaluation.online import evaluate
+        from laom.evaluation.policy import ActingPolicy, env_kwargs, offline_action_mse
+
+        was_training = model.training
+        model.eval()
+        acting = ActingPolicy(model, None, self.meta)
+        row: dict[str, Any] = {"update": update}
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                if self.eval_data is not None:
+                    off = offline_action_mse(
+                        acting, self.eval_data, self.offline_samples, reference_mean=self.reference_mean
+                    )
+                    row["offline_action_mse"] = off["action_mse"]
+                    row["constant_action_mse"] = off["constant_action_mse"]
+                if self.episodes > 0:
+                    result = evaluate(
+                        acting.act, env_kwargs(self.meta), self.episodes, seed=self.seed,
+                        workers=self.workers, progress=False,
+                    )  # fmt: skip
+                    row.update(return_mean=result.mean, return_std=result.std, episodes=self.episodes)
+        finally:
+            model.train(was_training)
+        row["eval_seconds"] = round(time.perf_counter() - start, 2)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.done.add(update)
