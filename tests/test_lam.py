@@ -93,9 +93,9 @@ def test_paper_presets_hold_table_5(method):
     if method == "laom":
         assert cfg.target == "ema" and cfg.target_tau == 0.001
     if method == "laom-labels":
-        assert (
-            cfg.target == "stopgrad" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
-        )
+        # The release's train_laom_labels.py: EMA target, the action loss on raw actions.
+        assert cfg.target == "ema" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
+        assert cfg.label_norm == "raw"
 
 
 def test_overrides_and_unknown_fields():

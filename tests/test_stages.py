@@ -284,6 +284,22 @@ def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
     assert load_policy(out).meta["method"] == "idm"
 
 
+def test_idm_release_architecture(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--idm_arch shared: one encoder per frame stack (the release's), the same stage otherwise."""
+    from laom.training.baselines import ActionIDM
+
+    idm = ActionIDM((6, HW, HW), 3, channels=(4, 8, 8), head_dim=16, arch="shared", head_blocks=2)
+    assert idm.encoder.in_shape == (6, HW, HW)  # one stack, not the pair
+    assert idm(torch.zeros(5, 6, HW, HW), torch.zeros(5, 6, HW, HW)).shape == (5, 3)
+    out = tmp_path / "idm"
+    ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--out", str(out),
+        "--idm_arch", "shared", *TINY_IDM, *FAST])  # fmt: skip
+    kwargs = torch.load(out / "idm" / "idm.pt", weights_only=False)["kwargs"]
+    assert kwargs["arch"] == "shared"
+    fails(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]),
+           "--out", str(tmp_path / "bad"), "--idm_arch", "siamese", *FAST], capsys, "--idm_arch siamese")  # fmt: skip
+
+
 @pytest.mark.integration
 def test_bc_baseline_beats_constant(tmp_path: Path) -> None:
     """Actions = the square's position, visible in the frame: BC must beat the mean action."""

@@ -11,8 +11,10 @@ the paper, drawn with replacement), then labels every transition of the large da
 with pseudo-actions, and a BC policy is trained on those. It is what the latent action
 methods compete with: the same labels, used to label the video directly.
 
-IDM model: one ResNet over the two frame stacks concatenated along channels (scale 12
-in the paper), flattened, ReLU6, a hidden layer (1024), ReLU6, linear to the action.
+IDM model (``--idm_arch``): ``stacked``, one ResNet over the two frame stacks
+concatenated along channels (scale 12 in the paper), flattened, ReLU6, a hidden layer
+(1024), ReLU6, linear to the action; or ``shared``, the release's: one ResNet embeds
+each stack and a LAOM-style MLP head maps the pair to the action.
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ from laom.training.bc import (
 )
 from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
 
+IDM_ARCHS = ("stacked", "shared")
+
 
 class ActionIDM(nn.Module):
-    """(o_t, o_{t+1}) stacks [B, 3F, H, W] each -> a_t [B, A]."""
+    """(o_t, o_{t+1}) stacks [B, 3F, H, W] each -> a_t [B, A].
+
+    ``arch="stacked"`` (ours): one ResNet over both stacks concatenated along channels,
+    flattened, an MLP head. ``arch="shared"`` (the release's): one ResNet embeds each
+    stack, and a LAOM-style conditioned MLP (``head_blocks`` blocks of width
+    ``head_dim``) maps the pair of embeddings to the action, like LAOM's latent IDM.
+    """
 
     def __init__(
         self,
@@ -60,21 +70,36 @@ class ActionIDM(nn.Module):
         num_res_blocks: int = 2,
         channels: tuple[int, ...] | list[int] = DEFAULT_CHANNELS,
         head_dim: int = 1024,
+        arch: str = "stacked",
+        head_blocks: int = 3,
     ) -> None:
         super().__init__()
+        if arch not in IDM_ARCHS:
+            raise ValueError(f"arch must be one of {IDM_ARCHS}, got {arch!r}")
         self.kwargs = dict(
             obs_shape=list(obs_shape), action_dim=action_dim, encoder_scale=encoder_scale,
-            num_res_blocks=num_res_blocks, channels=list(channels), head_dim=head_dim,
+            num_res_blocks=num_res_blocks, channels=list(channels), head_dim=head_dim, arch=arch,
+            head_blocks=head_blocks,
         )  # fmt: skip
+        self.arch = arch
         c, h, w = obs_shape
-        self.encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.ReLU6(), nn.Linear(self.encoder.out_dim, head_dim), nn.ReLU6(), nn.Linear(head_dim, action_dim)
-        )
+        if arch == "stacked":
+            self.encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.ReLU6(), nn.Linear(self.encoder.out_dim, head_dim), nn.ReLU6(), nn.Linear(head_dim, action_dim)
+            )
+        else:
+            from laom.models.mlp import ConditionedMLP
+
+            self.encoder = ResNetEncoder((c, h, w), encoder_scale, num_res_blocks, channels)
+            self.head = ConditionedMLP(0, 2 * self.encoder.out_dim, action_dim, head_dim, head_blocks)
         self.apply(orthogonal_init)
 
     def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(torch.cat([obs, next_obs], dim=1)))
+        if self.arch == "stacked":
+            return self.head(self.encoder(torch.cat([obs, next_obs], dim=1)))
+        e_t, e_next = self.encoder(torch.cat([obs, next_obs])).flatten(1).chunk(2)
+        return self.head(None, torch.cat([e_t, e_next], dim=-1))
 
 
 @dataclass
@@ -128,6 +153,7 @@ class IDMConfig(BCBaselineConfig):
     idm_num_res_blocks: int = 2
     idm_head_dim: int = 256
     idm_use_aug: bool = False
+    idm_arch: str = "stacked"  # stacked: one ResNet over both stacks | shared: the release's (shared encoder + MLP head)
     label_batch_size: int = 256
 
 
@@ -260,6 +286,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     require(bool(cfg.labeled), "--labeled is required")
     for name in ("idm_updates", "idm_batch_size", "idm_encoder_scale", "idm_head_dim", "label_batch_size"):
         require(getattr(cfg, name) >= 1, f"--{name} must be >= 1")
+    require(cfg.idm_arch in IDM_ARCHS, f"--idm_arch {cfg.idm_arch}: expected one of {', '.join(IDM_ARCHS)}")
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
@@ -275,7 +302,10 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     idm_run.prepare(cfg)
     idm_file = idm_run.path / "idm.pt"
     torch.manual_seed(cfg.seed)
-    idm = ActionIDM(obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels, cfg.idm_head_dim)
+    idm = ActionIDM(
+        obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels,
+        cfg.idm_head_dim, arch=cfg.idm_arch,
+    )  # fmt: skip
     idm = idm.to(runtime.device)
     if idm_run.finished:
         idm.load_state_dict(torch.load(idm_file, map_location=runtime.device)["state_dict"])

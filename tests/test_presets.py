@@ -1,0 +1,48 @@
+"""The CPU presets are the paper's, moved by stated rules (laom/training/presets.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from laom.training.common import REPO_CONFIGS
+from laom.training.presets import (
+    CPU_TRANSITIONS,
+    PAPER_TRANSITIONS,
+    RULES,
+    derive,
+    load_preset,
+    markdown_table,
+    updates,
+)
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.parametrize("stage", sorted(RULES))
+def test_every_cpu_value_has_a_rule_and_follows_from_the_paper(stage):
+    paper = load_preset(REPO_CONFIGS, "paper", stage)
+    cpu = load_preset(REPO_CONFIGS, "cpu", stage)
+    assert set(cpu) == set(RULES[stage]), f"fields without a rule or rules without a field in {stage}"
+    assert derive(stage, paper, cpu) == cpu
+
+
+def test_share_rules_keep_the_papers_shares():
+    paper = load_preset(REPO_CONFIGS, "paper", "lam-laom-labels")
+    cpu = load_preset(REPO_CONFIGS, "cpu", "lam-laom-labels")
+    lag = lambda v, n: 1 / v["target_tau"] / updates(v, n)  # noqa: E731
+    assert lag(cpu, CPU_TRANSITIONS) == pytest.approx(lag(paper, PAPER_TRANSITIONS), rel=0.01)
+    assert cpu["warmup_epochs"] / cpu["epochs"] == pytest.approx(paper["warmup_epochs"] / paper["epochs"], rel=0.01)
+    assert cpu["labeled_batch_size"] / cpu["batch_size"] == paper["labeled_batch_size"] / paper["batch_size"]
+    assert cpu["latent_dim"] == paper["latent_dim"] and cpu["head_dim"] == paper["head_dim"]
+
+
+def test_a_changed_cpu_value_breaks_its_rule():
+    paper = load_preset(REPO_CONFIGS, "paper", "lam-laom")
+    cpu = {**load_preset(REPO_CONFIGS, "cpu", "lam-laom"), "target_tau": 0.001}
+    assert derive("lam-laom", paper, cpu)["target_tau"] != cpu["target_tau"]
+
+
+def test_readme_holds_the_preset_table():
+    assert markdown_table(REPO_CONFIGS) in README.read_text()
