@@ -244,6 +244,33 @@ def test_report_tables_offline_mse_and_latent_bc(tmp_path: Path) -> None:
     assert agg["offline_constant_mse"]["cheetah-run"] == pytest.approx(0.5)
 
 
+def test_report_learning_curves(tmp_path: Path) -> None:
+    """curves.png and summary.json's curves: the LAMs' probe curves (one per distinct LAM)
+    and the acting policies' return curves, read from the stage caches; none without them."""
+    runs = synthetic_runs()
+    agg = rp.write_report(write_runs(tmp_path / "plain", runs), tmp_path / "plain-report")
+    assert agg["curves"] == {"probe": {}, "policy": {}} and not (tmp_path / "plain-report" / "curves.png").exists()
+    for r in runs:
+        if r["method"] == "laom":
+            lam = tmp_path / "cache" / f"lam-{r['task']}-{r['seed']}"
+            lam.mkdir(parents=True, exist_ok=True)
+            rows = [{"update": u, "samples": 64 * u, "action_probe_rel": 1 - u / 100, "online_probe_rel": None if u == 0 else 0.9}
+                    for u in (0, 10, 20)]  # fmt: skip
+            (lam / "probe_curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+            r["stages"] = {"lam": {"dir": str(lam)}}
+        if r["method"] == "bc-full":
+            bc = tmp_path / "cache" / f"bc-full-{r['task']}-{r['seed']}"
+            bc.mkdir(parents=True, exist_ok=True)
+            rows = [{"update": u, "return_mean": 10.0 * u, "offline_action_mse": 0.5 / u} for u in (1, 2)]
+            (bc / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+            r["stages"] = {"bc-baseline": {"dir": str(bc)}}
+    agg = rp.write_report(write_runs(tmp_path / "sweep", runs), tmp_path / "report")
+    assert set(agg["curves"]["probe"]) == {"laom"} and len(agg["curves"]["probe"]["laom"]) == 6  # 2 tasks x 3 seeds
+    assert agg["curves"]["probe"]["laom"]["cheetah-run seed 1"][1]["action_probe_rel"] == pytest.approx(0.9)
+    assert set(agg["curves"]["policy"]) == {"bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
+    assert (tmp_path / "report" / "curves.png").is_file()
+
+
 def matplotlib_rgba(c: str) -> tuple[float, float, float]:
     from matplotlib.colors import to_rgb
 

@@ -133,6 +133,46 @@ def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 # --------------------------------------------------------------------------- aggregation
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+# Where each method's acting policy keeps its learning curve, relative to its stage dir.
+_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm": "bc/curve.jsonl"}
+
+
+def learning_curves(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """Per method, the probe curves of its LAMs (probe MSE / chance and the online probe
+    against training samples, one per distinct LAM) and the return curves of its acting
+    policies (return and offline MSE against updates), read from the cached stages.
+    Runs whose stages kept no curve contribute nothing."""
+    probe: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    policy: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        method = r["method"]
+        stages = r.get("stages") or {}
+        lam_dir = (stages.get("lam") or {}).get("dir")
+        if lam_dir:
+            rows = _jsonl(Path(lam_dir) / "probe_curve.jsonl")
+            if rows:
+                probe.setdefault(method, {})[f"{r['task']} seed {r['seed']}"] = rows
+        for stage, name in _POLICY_CURVES.items():
+            stage_dir = (stages.get(stage) or {}).get("dir")
+            if stage_dir:
+                rows = _jsonl(Path(stage_dir) / name)
+                if rows:
+                    key = f"{r['task']} {r.get('labeled') or 'all'} labelled, seed {r['seed']}"
+                    policy.setdefault(method, {})[key] = rows
+    order = [*methods, "bc-full"]
+    return {
+        "probe": {m: probe[m] for m in order if m in probe},
+        "policy": {m: policy[m] for m in order if m in policy},
+    }
+
+
 def stats(values: list[float], seeds: list[int] | None = None) -> dict[str, Any]:
     n = len(values)
     mean = sum(values) / n
@@ -246,6 +286,7 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             entry["relative"] = entry["mean"] / entry["baseline_mean"] if entry["baseline_mean"] else None
             probe[m] = entry
     agg["probe_mse"] = probe
+    agg["curves"] = learning_curves(runs, agg["methods"])
     if paper:
         agg["paper"] = {
             "source": "Nikulin et al. (ICML 2025), figures of the paper and its release, +-0.01",
@@ -367,6 +408,59 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
     return fig
 
 
+def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
+    """Learning curves: probe MSE / chance against LAM training samples (both protocols,
+    log axes) and acting-policy return against updates (None if no stage kept a curve)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = agg.get("curves") or {}
+    probe, policy = curves.get("probe") or {}, curves.get("policy") or {}
+    if not probe and not policy:
+        return None
+    panels = int(bool(probe)) + int(bool(policy))
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.9), squeeze=False)
+    axes = list(axes[0])
+    palette = [*agg["methods"], "bc-full"]
+    if probe:
+        ax = axes.pop(0)
+        for method, lams in probe.items():
+            c = color(method, palette)
+            for i, rows in enumerate(lams.values()):
+                pts = [(r["samples"], r["action_probe_rel"]) for r in rows if r["samples"] > 0]
+                online = [(r["samples"], r["online_probe_rel"]) for r in rows if r["samples"] > 0 and r.get("online_probe_rel") is not None]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3, label=label(method) if i == 0 else None)
+                if online:
+                    ax.plot(*zip(*online, strict=True), color=c, linestyle="--", linewidth=1,
+                            label=f"{label(method)}, online probe" if i == 0 else None)  # fmt: skip
+        ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("LAM training samples")
+        ax.set_ylabel("probe MSE / action variance")
+        ax.set_title("Latent actions: probe on held-out videos (solid)\nand the release's online probe (dashed)", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, frameon=False)
+    if policy:
+        ax = axes.pop(0)
+        for method, runs_ in policy.items():
+            c = color(method, palette)
+            for i, rows in enumerate(runs_.values()):
+                pts = [(r["update"], r["return_mean"]) for r in rows if r.get("return_mean") is not None]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3, label=label(method) if i == 0 else None)
+        ax.set_xlabel("policy updates")
+        ax.set_ylabel("return")
+        ax.set_title("Acting policies: return during training", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -479,7 +573,7 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, make in (("returns.png", figure_returns), ("probe_mse.png", figure_probe)):
+    for name, make in (("returns.png", figure_returns), ("probe_mse.png", figure_probe), ("curves.png", figure_curves)):
         fig = make(agg, paper)
         if fig is not None:
             fig.savefig(out / name, dpi=130)
