@@ -566,3 +566,24 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     md = (tmp_path / "report" / "results.md").read_text()
     norm = [r["normalized_return"] for r in runs if (r["method"], r["labeled"]) == ("bc", 2)]
     assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+
+
+# --------------------------------------------------------------------------- demo summary
+
+
+def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
+    from laom.experiments.demo import summary_lines
+
+    runs = [
+        {"method": "bc-full", "labeled": None, "return_mean": 100.0, "return_std": 5.0, "normalized_return": 1.0},
+        {"method": "laom", "labeled": 4, "return_mean": 150.0, "return_std": 9.0, "normalized_return": 1.5,
+         "action_probe_mse": 0.3, "action_probe_baseline_mse": 0.6},
+    ]  # fmt: skip
+    rows, notes = summary_lines(runs, expert=400.0)
+    assert rows[1] == ["laom", "4", "0.50", "150 ± 9", "38%", "-"]  # BC-full at 25%: no norm.
+    assert any("BC-full reached 25% of the expert" in n for n in notes)
+    assert any("= 400" in n for n in notes)
+    runs[0]["return_mean"] = 300.0
+    rows, notes = summary_lines(runs, expert=400.0)
+    assert rows[1][-1] == "1.50" and rows[0][4] == "75%"
+    assert any("BC-full's (300)" in n for n in notes)

@@ -50,12 +50,61 @@ def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
     ])
     report = out / "report"
     _run(["report", str(sweep), "--out", str(report), "--paper"])
-    print_summary(sweep, report, time.perf_counter() - start)
+    print_summary(sweep, report, time.perf_counter() - start, expert_return(train))
     return 0
 
 
-def print_summary(sweep: Path, report: Path, seconds: float) -> None:
-    """One screen: probe MSE and return per method, and where the plots are."""
+def expert_return(path: Path) -> float | None:
+    """The mean return of the trajectories in a collected file (what the expert scored)."""
+    from laom.data.format import open_dataset
+
+    with open_dataset(path) as reader:
+        value = reader.attrs.get("dataset_return")
+    return float(value) if value is not None else None
+
+
+# A normalised return divides by BC-full's; below this share of the expert's return
+# BC-full is not a working normaliser and the quotient says nothing.
+NORMALISER_MIN_SHARE = 0.5
+
+
+def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str]], list[str]]:
+    """The summary table's rows and the notes under it."""
+    full = [r["return_mean"] for r in runs if r.get("method") == "bc-full" and r.get("return_mean") is not None]
+    bc_full = sum(full) / len(full) if full else None
+    normaliser_works = bool(expert and bc_full is not None and bc_full >= NORMALISER_MIN_SHARE * expert)
+    rows = []
+    for run in sorted(runs, key=lambda r: (r.get("method", ""), r.get("labeled") or 0)):
+        probe = run.get("action_probe_mse")
+        base = run.get("action_probe_baseline_mse")
+        ret_mean, ret_std = run.get("return_mean"), run.get("return_std")
+        norm = run.get("normalized_return")
+        rows.append([
+            str(run.get("method")),
+            "all" if run.get("labeled") in (None, "full") else str(run["labeled"]),
+            "-" if probe is None or not base else f"{probe / base:.2f}",
+            "-" if ret_mean is None else f"{ret_mean:.0f} ± {ret_std:.0f}",
+            "-" if ret_mean is None or not expert else f"{100 * ret_mean / expert:.0f}%",
+            "-" if norm is None or not normaliser_works else f"{norm:.2f}",
+        ])  # fmt: skip
+    notes = [
+        "probe: linear-probe MSE (latent action -> true action, held-out videos) / action variance; 1 = chance",
+        f"expert: mean return of the collected trajectories = {expert:.0f}" if expert else "expert: unknown",
+    ]
+    if bc_full is not None and not normaliser_works:
+        share = f"{100 * bc_full / expert:.0f}%" if expert else "an unknown share"
+        notes.append(
+            f"norm. (return / BC-full's) not shown: BC-full reached {share} of the expert, "
+            f"below {NORMALISER_MIN_SHARE:.0%}, so it is no normaliser at this compute"
+        )
+    elif bc_full is not None:
+        notes.append(f"norm.: return / BC-full's ({bc_full:.0f})")
+    return rows, notes
+
+
+def print_summary(sweep: Path, report: Path, seconds: float, expert: float | None = None) -> None:
+    """One screen: probe quality and return per method beside the expert's, and where the
+    plots are."""
     from rich.console import Console
     from rich.table import Table
 
@@ -64,28 +113,16 @@ def print_summary(sweep: Path, report: Path, seconds: float) -> None:
     runs, _ = load_runs(sweep)
     table = Table(title="laom demo: cheetah-run with distractors", min_width=78)
     # Short headers: the summary must fit an 80-column terminal (or a CI log).
-    for col in ("method", "labels", "probe MSE", "act. var.", "return", "norm."):
+    for col in ("method", "labels", "probe", "return", "% expert", "norm."):
         table.add_column(col, justify="right" if col != "method" else "left", no_wrap=True)
-    for run in sorted(runs, key=lambda r: (r.get("method", ""), r.get("labeled", 0))):
-        probe = run.get("action_probe_mse")
-        base = run.get("action_probe_baseline_mse")
-        ret_mean, ret_std = run.get("return_mean"), run.get("return_std")
-        norm = run.get("normalized_return")
-        table.add_row(
-            str(run.get("method")),
-            "all" if run.get("labeled") in (None, "full") else str(run["labeled"]),
-            "-" if probe is None else f"{probe:.4f}",
-            "-" if base is None else f"{base:.4f}",
-            "-" if ret_mean is None else f"{ret_mean:.1f} ± {ret_std:.1f}",
-            "-" if norm is None else f"{norm:.2f}",
-        )
-    table.caption = (
-        "probe MSE: linear probe latent action -> true action on the held-out videos "
-        "(act. var.: the MSE of predicting the mean); norm.: return / BC-full's return"
-    )
-    console = Console()
+    rows, notes = summary_lines(runs, expert)
+    for row in rows:
+        table.add_row(*row)
+    console = Console(width=100)
     console.print(table)
-    console.print(f"plots and table: {report}/returns.png, {report}/probe_mse.png, {report}/results.md")
+    for note in notes:
+        console.print(note, soft_wrap=True)
+    console.print(f"plots and tables: {report}/returns.png, {report}/probe_mse.png, {report}/curves.png, {report}/results.md", soft_wrap=True)
     console.print(f"finished in {seconds / 60:.1f} min")
 
 
