@@ -46,3 +46,30 @@ def test_a_changed_cpu_value_breaks_its_rule():
 
 def test_readme_holds_the_preset_table():
     assert markdown_table(REPO_CONFIGS) in README.read_text()
+
+
+def _config_class(stage: str) -> type:
+    from laom.training.baselines import BCBaselineConfig, IDMConfig
+    from laom.training.bc import BCConfig
+    from laom.training.decoder import DecoderConfig
+    from laom.training.lam import CONFIGS
+
+    if stage.startswith("lam-"):
+        return CONFIGS[stage.removeprefix("lam-")]
+    return {"bc": BCConfig, "bc-baseline": BCBaselineConfig, "idm": IDMConfig, "decoder": DecoderConfig}[stage]
+
+
+@pytest.mark.parametrize("stage", sorted(RULES))
+def test_cpu_presets_are_the_code_defaults(stage):
+    defaults = _config_class(stage)()
+    for key, value in load_preset(REPO_CONFIGS, "cpu", stage).items():
+        got = getattr(defaults, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+
+
+@pytest.mark.parametrize("stage", ["bc", "bc-baseline", "idm"])
+def test_paper_policy_presets_are_the_releases(stage):
+    from laom.training.common import parse_config
+
+    cfg = parse_config(_config_class(stage), REPO_CONFIGS / "paper" / f"{stage}.yaml", [])
+    assert (cfg.pooling, cfg.relu_before_pool, cfg.head_hidden, cfg.shift_aug) == ("mean", False, 0, 0)

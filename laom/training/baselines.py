@@ -114,7 +114,7 @@ class BCBaselineConfig(TrainConfig):
     cache_mb: float = 4096.0  # --stream: memory for trajectory data
     frame_stack: int = 3
     batch_size: int = 64
-    epochs: float = 2.0
+    epochs: float = 13.0
     learning_rate: float = 3e-4
     warmup_epochs: float = 0.1
     checkpoint_every: int = 200
@@ -124,10 +124,10 @@ class BCBaselineConfig(TrainConfig):
     encoder_scale: int = 1
     num_res_blocks: int = 2
     encoder_channels: tuple[int, ...] = (16, 32, 32)
-    pooling: str = "mean"  # policy read-out: mean (the release's) | flatten (the whole feature map)
-    head_hidden: int = 0  # > 0: an MLP head with this hidden width instead of one linear layer
+    pooling: str = "flatten"  # policy read-out: flatten (the whole feature map) | mean (the release's)
+    head_hidden: int = 256  # > 0: an MLP head with this hidden width instead of one linear layer
     relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
-    shift_aug: int = 0  # DrQ random shift of every input by up to +-N px (0 = off)
+    shift_aug: int = 4  # DrQ random shift of every input by up to +-N px (0 = off)
     use_aug: bool = False  # LAOM's eight-warp chain
     channels_last: bool = True
     eval_samples: int = 20000

@@ -125,7 +125,7 @@ class BCConfig(TrainConfig):
     stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
     cache_mb: float = 4096.0  # --stream: memory for trajectory data
     batch_size: int = 64
-    epochs: float = 2.0
+    epochs: float = 13.0
     learning_rate: float = 3e-4
     warmup_epochs: float = 0.1
     checkpoint_every: int = 200
@@ -133,10 +133,10 @@ class BCConfig(TrainConfig):
     encoder_scale: int = 1
     num_res_blocks: int = 2
     encoder_channels: tuple[int, ...] = (16, 32, 32)
-    pooling: str = "mean"  # policy read-out: mean (the release's) | flatten (the whole feature map)
-    head_hidden: int = 0  # > 0: an MLP head with this hidden width instead of one linear layer
+    pooling: str = "flatten"  # policy read-out: flatten (the whole feature map) | mean (the release's)
+    head_hidden: int = 256  # > 0: an MLP head with this hidden width instead of one linear layer
     relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
-    shift_aug: int = 0  # DrQ random shift of every input by up to +-N px (0 = off)
+    shift_aug: int = 4  # DrQ random shift of every input by up to +-N px (0 = off)
     use_aug: bool = False  # the paper's latent BC uses none
     cache_latents: bool = True  # label the dataset once; false: label every batch on the fly
     cache_dtype: str = "float16"  # float16 | float32
@@ -410,7 +410,8 @@ def validate_policy_fields(cfg: Any) -> None:
     require(cfg.head_hidden >= 0, f"--head_hidden {cfg.head_hidden}: expected >= 0 (0 = linear head)")
     require(cfg.shift_aug >= 0, f"--shift_aug {cfg.shift_aug}: expected >= 0 pixels (0 = off)")
     require(
-        not (cfg.use_aug and cfg.shift_aug), "--use_aug true and --shift_aug > 0: choose one augmentation"
+        not (cfg.use_aug and cfg.shift_aug),
+        f"--use_aug true and --shift_aug {cfg.shift_aug}: choose one augmentation (--shift_aug 0 for LAOM's warps)",
     )
 
 

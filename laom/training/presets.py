@@ -141,7 +141,7 @@ POLICY_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch
 _POLICY: dict[str, Rule] = {
     "batch_size": COMPUTE_BATCH,
     "learning_rate": POLICY_LR,
-    "warmup_epochs": WARMUP,
+    "warmup_epochs": departure(0.1, "the measured recipe's warmup (the paper states none for BC)"),
     "encoder_scale": POLICY_SCALE,
     "num_res_blocks": same("num_res_blocks"),
     "encoder_channels": same("encoder_channels"),
