@@ -96,7 +96,7 @@ def test_two_gloo_processes_match_one_process(files, tmp_path, method):
 
 def test_two_gloo_processes_train_bc_baseline_like_one(files, tmp_path):
     base = ["train", "bc-baseline", "--data", str(files["data"]), *COMMON, "--batch_size", "8",
-            "--total_updates", "5", "--min_updates", "0"]  # fmt: skip
+            "--total_updates", "5", "--min_updates", "0", "--shift_aug", "0"]  # augmentations are drawn per rank  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "single")]) == 0
     proc = torchrun([*base, "--out", str(tmp_path / "ddp")])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -120,7 +120,8 @@ def test_two_gloo_processes_train_latent_bc_and_decoder_like_one(files, tmp_path
                  "--out", str(lam)]) == 0  # fmt: skip
     for mode in ("single", "ddp"):
         bc = ["train", "bc", "--lam", str(lam), "--data", str(files["data"]), *COMMON, "--batch_size", "8",
-              "--total_updates", "4", "--cache_dtype", "float32", "--out", str(tmp_path / f"bc-{mode}")]  # fmt: skip
+              "--total_updates", "4", "--cache_dtype", "float32", "--shift_aug", "0",
+              "--out", str(tmp_path / f"bc-{mode}")]  # fmt: skip
         dec = ["train", "decoder", "--policy", str(tmp_path / f"bc-{mode}"), "--labeled", str(files["labeled"]),
                *COMMON, "--batch_size", "16", "--total_updates", "5", "--out", str(tmp_path / f"dec-{mode}")]  # fmt: skip
         for args in (bc, dec):
