@@ -69,9 +69,9 @@ class LAMConfig(TrainConfig):
     cache_mb: float = 4096.0  # --stream: memory for trajectory data (two windows of half each)
     # schedule (TrainConfig fields, CPU-sized)
     batch_size: int = 64
-    epochs: float = 2.0
+    epochs: float = 1.0
     learning_rate: float = 3e-4
-    warmup_epochs: float = 0.6
+    warmup_epochs: float = 0.3
     checkpoint_every: int = 200
     # data
     frame_stack: int = 3
@@ -86,7 +86,7 @@ class LAMConfig(TrainConfig):
     head_blocks: int = 3
     fsq_levels: tuple[int, ...] = ()  # LAPO only; empty = no quantization
     target: str = "ema"  # LAOM target encoder: ema | stopgrad
-    target_tau: float = 0.0312  # the paper's EMA lag as a share of the run (laom/training/presets.py)
+    target_tau: float = 0.0625  # the paper's EMA lag as a share of the run (laom/training/presets.py)
     # supervision (laom-labels)
     labeled_batch_size: int = 128
     label_coef: float = 0.001

@@ -97,7 +97,9 @@ LABEL_NORM = departure(
 
 COMPUTE_BATCH = departure(64, "compute: 8x fewer samples per update, so a short run gets 8x more updates")
 COMPUTE_SCALE = departure(1, "compute: convolution cost grows with scale^2 (36x at scale 6)")
-LAM_EPOCHS = departure(2, "compute: 200k samples per LAM on the reference data (the paper: 50M)")
+LAM_EPOCHS = departure(
+    1, "compute: 100k samples per LAM (the paper: 50M); ~18 min each at ~90 samples/s on 2 AVX2 cores"
+)
 LAM_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch (not ablated yet)")
 
 _LAM_COMMON: dict[str, Rule] = {
@@ -130,11 +132,11 @@ _LAOM: dict[str, Rule] = {
 
 POLICY_FLATTEN = departure(
     "flatten",
-    "measured: at scale 1 mean pooling leaves 32 features that cannot say where a limb is "
-    "(docs/acting_policies.md)",
+    "part of the measured recipe (docs/acting_policies.md): at scale 1 the mean of 32 channels "
+    "cannot say where a limb is",
 )
-POLICY_HIDDEN = departure(256, "the MLP head of the flattened map (docs/acting_policies.md)")
-POLICY_SHIFT = departure(4, "measured: DrQ's random shift keeps pixel BC from memorising frames")
+POLICY_HIDDEN = departure(256, "part of the measured recipe: an MLP head on the flattened map")
+POLICY_SHIFT = departure(4, "part of the measured recipe: DrQ's random shift against memorising frames")
 POLICY_SCALE = departure(1, "compute: convolution cost grows with scale^2 (1024x at scale 32)")
 POLICY_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch")
 
@@ -164,7 +166,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "bc-baseline": {
         **_POLICY,
         "frame_stack": same("frame_stack"),
-        "epochs": departure(13, "measured: BC-full's return curve (docs/acting_policies.md)"),
+        "epochs": departure(13, "measured: BC-full's return curve reaches 80% of the expert (docs/acting_policies.md)"),
         "min_updates": departure(500, "at least 500 updates for a 2-trajectory subset (the paper: 2,500 at batch 512)"),
     },
     "bc": {
