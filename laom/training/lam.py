@@ -223,6 +223,7 @@ def validate(cfg: LAMConfig) -> None:
         "latent_dim",
         "encoder_scale",
         "labeled_batch_size",
+        "probe_curve_samples",
     ):
         if getattr(cfg, name) < 1:
             raise LaomError(f"--{name} must be >= 1")
