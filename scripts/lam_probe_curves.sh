@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Probe curves of the latent action models at the CPU preset (configs/cpu, rules in
+# laom/training/presets.py): probe MSE on held-out novel videos and the release's online
+# probe against training samples, seed 0, cheetah-run with distractors. Needs the data of
+# scripts/acting_policies.sh. Resumable: re-run to continue; finished runs are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LAOM=${LAOM:-.venv/bin/laom}
+OUT=${OUT:-runs/lamcurves}
+D=${DATA:-runs/data}
+SEED=${SEED:-0}
+EXTRA=("$@")  # e.g. --epochs 2
+[ -f $D/cheetah-run-32.hdf5 ] || $LAOM data sample-labeled $D/cheetah-run-train.hdf5 --trajectories 32 --seed 0 \
+  --out $D/cheetah-run-32.hdf5
+common=(--config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-eval.hdf5 --seed "$SEED"
+        --probe_every 312 --probe_curve_samples 2000 --progress false)
+$LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --out $OUT/laom-s$SEED
+$LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --out $OUT/lapo-nofsq-s$SEED
+$LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
+  --out $OUT/laom-labels-32-s$SEED
+$LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --out $OUT/lapo-s$SEED
