@@ -73,3 +73,17 @@ def test_paper_policy_presets_are_the_releases(stage):
 
     cfg = parse_config(_config_class(stage), REPO_CONFIGS / "paper" / f"{stage}.yaml", [])
     assert (cfg.pooling, cfg.relu_before_pool, cfg.head_hidden, cfg.shift_aug) == ("mean", False, 0, 0)
+
+
+@pytest.mark.parametrize("stage", sorted(RULES) + ["idm"])
+def test_demo_preset_parses_and_keeps_the_cpu_recipe(stage):
+    from laom.training.common import parse_config
+
+    path = REPO_CONFIGS / "demo" / f"{stage}.yaml"
+    assert path.is_file(), f"the demo preset lacks {stage}"
+    cfg = parse_config(_config_class(stage), path, [])
+    if stage in ("bc", "bc-baseline", "idm"):
+        assert (cfg.pooling, cfg.head_hidden, cfg.shift_aug) == ("flatten", 256, 4)
+    if stage.startswith("lam-laom"):
+        epochs_updates = cfg.epochs * 20_000 / cfg.batch_size  # the demo's 20 trajectories
+        assert 1 / cfg.target_tau / epochs_updates == pytest.approx(0.01, rel=0.05)  # the EMA rule

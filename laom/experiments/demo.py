@@ -1,7 +1,8 @@
 """``laom demo``: the whole study, small enough for a laptop CPU.
 
 Collects a cheetah-run dataset with procedural distractors using the built-in expert,
-trains LAPO, LAOM, LAOM+supervision and BC at the CPU preset, evaluates them online,
+trains LAPO, LAOM, LAOM+supervision and BC at the demo preset (configs/demo: the CPU
+preset's rules and acting-policy recipe, sized for 15 minutes), evaluates them online,
 writes the report and prints a one-screen summary. Every step is a regular laom command
 run in this process, so the demo is resumable for free: each of them skips finished work.
 """
@@ -145,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episode-steps", type=int, default=1000, help="steps per collected trajectory")
     p.add_argument("--labeled", type=int, default=4, help="labelled trajectories")
     p.add_argument("--methods", default=DEMO_METHODS)
-    p.add_argument("--preset", default="cpu")
+    p.add_argument("--preset", default="demo", help="stage presets: demo (sized for 15 minutes on 2 cores), cpu, paper, or a folder")
     p.add_argument("--rollouts", type=int, default=5, help="online evaluation episodes per method")
     p.add_argument("--img-hw", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="processes for collection and evaluation")
