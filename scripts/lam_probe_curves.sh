@@ -13,7 +13,7 @@ EXTRA=("$@")  # e.g. --epochs 2
 [ -f $D/cheetah-run-32.hdf5 ] || $LAOM data sample-labeled $D/cheetah-run-train.hdf5 --trajectories 32 --seed 0 \
   --out $D/cheetah-run-32.hdf5
 common=(--config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-eval.hdf5 --seed "$SEED"
-        --probe_every 312 --probe_curve_samples 2000 --progress false)
+        --probe_every 390 --probe_curve_samples 10000 --progress false)
 $LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --out $OUT/laom-s$SEED
 $LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --out $OUT/lapo-nofsq-s$SEED
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \

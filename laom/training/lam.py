@@ -98,7 +98,7 @@ class LAMConfig(TrainConfig):
     online_probe: bool = True  # the release's protocol: a linear probe z -> a_t trained beside the LAM on its batches
     online_probe_lr: float = 1e-3
     probe_every: int = 0  # updates between closed-form probe points in probe_curve.jsonl (0 = none)
-    probe_curve_samples: int = 5000  # transitions per side (fit, test) at each curve point
+    probe_curve_samples: int = 10000  # transitions per side (fit, test) at each curve point; keep above latent_dim
     probe_samples: int = 20000  # training transitions used to fit the probes
     probe_eval_samples: int = 20000
     probe_ridge: float = 1e-4
@@ -345,6 +345,8 @@ class ProbeCurve:
         state = fit_linear_probe(a["embedding"], a["states"], b["embedding"], b["states"], self.cfg.probe_ridge)
         row = {
             "update": update, "samples": update * self.batch_size,
+            # a probe with fewer fitting samples than features interpolates: read it as such
+            "probe_fit_samples": len(a["latent"]), "latent_dim": int(a["latent"].shape[1]),
             "action_probe_mse": act.mse, "action_probe_baseline_mse": act.baseline_mse,
             "action_probe_rel": act.mse / max(act.baseline_mse, 1e-12),
             "state_probe_r2": state.r2,
