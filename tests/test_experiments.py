@@ -587,3 +587,23 @@ def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
     rows, notes = summary_lines(runs, expert=400.0)
     assert rows[1][-1] == "1.50" and rows[0][4] == "75%"
     assert any("BC-full's (300)" in n for n in notes)
+
+
+def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
+    """Every normalised table says what it divided by, beside the dataset's expert return."""
+    import h5py
+    import yaml
+
+    data = tmp_path / "cheetah.hdf5"
+    with h5py.File(data, "w") as f:
+        f.attrs["dataset_return"] = 400.0
+    sweep = write_runs(tmp_path / "sweep", synthetic_runs())
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"config": {"tasks": ["cheetah-run", "walker-run"],
+                                                                 "data": {"cheetah-run": str(data)}}}))  # fmt: skip
+    agg = rp.write_report(sweep, tmp_path / "report")
+    assert agg["expert_return"] == {"cheetah-run": 400.0, "walker-run": None}
+    md = (tmp_path / "report" / "results.md").read_text()
+    # cheetah's bc-full returns are 99, 100, 101: 25% of the expert, flagged.
+    assert "the dataset's expert return 400.0; BC-full at 25% of the expert (below half" in md
+    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full / expert") == "25%"
+    assert table_cell(md, "Normaliser", "walker-run", "expert return (dataset)") == "–"

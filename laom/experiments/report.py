@@ -140,6 +140,20 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+def expert_return(path: str | None) -> float | None:
+    """The mean return of the trajectories in a dataset file (``dataset_return``), or None."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("dataset_return")
+        return float(value) if value is not None else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 # Where each method's acting policy keeps its learning curve, relative to its stage dir.
 _POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm": "bc/curve.jsonl"}
 
@@ -287,6 +301,7 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             probe[m] = entry
     agg["probe_mse"] = probe
     agg["curves"] = learning_curves(runs, agg["methods"])
+    agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
     if paper:
         agg["paper"] = {
             "source": "Nikulin et al. (ICML 2025), figures of the paper and its release, +-0.01",
@@ -482,6 +497,25 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def normaliser_line(agg: dict[str, Any], task: str) -> str:
+    """What the normalised returns of ``task`` were divided by, beside the expert's return:
+    a quotient means something only when its normaliser works."""
+    info = agg["normalizers"].get(task) or {}
+    expert = (agg.get("expert_return") or {}).get(task)
+    full = info.get("bc_full_return")
+    value = info.get("value")
+    parts = [f"Normaliser: {value:.2f}" if isinstance(value, (int, float)) else f"Normaliser: {value}"]
+    if full:
+        parts.append(f"BC-full's return {full['mean']:.1f} ± {full['std']:.1f}")
+    if expert:
+        parts.append(f"the dataset's expert return {expert:.1f}")
+        if full:
+            share = full["mean"] / expert
+            parts.append(f"BC-full at {share:.0%} of the expert" + (
+                " (below half: these quotients say little)" if share < 0.5 else ""))  # fmt: skip
+    return "; ".join(parts) + "."
+
+
 def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") -> str:
     """The report's tables: one row per method, one column per labelled budget."""
     budgets, seeds = agg["budgets"], len(agg["seeds"])
@@ -509,6 +543,8 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
             out += _markdown_table(header, rows)
             if name == paper_on and name != AVERAGE:
                 out += ["", "Paper rows are its average over cheetah, walker, hopper and humanoid."]
+            if name != AVERAGE:
+                out += ["", normaliser_line(agg, name)]
             out.append("")
     for task in agg["tasks"]:
         if task not in agg["returns"]:
@@ -553,9 +589,12 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         value = e["value"]
         shown = "–" if value is None else (f"{value:.2f}" if isinstance(value, (int, float)) else str(value))
         full = e["bc_full_return"]
-        rows.append([t, shown, cell(full, _digits({"": {"": full}}), seeds) if full else "–"]
+        expert = (agg.get("expert_return") or {}).get(t)
+        rows.append([t, shown, cell(full, _digits({"": {"": full}}), seeds) if full else "–",
+                     f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–"]
                     + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
-    out += _markdown_table(["task", "normaliser", "BC-full return", *(["paper BC-full"] if paper else [])], rows)
+    header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert"]
+    out += _markdown_table([*header, *(["paper BC-full"] if paper else [])], rows)
     return "\n".join(out) + "\n"
 
 
