@@ -1,7 +1,8 @@
 """Stage 2: latent behaviour cloning, plus the pixel-regression loop every later stage uses.
 
-The policy pi(o_t) is the ResNet family at a larger scale (32 in the paper), its feature
-map mean-pooled over space and mapped by one linear layer to the frozen LAM's latent
+The policy pi(o_t) is the ResNet family (scale 32 in the paper, whose feature map is
+mean-pooled over space into one linear layer; at the CPU preset's scale 1 the whole map
+is flattened into an MLP head, with DrQ's random shift) mapped to the frozen LAM's latent
 action z_t = IDM(o_t, o_{t+1}). Loss: MSE to z_t, over every transition of the large
 unlabelled dataset. The same policy network with an action-sized head is the BC
 baseline and the IDM baseline's policy (``laom/training/baselines.py``).
