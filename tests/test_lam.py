@@ -158,6 +158,10 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
     )
     fails(["train", "lam", "--method", "laom", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "g")],
           capsys, "no such file")  # fmt: skip
+    for flag, value, match in (("--label_norm", "foo", "--label_norm foo"), ("--probe_every", "-1", "--probe_every -1"),
+                               ("--online_probe_lr", "0", "--online_probe_lr 0"), ("--probe_curve_samples", "0", "probe_curve_samples")):
+        fails([*base, "--method", "laom", "--out", str(tmp_path / "h"), flag, value], capsys, match)
+        assert not (tmp_path / "h").exists()
 
 
 def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys, monkeypatch):
