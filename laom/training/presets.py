@@ -98,7 +98,7 @@ LABEL_NORM = departure(
 COMPUTE_BATCH = departure(64, "compute: 8x fewer samples per update, so a short run gets 8x more updates")
 COMPUTE_SCALE = departure(1, "compute: convolution cost grows with scale^2 (36x at scale 6)")
 LAM_EPOCHS = departure(
-    1, "compute: 100k samples per LAM (the paper: 50M); ~18 min each at ~90 samples/s on 2 AVX2 cores"
+    1, "compute: 100k samples per LAM (the paper: 50M); ~30 min for LAOM at ~57 samples/s on 2 AVX2 cores"
 )
 LAM_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch (not ablated yet)")
 
@@ -138,7 +138,7 @@ POLICY_FLATTEN = departure(
 POLICY_HIDDEN = departure(256, "part of the measured recipe: an MLP head on the flattened map")
 POLICY_SHIFT = departure(4, "part of the measured recipe: DrQ's random shift against memorising frames")
 POLICY_SCALE = departure(1, "compute: convolution cost grows with scale^2 (1024x at scale 32)")
-POLICY_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch")
+POLICY_LR = departure(3e-4, "short runs: 3x the paper's rate at 1/8 of its batch (not ablated)")
 
 _POLICY: dict[str, Rule] = {
     "batch_size": COMPUTE_BATCH,
