@@ -54,17 +54,10 @@ def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
     ])
     report = out / "report"
     _run(["report", str(sweep), "--out", str(report), "--paper"])
-    print_summary(sweep, report, time.perf_counter() - start, expert_return(train))
+    from laom.experiments.report import expert_return
+
+    print_summary(sweep, report, time.perf_counter() - start, expert_return(str(train)))
     return 0
-
-
-def expert_return(path: Path) -> float | None:
-    """The mean return of the trajectories in a collected file (what the expert scored)."""
-    from laom.data.format import open_dataset
-
-    with open_dataset(path) as reader:
-        value = reader.attrs.get("dataset_return")
-    return float(value) if value is not None else None
 
 
 # A normalised return divides by BC-full's; below this share of the expert's return
