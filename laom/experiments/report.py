@@ -134,8 +134,12 @@ def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """A cached stage's curve rows; an unreadable file counts as no curve (the report
+    still draws everything else)."""
+    from laom.training.common import read_jsonl
+
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_jsonl(path)
     except (OSError, ValueError):
         return []
 

@@ -24,10 +24,9 @@ CURVE_FILE = "curve.jsonl"
 
 def read_curve(run: str | Path) -> list[dict[str, Any]]:
     """The rows of ``RUN/curve.jsonl`` (empty when the run kept no curve)."""
-    path = Path(run) / CURVE_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from laom.training.common import read_jsonl
+
+    return read_jsonl(Path(run) / CURVE_FILE)
 
 
 class LearningCurve:

@@ -45,6 +45,7 @@ from laom.training.common import (
     make_scheduler,
     maybe_compile,
     optimizer_step,
+    read_jsonl,
     schedule_lengths,
     setup_runtime,
     step_generator,
@@ -327,9 +328,7 @@ class ProbeCurve:
     def __init__(self, path: Path, cfg: LAMConfig, total: int, batch_size: int) -> None:
         self.path, self.cfg, self.total, self.batch_size = path, cfg, total, batch_size
         self.enabled = cfg.probe_every > 0 and distributed.is_main()
-        self.done = set()
-        if self.enabled and path.is_file():
-            self.done = {json.loads(line)["update"] for line in path.read_text().splitlines() if line.strip()}
+        self.done = {int(row["update"]) for row in read_jsonl(path)} if self.enabled else set()
 
     def __call__(
         self, update: int, model: nn.Module, train: FrameData, test: FrameData, runtime: Runtime, log: TrainLog
