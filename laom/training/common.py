@@ -82,6 +82,7 @@ RESUMABLE_FIELDS = {
     "progress",
     "tensorboard",
     "wandb",
+    "wandb_project",
     "curve_every",
     "curve_episodes",
     "curve_workers",
@@ -516,12 +517,11 @@ class MetricsWriter:
                 raise LaomError(
                     "--wandb true needs the wandb package (pip install laom[wandb])"
                 ) from None
-            self._wandb = wandb.init(
-                project=cfg.wandb_project,
-                name=run.path.name,
-                config=config_to_dict(cfg),
-                resume="allow",
-            )
+            from laom.training.tracking import wandb_init_kwargs
+
+            # name method/stage/folder; id from the folder, so a resumed run continues it
+            identity = wandb_init_kwargs(run.path, cfg)
+            self._wandb = wandb.init(**identity, config=config_to_dict(cfg))
 
     def write(self, update: int, values: dict[str, Any]) -> None:
         row = {"update": update, **{k: _scalar(v) for k, v in values.items()}}
