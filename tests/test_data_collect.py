@@ -148,6 +148,29 @@ def test_collect_layout_and_seeds(tmp_path: Path) -> None:
         assert g.attrs["traj_return"] == pytest.approx(float(g["actions"][()].sum()), rel=1e-5)
 
 
+def test_action_noise_is_stored_reproducible_and_part_of_the_identity(tmp_path: Path) -> None:
+    clean, a, b = tmp_path / "clean.hdf5", tmp_path / "a.hdf5", tmp_path / "b.hdf5"
+    collect(fake_config(clean, episodes=3))
+    collect(fake_config(a, episodes=3, action_noise=0.5))
+    collect(fake_config(b, episodes=3, action_noise=0.5, workers=2))
+    assert_same(read_all(a), read_all(b))  # the noise depends on (seed, episode) only
+    with h5py.File(a) as f:
+        assert f.attrs["action_noise"] == 0.5
+        g = f["1"]
+        noise = g["actions"][()] - g["states"][:, :2] * 2.0  # stored = executed = expert + noise
+        assert 0.3 < noise.std() < 0.7 and abs(noise.mean()) < 0.3
+        assert g.attrs["traj_return"] == pytest.approx(float(g["actions"][()].sum()), rel=1e-5)
+    with h5py.File(clean) as f:
+        assert f.attrs["action_noise"] == 0.0
+    before = a.read_bytes()
+    with pytest.raises(LaomError, match="action_noise=0.5"):
+        collect(fake_config(a, episodes=4))  # resuming without the noise would mix two datasets
+    assert a.read_bytes() == before
+    with pytest.raises(LaomError, match="--action-noise -1"):
+        collect(fake_config(tmp_path / "neg.hdf5", action_noise=-1.0))
+    assert not (tmp_path / "neg.hdf5").exists()
+
+
 def test_episode_seed_depends_only_on_seed_and_index() -> None:
     assert episode_seed(0, 1) == episode_seed(0, 1)
     assert len({episode_seed(s, i) for s in range(5) for i in range(50)}) == 250

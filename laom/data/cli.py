@@ -84,6 +84,11 @@ def register(sub: Any) -> None:
     c.add_argument("--compression", default="none", help="none (default), lzf, gzip[:LEVEL]")
     c.add_argument("--backgrounds", default=None, help="folder of background videos (DAVIS)")
     c.add_argument("--max-steps", type=int, default=None, help="cut episodes short (debugging)")
+    c.add_argument(
+        "--action-noise", type=float, default=0.0,
+        help="std of Gaussian noise added to the expert's actions, executed and stored "
+        "(default 0: the greedy expert; the release's PPO experts sample theirs)",
+    )
     c.add_argument("--render", default="fast", help=argparse.SUPPRESS)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.add_argument("--out", type=Path, required=True)
@@ -196,6 +201,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         backgrounds=args.backgrounds,
         expert=args.expert,
         max_steps=args.max_steps,
+        action_noise=args.action_noise,
         render=args.render,
         progress=not args.quiet,
     )

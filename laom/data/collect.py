@@ -44,7 +44,7 @@ from laom.errors import LaomError
 
 # Attributes that identify what a collection file contains; resuming with different
 # values would silently mix two datasets in one file.
-IDENTITY = ("task", "difficulty", "split", "img_hw", "seed", "shard", "max_steps")
+IDENTITY = ("task", "difficulty", "split", "img_hw", "seed", "shard", "max_steps", "action_noise")
 
 
 @dataclass
@@ -64,6 +64,11 @@ class CollectConfig:
     backgrounds: str | None = None
     expert: str | None = None  # None: the built-in expert of the task
     max_steps: int | None = None  # cut episodes short (tests, debugging)
+    # Std of Gaussian noise added to the expert's action before it is executed (and
+    # stored). 0 (default): the greedy expert. The release's PPO experts sample their
+    # actions, so their datasets visit states off the greedy path; this is the knob that
+    # gives a deterministic expert the same kind of coverage (DART, Laskey et al. 2017).
+    action_noise: float = 0.0
     render: str = "fast"
     progress: bool = True
     # Where workers get their env and expert from ("module:function"); tests swap them.
@@ -183,6 +188,9 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
     start = time.perf_counter()
     obs, info = env.reset(seed=episode_seed(spec["seed"], index))
     limit = spec["max_steps"] or 1000
+    sigma = float(spec.get("action_noise", 0.0))
+    # Its own stream per episode, so the noise too depends on (seed, index) only.
+    noise = np.random.default_rng([episode_seed(spec["seed"], index), 1])
     frames = np.empty((limit, *np.asarray(obs).shape), np.uint8)
     states: list[np.ndarray] = []
     actions: list[np.ndarray] = []
@@ -191,6 +199,10 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
     while t < limit:
         state = np.asarray(info["state"], np.float32)
         action = np.asarray(expert.act(state), np.float32)
+        if sigma > 0:
+            # Stored as executed before the env's clipping, like the release's sampled
+            # PPO actions: the dataset holds what the behaviour policy emitted.
+            action = (action + sigma * noise.standard_normal(action.shape)).astype(np.float32)
         frames[t] = obs
         states.append(state)
         actions.append(action)
@@ -221,6 +233,7 @@ def _spec(cfg: CollectConfig) -> dict[str, Any]:
         "render": cfg.render,
         "expert": cfg.expert,
         "max_steps": cfg.max_steps,
+        "action_noise": float(cfg.action_noise),
         "env_factory": cfg.env_factory,
         "expert_factory": cfg.expert_factory,
     }
@@ -234,6 +247,8 @@ def check_config(cfg: CollectConfig) -> None:
         raise LaomError(f"--workers {cfg.workers}: need 1 or more (0 = in this process)")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise LaomError(f"--max-steps {cfg.max_steps}: need at least 1 step")
+    if not np.isfinite(cfg.action_noise) or cfg.action_noise < 0:
+        raise LaomError(f"--action-noise {cfg.action_noise}: expected a standard deviation >= 0")
     i, n = cfg.shard
     if n < 1 or not 0 <= i < n:
         raise LaomError(f"--shard {i}/{n}: need 0 <= I < N")
@@ -253,7 +268,7 @@ def check_config(cfg: CollectConfig) -> None:
     out = Path(cfg.out)
     if out.suffix not in (".hdf5", ".h5"):
         raise LaomError(f"--out {out}: expected a .hdf5 file name")
-    check_output_path(out, force=True)  # an existing file is resumed, checked below
+    check_output_path(out, force=True, flag="--out")  # an existing file is resumed, checked below
 
 
 def _identity(cfg: CollectConfig) -> dict[str, Any]:
@@ -265,6 +280,7 @@ def _identity(cfg: CollectConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
         "max_steps": int(cfg.max_steps or 0),
+        "action_noise": float(cfg.action_noise),
     }
 
 
@@ -277,6 +293,7 @@ def _file_identity(attrs: dict[str, Any]) -> dict[str, Any]:
         "seed": attrs.get("seed"),
         "shard": attrs.get("shard", "0/1"),
         "max_steps": int(attrs.get("max_steps", 0)),
+        "action_noise": float(plain(attrs.get("action_noise", 0.0))),
     }
 
 
@@ -291,7 +308,7 @@ def _check_resume(cfg: CollectConfig, attrs: dict[str, Any]) -> None:
     mine, theirs = _identity(cfg), _file_identity(attrs)
     for key in IDENTITY:
         if mine[key] != theirs[key]:
-            flag = {"task": "--task", "max_steps": "--max-steps"}.get(
+            flag = {"task": "--task", "max_steps": "--max-steps", "action_noise": "--action-noise"}.get(
                 key, "--" + key.replace("_", "-")
             )
             raise LaomError(
@@ -306,17 +323,9 @@ def _check_resume(cfg: CollectConfig, attrs: dict[str, Any]) -> None:
 
 
 def _progress(total_frames: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from laom.progress import progress
 
-    return tqdm(
-        total=total_frames,
-        unit="frame",
-        unit_scale=True,
-        dynamic_ncols=True,
-        disable=not enabled,
-        desc="collect",
-        smoothing=0.05,
-    )
+    return progress(total_frames, "collect", "frame", enabled=enabled, unit_scale=True, smoothing=0.05)
 
 
 def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectResult:
@@ -378,6 +387,7 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
                     "episodes": int(cfg.episodes),
                     "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
                     "max_steps": int(cfg.max_steps or 0),
+                    "action_noise": float(cfg.action_noise),
                     "obs_compression": str(compression),
                     "expert": cfg.expert or f"builtin:{cfg.task}",
                     "backgrounds": str(cfg.backgrounds or "procedural"),
