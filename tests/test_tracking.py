@@ -47,7 +47,7 @@ def test_names_say_method_stage_and_folder(tmp_path: Path) -> None:
         tmp_path / "root" / "decoder-77", DecoderConfig(policy=bc, wandb_project="mine")
     )
     assert kw["name"] == "lapo/decoder/decoder-77"
-    assert kw["project"] == "mine" and kw["group"] == "root" and kw["resume"] == "allow"
+    assert kw["project"] == "mine" and kw["resume"] == "allow"
     assert not set(kw["id"]) & set("/\\#?%:") and kw["id"].startswith("decoder-")
 
 

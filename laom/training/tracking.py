@@ -70,14 +70,12 @@ def wandb_run_id(run_path: str | Path, stage: str) -> str:
 
 def wandb_init_kwargs(run_path: str | Path, cfg: Any) -> dict[str, Any]:
     """The identity arguments of ``wandb.init`` for a stage's run folder: a readable
-    ``name`` (method/stage/folder), the stable ``id``, ``group`` (the folder holding the
-    run: a pipeline root or sweep, so its stages sit together) and ``resume="allow"``."""
+    ``name`` (method/stage/folder), the stable ``id`` and ``resume="allow"``."""
     path = Path(run_path).resolve()
     stage = stage_of(cfg)
     return {
         "project": getattr(cfg, "wandb_project", "laom"),
         "name": f"{method_of(cfg)}/{stage}/{path.name}",
         "id": wandb_run_id(path, stage),
-        "group": path.parent.name or None,
         "resume": "allow",
     }
