@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+import laom
 import laom.training.common as common_mod
 import laom.training.lam as lam_mod
 from laom.cli import main
@@ -169,8 +170,10 @@ def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys
     write_moving_square(data, 2, 20, img_hw=HW, seed=0)
     out = str(tmp_path / "run")
     args = ["train", "lam", "--method", "laom", "--data", str(data), "--out", out, *TINY]
+    # Killed after its last checkpoint, before the summary (which prunes the checkpoints).
+    monkeypatch.setattr(common_mod.RunDir, "prune_checkpoints", lambda self: None)
     assert main([*args, "--total_updates", "2"]) == 0
-    (Path(out) / "summary.json").unlink()  # pretend it was killed after its last checkpoint
+    (Path(out) / "summary.json").unlink()
     fails([*args, "--total_updates", "2", "--latent_dim", "4"], capsys, "different config")
     # The same files and run directory written relative to the working directory: a resume.
     monkeypatch.chdir(tmp_path)
@@ -303,7 +306,9 @@ def test_cli_end_to_end(files, tmp_path, capsys, method):
     assert [r["update"] for r in read_metrics(out)] == [2, 4]
     model, meta = load_lam(out)
     assert meta["img_hw"] == HW and meta["frame_stack"] == 3 and meta["method"] == method
-    assert (out / "checkpoints" / "last.pt").is_file()
+    # Finished: the checkpoints (only a resume reads them) are gone; the summary says which code made it.
+    assert not (out / "checkpoints").exists()
+    assert summary["laom_version"] == laom.__version__ and "git_commit" in summary
 
 
 def test_optional_loggers_say_how_to_install(files, tmp_path):

@@ -351,11 +351,16 @@ def test_normalizer_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_resume_refuses_data_that_changed_shape(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_resume_refuses_data_that_changed_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laom.training.common import RunDir
+
     data = square(tmp_path / "data.h5", 2, 20, seed=0)
     run = tmp_path / "bc"
     args = ["train", "bc-baseline", "--data", str(data), "--out", str(run), *TINY_BASELINE, *FAST]
+    monkeypatch.setattr(RunDir, "prune_checkpoints", lambda self: None)
     ok(args)
-    (run / "summary.json").unlink()  # as if killed after its last checkpoint
+    (run / "summary.json").unlink()  # as if killed after its last checkpoint, before the summary
     write_moving_square(data, 2, 20, img_hw=24, seed=0)  # same path, other image size
     fails(args, capsys, "image size 24 does not match the checkpoint's 16")

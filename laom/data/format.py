@@ -35,6 +35,7 @@ import numpy as np
 from laom import __version__
 from laom.data.journal import JournaledFile, journal_path, recover
 from laom.errors import LaomError
+from laom.outputs import check_output
 
 FIELDS = ("obs", "states", "actions")
 FILE_ATTRS = (
@@ -221,17 +222,10 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
         raise
 
 
-def check_output_path(path: Path, force: bool = False) -> None:
-    """One clear error for an output that cannot or must not be written."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise LaomError(f"output {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise LaomError(f"output {path}: directory {parent} is not writable")
-    if path.is_dir():
-        raise LaomError(f"output {path} is a directory")
-    if path.exists() and not force:
-        raise LaomError(f"output {path} already exists (pass --force to replace it)")
+def check_output_path(path: Path, force: bool = False, flag: str = "output") -> None:
+    """One clear error for an output file that cannot or must not be written (see
+    :func:`laom.outputs.check_output`, which every writing command shares)."""
+    check_output(path, flag, kind="file", force=force)
 
 
 def create(path: str | os.PathLike[str], attrs: Mapping[str, Any], force: bool = False) -> Path:

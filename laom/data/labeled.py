@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from laom import __version__
-from laom.data.format import Compression, DatasetReader, Writer, atomic_output, create
+from laom.data.format import (
+    Compression,
+    DatasetReader,
+    Writer,
+    atomic_output,
+    check_output_path,
+    create,
+)
 from laom.errors import LaomError
 
 # Attributes of a collection in progress; a subset is a finished file of its own.
@@ -86,6 +93,7 @@ def sample_labeled(
     src, out = Path(src), Path(out)
     if _same_file(src, out):
         raise LaomError(f"--out {out} is the source file; refusing to overwrite it")
+    check_output_path(out, force, "--out")  # before reading anything
     with DatasetReader(src) as reader:
         lengths = {i: reader.length(i) for i in reader.indices}
         picked = pick_chunks(chunks_of(lengths, chunk), trajectories, seed)

@@ -21,6 +21,7 @@ from laom.data.format import (
     DatasetReader,
     Writer,
     atomic_output,
+    check_output_path,
     create,
     img_hw_of,
     plain,
@@ -63,6 +64,7 @@ def merge(
             raise LaomError(f"output {out} is also an input shard; refusing to overwrite it")
     if len({p.resolve() for p in paths}) != len(paths):
         raise LaomError("merge: the same shard file is given twice")
+    check_output_path(out, force)  # before validating the shards
     reports = [validate(p) for p in paths]
 
     first = reports[0].attrs

@@ -87,9 +87,9 @@ def write_png(image: np.ndarray, out: str | Path) -> Path:
     """Write atomically, so an interrupted run never leaves half an image."""
     import imageio.v3 as iio
 
-    out = Path(out)
-    if not out.parent.exists():
-        raise LaomError(f"--out {out}: folder {out.parent} does not exist")
+    from laom.outputs import check_output
+
+    out = check_output(out, "--out")
     tmp = out.with_name(out.name + ".tmp.png")
     iio.imwrite(tmp, image)
     tmp.replace(out)

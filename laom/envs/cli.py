@@ -56,9 +56,11 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     from laom.envs.bench import preview_grid, write_png
     from laom.errors import LaomError
+    from laom.outputs import check_output
 
-    if not Path(args.out).parent.exists():
-        raise LaomError(f"--out {args.out}: folder {Path(args.out).parent} does not exist")
+    if Path(args.out).suffix.lower() != ".png":
+        raise LaomError(f"--out {args.out}: expected a .png file name")
+    check_output(args.out, "--out")  # before the rollout
     grid = preview_grid(_make_kwargs(args), steps=args.steps, frames=args.frames, seed=args.seed)
     out = write_png(grid, args.out)
     print(f"wrote {out} ({args.frames} frames over {args.steps} steps of {args.task}, {args.difficulty})")

@@ -3,7 +3,10 @@
 Runs the acting policy of a decoder, IDM or BC-baseline run in the environment its
 training data came from (task, difficulty, distractor dynamics, background split, image
 size, frame stack: all read from the run), writes ``RUN/eval-<E>ep-s<S>-<hash>.json``
-(and a copy as ``RUN/eval.json``) and prints the mean return +- std. ``--normalizer``
+(one file per setting, never replaced by another setting's result) and prints the mean
+return +- std and where it went. ``RUN/eval.json`` is the run's reference evaluation
+(the largest in its own environment; see :mod:`laom.evaluation.results`), what
+``--normalizer RUN`` reads: a smaller evaluation never replaces it. ``--normalizer``
 (a number, or a run evaluated before, e.g. BC-full) adds the normalised return.
 """
 
@@ -22,7 +25,13 @@ from laom.errors import LaomError
 
 
 def resolve_normalizer(value: str | float) -> float:
-    """A reference return: a number, an evaluated run directory, or an eval/pipeline JSON."""
+    """A reference return: a number, an evaluated run directory (its reference
+    evaluation, :func:`laom.evaluation.results.reference`), or an eval/pipeline JSON."""
+    return normalizer_source(value)[0]
+
+
+def normalizer_source(value: str | float) -> tuple[float, str]:
+    """(reference return, where it came from: "" for a number, else the file read)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -30,12 +39,15 @@ def resolve_normalizer(value: str | float) -> float:
     if number is not None:
         if number == 0 or not math.isfinite(number):
             raise LaomError(f"--normalizer {value}: expected a non-zero number")
-        return number
+        return number, ""
     path = Path(str(value))
     if path.is_dir():
-        path = path / "eval.json"
-        if not path.is_file():
+        from laom.evaluation.results import reference
+
+        best = reference(path)
+        if best is None:
             raise LaomError(f"--normalizer {value}: the run has no eval.json; evaluate it first (laom evaluate --policy {value})")
+        path = best[0]
     if not path.is_file():
         raise LaomError(f"--normalizer {value}: not a number, run directory or JSON file")
     try:
@@ -45,7 +57,7 @@ def resolve_normalizer(value: str | float) -> float:
         raise LaomError(f"--normalizer {path}: no mean return in it") from None
     if mean == 0 or not math.isfinite(mean):
         raise LaomError(f"--normalizer {path}: mean return {mean} cannot normalise")
-    return mean
+    return mean, str(path)
 
 
 def evaluate_run(
@@ -69,11 +81,14 @@ def evaluate_run(
 
     The file name is keyed on what determines the returns (environment, episodes,
     seed), not on workers or batching, which do not change them; ``reuse`` returns a
-    matching earlier result instead of running again.
+    matching earlier result instead of running again. ``result["reference"]`` says
+    what became of ``RUN/eval.json`` (:func:`laom.evaluation.results.record`).
     """
     from laom.evaluation.online import evaluate
     from laom.evaluation.policy import env_kwargs, load_policy
-    from laom.training.common import atomic_write_text, resolve_device
+    from laom.evaluation.results import record, result_path
+    from laom.outputs import check_output, code_version
+    from laom.training.common import resolve_device
 
     run = Path(run)
     policy = load_policy(run, resolve_device(device))
@@ -82,7 +97,7 @@ def evaluate_run(
     )
     settings = {"env": kwargs, "episodes": episodes, "seed": seed}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    out = run / f"eval-{episodes}ep-s{seed}-{key}.json"
+    out = check_output(result_path(run, episodes, seed, key), "--policy")  # before the episodes run
     if reuse and out.is_file():
         result = json.loads(out.read_text())
         log(f"[evaluate] {out}: done, reused")
@@ -92,18 +107,22 @@ def evaluate_run(
         res = evaluate(policy.act, kwargs, episodes, seed=seed, num_envs=num_envs, workers=workers, progress=progress)
         result = {**res.to_dict(), "env": kwargs, "seconds": time.perf_counter() - start, "policy": str(run / "policy.pt")}
     result["file"] = str(out)
+    result["seed"] = seed
+    # In the run's own environment with full-length episodes: eligible to be its reference.
+    result["full_setting"] = kwargs == env_kwargs(policy.meta)
     if normalizer is not None:
         result["normalizer"] = normalizer
         result["normalized_return"] = result["mean"] / normalizer
         result["normalized_std"] = result["std"] / abs(normalizer)
-    text = json.dumps(result, indent=2) + "\n"
-    atomic_write_text(out, text)
-    atomic_write_text(run / "eval.json", text)
+    result.update(code_version())
+    result.pop("reference", None)
+    note = record(run, out, result)
+    result["reference"] = note
     return result
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:
-    normalizer = resolve_normalizer(args.normalizer) if args.normalizer is not None else None
+    normalizer, source = normalizer_source(args.normalizer) if args.normalizer is not None else (None, "")
     if args.episodes < 1:
         raise LaomError(f"--episodes {args.episodes}: expected at least 1")
     result = evaluate_run(
@@ -113,9 +132,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     line = f"return {result['mean']:.2f} ± {result['std']:.2f} over {result['episodes']} episodes"
     if normalizer is not None:
-        line += f"; normalized {result['normalized_return']:.3f} ± {result['normalized_std']:.3f} (÷ {normalizer:g})"
+        line += f"; normalized {result['normalized_return']:.3f} ± {result['normalized_std']:.3f} (÷ {normalizer:g}{' from ' + source if source else ''})"
     print(line)
     print(f"written: {result['file']}")
+    print(result["reference"])
     return 0
 
 

@@ -137,7 +137,7 @@ def evaluate(
     ``workers > 0`` runs the environments in that many spawned processes (one
     environment each, so ``num_envs`` is raised to at least ``workers``).
     """
-    from tqdm.auto import tqdm
+    from laom.progress import progress as progress_bar
 
     if episodes < 1:
         raise LaomError(f"episodes={episodes}: expected at least 1")
@@ -155,7 +155,7 @@ def evaluate(
     next_episode = 0
     done_count = 0
     finished: list[float] = []
-    bar = tqdm(total=episodes, desc=desc, unit="ep", disable=not progress, leave=False)
+    bar = progress_bar(episodes, desc, "ep", enabled=progress, leave=False)
     try:
         for slot in range(num_envs):
             slot_episode[slot] = next_episode

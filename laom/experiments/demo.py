@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from laom.errors import LaomError
+from laom.outputs import check_output
 
 # LAPO is left out by default: its pixel decoder makes it the slowest stage (4 of the
 # demo's 26 minutes on 2 AVX2 cores); `--methods bc,lapo,laom,laom-labels` adds it.
@@ -32,7 +33,7 @@ def _run(argv: list[str]) -> None:
 
 def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
-    out = Path(args.out)
+    out = check_output(args.out, "--out", kind="dir", create_parents=True)
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     task = args.task

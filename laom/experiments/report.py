@@ -37,6 +37,7 @@ import yaml
 from laom.errors import require
 from laom.experiments import paper as paper_data
 from laom.experiments.sweep import METHODS, read_runs
+from laom.outputs import check_output, code_version
 
 COLORS = {
     "bc": "tab:blue", "idm": "tab:orange", "lapo": "tab:green", "laom": "tab:red", "laom-labels": "tab:purple",
@@ -605,15 +606,20 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
 # --------------------------------------------------------------------------- the command
 
 
+REPORT_FILES = ("returns.png", "probe_mse.png", "curves.png", "results.md", "summary.json")
+
+
 def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = False) -> dict[str, Any]:
     """Write the figures, results.md and summary.json; returns the summary. ``sweep`` is
     one directory or a list of ``DIR`` / ``NAME=DIR`` (see the module docstring)."""
     import matplotlib.pyplot as plt
 
     sweeps = [str(sweep)] if isinstance(sweep, (str, Path)) else [str(s) for s in sweep]
+    out = check_output(out, "--out", kind="dir", create_parents=True)
+    for name in REPORT_FILES:  # a folder where a file goes fails now, not after the plots
+        check_output(out / name, "--out", create_parents=True)
     runs, config = load_sweeps(sweeps)
     agg = aggregate(runs, config, paper)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name, make in (("returns.png", figure_returns), ("probe_mse.png", figure_probe), ("curves.png", figure_curves)):
@@ -627,6 +633,7 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
     agg["sweep"] = str(Path(parse_sweep_arg(sweeps[0])[1]).resolve())
     agg["sweeps"] = {text: str(Path(parse_sweep_arg(text)[1]).resolve()) for text in sweeps}
     agg["files"] = [*files, str(out / "summary.json")]
+    agg.update(code_version())
     (out / "summary.json").write_text(json.dumps(agg, indent=2) + "\n")
     return agg
 

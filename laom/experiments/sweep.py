@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from laom.errors import LaomError, require
+from laom.outputs import check_output
 
 METHODS = ("bc", "idm", "lapo", "laom", "laom-labels", "bc-full")
 # Methods whose first stages do not read the labelled file: their runs share them.
@@ -797,8 +798,7 @@ def default_threads(jobs: int) -> int | None:
 def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepResult:
     """Make the labelled subsets, then run every unfinished (task, method, budget, seed)."""
     require(opts.jobs >= 1, f"--jobs {opts.jobs}: expected >= 1")
-    root = Path(opts.out).resolve()
-    require(not root.exists() or root.is_dir(), f"--out {root}: exists and is not a directory")
+    root = check_output(Path(opts.out).resolve(), "--out", kind="dir", create_parents=True)
     root.mkdir(parents=True, exist_ok=True)
     with sweep_lock(root):
         return _run_sweep(opts, root, log)
@@ -954,6 +954,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     from laom.training.cli import maybe_reexec_with_malloc_env
 
     maybe_reexec_with_malloc_env()
+    check_output(args.out, "--out", kind="dir", create_parents=True)  # before the files are read
     cfg = make_config(
         args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,

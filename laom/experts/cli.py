@@ -117,6 +117,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from laom.outputs import check_output
+
+    check_output(args.out, "OUT", create_parents=True)
     expert = resolve(args.path, args.task)
     if not expert.task:
         raise LaomError(f"{args.path}: the files do not say which task this expert is for; pass --task")

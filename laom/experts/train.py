@@ -27,6 +27,7 @@ import numpy as np
 from laom.errors import LaomError
 from laom.experts.formats import BEST_NPZ, LAST_NPZ, RUN_META, from_sb3_model
 from laom.experts.policy import Expert
+from laom.outputs import check_output
 
 ALGOS = ("sac", "td3")
 MODEL_ZIP = "last_model.zip"
@@ -221,9 +222,7 @@ def train(
 
     _check_config(cfg)
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise LaomError(f"--out {out}: exists and is not a folder")
+    out = check_output(cfg.out, "--out", kind="dir", create_parents=True)
     out.mkdir(parents=True, exist_ok=True)
     resumed = _resume_state(out, cfg)
     if resumed is None:

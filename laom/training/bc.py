@@ -253,10 +253,10 @@ def label_transitions(
 
     A streamed dataset is labelled block by block (whole trajectories, bounded memory).
     """
-    from tqdm import tqdm
+    from laom.progress import progress as progress_bar
 
     if isinstance(data, StreamingData):
-        bar = tqdm(total=data.num_frames, desc=desc, unit="frame", disable=not progress, leave=False)
+        bar = progress_bar(data.num_frames, desc, "frame", enabled=progress, leave=False)
         for first, block in data.blocks():
             rows = out[first : first + block.num_frames]
             label_transitions(label, block, frame_stack, rows, runtime, batch_size, channels_last, False)
@@ -266,13 +266,16 @@ def label_transitions(
 
     steps = data.valid_steps
     sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs", "next_obs"))
-    for i in tqdm(range(0, len(steps), sampler.batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
+    bar = progress_bar(len(steps), desc, "step", enabled=progress, leave=False)
+    for i in range(0, len(steps), sampler.batch_size):
         chunk = steps[i : i + sampler.batch_size]
         arrays = sampler.gather(chunk, np.ones_like(chunk))
         obs = model_input(arrays["obs"], runtime.device, channels_last)
         nxt = model_input(arrays["next_obs"], runtime.device, channels_last)
         with runtime.autocast():
             out[chunk] = label(obs, nxt).float().cpu().numpy()
+        bar.update(len(chunk))
+    bar.close()
 
 
 def cached_labels(

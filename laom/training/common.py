@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -422,8 +423,9 @@ class RunDir:
             distributed.barrier()
 
     def _prepare(self, cfg: Any) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise LaomError(f"--out {self.path}: exists and is not a directory")
+        from laom.outputs import check_output
+
+        check_output(self.path, "--out", kind="dir", create_parents=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         new = config_to_dict(cfg)
         if self.config_path.is_file():
@@ -439,6 +441,7 @@ class RunDir:
                     f"--out {self.path} holds a run with a different config ({shown}); use a new --out"
                 )
         atomic_write_text(self.config_path, config_to_yaml(cfg))
+        self.prune_checkpoints()  # a run finished by an older laom kept them
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.is_file():
@@ -454,14 +457,29 @@ class RunDir:
         atomic_torch_save(state, self.checkpoint_path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        """Written by rank 0 (the only writer under torchrun); every rank returns once it exists."""
+        """Finish the run: ``summary`` (stamped with the code version, in place) becomes
+        summary.json, and the checkpoints, which only a resume needed, are deleted.
+
+        Written by rank 0 (the only writer under torchrun); every rank returns once it exists.
+        """
+        from laom.outputs import code_version
         from laom.training import distributed
 
+        summary.update(code_version())
         if distributed.is_main():
             atomic_write_text(
                 self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n"
             )
+            self.prune_checkpoints()
         distributed.barrier()
+
+    def prune_checkpoints(self) -> None:
+        """Delete ``checkpoints/`` of a finished run (it is 2-3x the final model: weights,
+        optimizer moments). Everything downstream reads the stage's artifacts and summary,
+        never a checkpoint; a run is finished once summary.json exists, so a kill halfway
+        through leaves nothing that a re-run would read."""
+        if self.finished and self.checkpoint_dir.is_dir():
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.summary_path.read_text())

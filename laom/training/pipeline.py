@@ -7,8 +7,9 @@ Each method is a chain of stages::
     bc:                       bc-baseline on --labeled -> evaluate
     bc-full:                  bc-baseline on --data -> evaluate (the normaliser)
 
-A stage's directory is ``ROOT/<stage>-<key>``, where ``key`` hashes what determines its
-result: the resolved config (minus ``out`` and the fields that only change speed or
+A stage's directory is ``ROOT/<stage>-<method>-<key>`` (``lam-laom-70ecee3c``: readable
+without opening its config; ``idm-<key>`` where stage and method are one), where ``key``
+hashes what determines its result: the resolved config (minus ``out`` and the fields that only change speed or
 logging: device, threads, checkpoint/log intervals, progress, loggers), the identity of
 every input file (absolute path, size, mtime), and the keys of the stages it builds on.
 So a sweep over labelled budgets trains each LAM and latent BC once: for lapo and laom
@@ -16,6 +17,9 @@ only the decoder (and the evaluation) reads --labeled; for laom-labels the LAM i
 does, so the whole chain depends on it. A finished stage (summary.json present) is
 reused; an interrupted one resumes from its checkpoint, because the same inputs give
 the same directory. ``stage.json`` in each directory records what went into its key.
+Directories named by earlier versions (``ROOT/<stage>-<key>``, the key alone) are still
+found and reused where they are, never renamed: other runs' records point at them. A
+finished stage keeps its artifacts and summary; its checkpoints are deleted.
 
 Evaluation results are cached in the acting run directory per (environment, episodes,
 seed); the pipeline summary (``ROOT/pipeline-<method>-<key>.json``) gathers the probe
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from laom.errors import LaomError, require
+from laom.outputs import check_output, code_version
 
 METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -52,6 +57,7 @@ class Stage:
     files: dict[str, str]  # config field -> input file path ("" = unused)
     upstream: dict[str, str] = field(default_factory=dict)  # config field -> upstream stage name
     extra: dict[str, Any] = field(default_factory=dict)  # other fixed config values
+    method: str = ""  # the method whose chain this is (part of the folder's name)
 
 
 @dataclass
@@ -65,6 +71,13 @@ class StageResult:
 
 def chain(method: str, data: str, labeled: str, eval_data: str) -> list[Stage]:
     """The stages of ``method`` with its input files (absolute paths)."""
+    stages = _chain_stages(method, data, labeled, eval_data)
+    for stage in stages:
+        stage.method = method
+    return stages
+
+
+def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[Stage]:
     from laom.training.baselines import BCBaselineConfig, IDMConfig, train_bc_baseline, train_idm
     from laom.training.bc import BCConfig, train_bc
     from laom.training.decoder import DecoderConfig, train_decoder
@@ -163,6 +176,39 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+KEY_CHARS = 8  # of the key, in a stage folder's name (stage.json holds all of it)
+
+
+def _holds(folder: Path, key: str) -> bool | None:
+    """Whether ``folder``'s stage.json has the manifest of ``key`` (None: no stage.json)."""
+    try:
+        manifest = json.loads((folder / "stage.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return digest(manifest) == key
+
+
+def stage_dir(root: Path, stage: Stage, key: str) -> Path:
+    """The folder of a stage with ``key``: ``<stage>-<method>-<key[:8]>``, or where an
+    earlier run put the same stage (an older laom's ``<stage>-<key>``, or the same
+    bc-baseline trained for the other of bc / bc-full), so existing caches are reused
+    and resumed in place."""
+    label = stage.name if stage.method in ("", stage.name) else f"{stage.name}-{stage.method}"
+    path = root / f"{label}-{key[:KEY_CHARS]}"
+    if path.is_dir():
+        if _holds(path, key) is False:
+            raise LaomError(f"{path} holds another stage (its stage.json has another key); move it away")
+        return path
+    legacy = root / f"{stage.name}-{key}"  # laom 0.1.0: the key alone
+    if legacy.is_dir():
+        return legacy
+    if root.is_dir():
+        for other in sorted(root.glob(f"{stage.name}-*-{key[:KEY_CHARS]}")):
+            if other.is_dir() and _holds(other, key):
+                return other
+    return path
+
+
 @dataclass
 class PlannedStage:
     stage: Stage
@@ -191,7 +237,7 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
             setattr(cfg, name, str(planned[upstream].path))
         manifest = stage_manifest(stage, cfg, {n: p.key for n, p in planned.items()})
         key = digest(manifest)
-        path = root / f"{stage.name}-{key}"
+        path = stage_dir(root, stage, key)
         cfg.out = str(path)
         planned[stage.name] = PlannedStage(stage, cfg, manifest, key, path)
     return list(planned.values())
@@ -239,6 +285,7 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
 
     require(opts.method in METHODS, f"--method {opts.method}: expected one of {', '.join(METHODS)}")
     require(bool(opts.out), "--out is required")
+    check_output(opts.out, "--out", kind="dir", create_parents=True)
     needs_data = opts.method != "bc"
     needs_labeled = opts.method != "bc-full"
     require(bool(opts.data) or not needs_data, f"--method {opts.method} needs --data FILE")
@@ -289,6 +336,7 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     key = digest({"acting": acting.key, **evaluation, "normalizer": normalizer})
     out_file = root / f"pipeline-{opts.method}-{key}.json"
     summary["summary_file"] = str(out_file)
+    summary.update(code_version())
     atomic_write_text(out_file, json.dumps(summary, indent=2) + "\n")
     return summary
 

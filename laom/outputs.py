@@ -1,0 +1,119 @@
+"""What every command that writes shares: a check of its output path before any work,
+and the code version stamped into what it writes.
+
+Every command that writes (``train``, ``pipeline``, ``sweep``, ``report``, ``demo``,
+``collect``, ``evaluate``, ``env preview``, ``expert train/export``, the ``data`` tools)
+calls :func:`check_output` first, so an output it cannot write (a parent that is a
+file, a folder without write permission, a file where a folder is expected) ends in
+one :class:`~laom.errors.LaomError` line before any data is loaded or anything is
+written, instead of an ``OSError`` traceback hours later.
+
+:func:`code_version` is the laom version and, in a git checkout, the commit: recorded in
+every summary so a result can be traced to the code that made it.
+
+This module sits beside :mod:`laom.errors` at the bottom of the import order (standard
+library only), so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+from laom.errors import LaomError
+
+
+def _exists(path: Path, flag: str, shown: Path) -> bool:
+    """``path.exists()``, with the OS's refusals (permissions, over-long names) as one line."""
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError as exc:
+        raise LaomError(f"{flag} {shown}: cannot be checked ({exc.strerror or exc})") from None
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    flag: str = "--out",
+    *,
+    kind: Literal["file", "dir"] = "file",
+    create_parents: bool = False,
+    force: bool = True,
+) -> Path:
+    """Refuse, with one line naming ``flag`` and ``path``, an output that cannot be written.
+
+    ``kind="file"``: ``path`` is written as a file (replaced atomically when ``force``; an
+    existing file is an error otherwise); ``kind="dir"``: ``path`` is a folder that is
+    created, or resumed when it exists. ``create_parents``: the command creates missing
+    parent folders (``mkdir -p``); otherwise the parent must exist. Either way the nearest
+    folder that exists must be a writable folder, not a file. Returns ``path`` as a Path.
+    """
+    if str(path).strip() == "":
+        raise LaomError(f"{flag}: expected a path, got an empty string")
+    path = Path(path).expanduser()
+    if _exists(path, flag, path):
+        if kind == "dir":
+            if not path.is_dir():
+                raise LaomError(f"{flag} {path}: exists and is not a directory")
+            if not _writable(path):
+                raise LaomError(f"{flag} {path}: directory is not writable")
+            return path
+        if path.is_dir():
+            raise LaomError(f"{flag} {path}: is a directory, expected a file name")
+        if not force:
+            raise LaomError(f"{flag} {path}: already exists (pass --force to replace it)")
+    parent = path.parent
+    nearest = parent
+    while not _exists(nearest, flag, path) and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise LaomError(f"{flag} {path}: {nearest} is a file, not a directory")
+    if nearest != parent and not create_parents:
+        raise LaomError(f"{flag} {path}: directory {parent} does not exist")
+    if not _writable(nearest):
+        raise LaomError(f"{flag} {path}: directory {nearest} is not writable")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """``{"laom_version": ..., "git_commit": ..., "git_dirty": ...}`` of the running laom
+    (read once per process)."""
+    return read_code_version(Path(__file__).resolve().parent.parent)
+
+
+def read_code_version(root: Path) -> dict[str, Any]:
+    """The laom version, and the commit (and whether tracked files differ from it) of the
+    checkout at ``root``.
+
+    The commit is read only when ``root`` is itself a git checkout of a Python project
+    (an installed copy inside some other repository must not report that repository's
+    commit); elsewhere, or without git, it is None and nothing fails.
+    """
+    from laom import __version__
+
+    out: dict[str, Any] = {"laom_version": __version__, "git_commit": None, "git_dirty": None}
+    if not (root / ".git").exists() or not (root / "pyproject.toml").is_file():
+        return out
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit and commit.strip():
+        out["git_commit"] = commit.strip()
+        status = git("status", "--porcelain", "--untracked-files=no")
+        out["git_dirty"] = None if status is None else bool(status.strip())
+    return out
