@@ -153,16 +153,50 @@ def test_report_figure_lines(tmp_path: Path) -> None:
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2, 2]  # one mean line per method
     assert all(len(ax.collections) == 2 for ax in fig.axes)  # one shaded band per method
     with_paper = rp.figure_returns(rp.aggregate(synthetic_runs(), paper=True), paper=True)
-    assert [len(ax.get_lines()) for ax in with_paper.axes] == [2, 2, 4]  # + dashed paper bc, laom
+    # The paper's curves get a panel (and a scale) of their own; ours keep theirs.
+    assert [len(ax.get_lines()) for ax in with_paper.axes] == [2, 2, 2, 2]
+    assert with_paper.axes[-1].get_title().startswith("paper")
+    assert not any(ln.get_linestyle() == "--" for ax in with_paper.axes[:-1] for ln in ax.get_lines())
     dashed = [ln for ln in with_paper.axes[-1].get_lines() if ln.get_linestyle() == "--"]
     assert [list(ln.get_ydata()) for ln in dashed] == [list(paper.NORMALIZED_RETURN[m]) for m in ("bc", "laom")]
     assert with_paper.axes[0].get_xscale() == "log"
     probe = rp.figure_probe(agg)
     assert len(probe.axes[0].patches) == 1  # laom only: bc has no LAM
-    # One task: no average panel; the paper's lines go on the task's panel.
+    # One task: the task's panel and the paper's.
     one = rp.aggregate([r for r in synthetic_runs() if r["task"] == "cheetah-run"], paper=True)
     fig = rp.figure_returns(one, paper=True)
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 4
+    assert len(fig.axes) == 2 and [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+
+
+def test_probe_figure_relative_to_chance_with_n_per_bar() -> None:
+    from matplotlib.container import ErrorbarContainer
+
+    agg = rp.aggregate(synthetic_runs())
+    data = rp.probe_bars(agg)
+    # One bar per LAM method, on the scale of MSE / chance (each LAM over its own chance).
+    expected = sorted((0.1 + 0.01 * seed + 0.1 * ti) / 0.5 for ti in range(2) for seed in range(3))
+    assert data["relative"] and data["chance"] == 1.0
+    assert sorted(data["bars"]["laom"]["values"]) == pytest.approx(expected)
+    assert data["bars"]["laom"]["n"] == 6
+    ax = rp.figure_probe(agg).axes[0]
+    bottom, top = ax.get_ylim()
+    # The axis starts near the data, not at 0, and the chance line is inside the plot.
+    assert 0 < bottom < min(expected) and max(expected) < 1.0 < top
+    assert any(list(ln.get_ydata()) == [1.0, 1.0] for ln in ax.get_lines())
+    assert ax.patches[0].get_y() + ax.patches[0].get_height() == pytest.approx(np.mean(expected))
+    assert "n=6" in [t.get_text() for t in ax.texts]
+    assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == 1  # 6 LAMs: a std
+    # A single seed: one LAM per method, no error bar, and n=1 written on the bar.
+    single = [r for r in synthetic_runs() if r["seed"] == 0 and r["task"] == "cheetah-run"]
+    single += [{**r, "method": "lapo", "action_probe_mse": 0.45} for r in single if r["method"] == "laom"]
+    ax = rp.figure_probe(rp.aggregate(single)).axes[0]
+    assert not any(isinstance(c, ErrorbarContainer) for c in ax.containers)
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("n=")] == ["n=1", "n=1"]
+    assert ax.get_ylim()[1] > 1.0  # chance (1.0) is visible above the bars (0.2, 0.9)
+    # Without a chance level the raw MSE is drawn.
+    raw = [{k: v for k, v in r.items() if k != "action_probe_baseline_mse"} for r in single]
+    assert not rp.probe_bars(rp.aggregate(raw))["relative"]
+    assert rp.figure_probe(rp.aggregate(raw)).axes[0].get_ylabel().startswith("linear-probe MSE")
 
 
 def test_report_without_returns_or_normaliser(tmp_path: Path) -> None:
