@@ -7,7 +7,8 @@ a re-run supersedes an older record) and writes
                           against labelled trajectories, log2 axis; one panel per task and
                           one for the average over tasks; line = mean over seeds, band =
                           mean +- std over seeds (population std, ddof=0)
-    REPORT/probe_mse.png  linear-probe MSE of latent to true actions per LAM method
+    REPORT/probe_mse.png  linear-probe MSE of latent to true actions / chance (predicting
+                          the mean action) per LAM method; dots: each LAM, n per bar
     REPORT/results.md     the same numbers as Markdown tables, plus raw returns, the
                           acting policies' offline action MSE on the held-out file, and
                           how much of the latent actions latent BC could not predict
@@ -18,8 +19,8 @@ sweep given as ``NAME=DIR`` appear as ``method (NAME)``, so a variant swept with
 stage settings (say a stronger supervision coefficient) is drawn beside the methods it
 varies. Two sweeps that hold the same unnamed run are refused rather than merged.
 
-With ``--paper`` the paper's four-task averages are drawn as dashed lines (on the
-average panel, or the only panel when the sweep has one task) and added to the tables.
+With ``--paper`` the paper's four-task averages are drawn as dashed lines in a panel
+of their own (on its scale; ours would squash them) and added to the tables.
 The average over tasks of a (method, budget) uses only seeds that finished every task,
 so a half-finished sweep does not mix task difficulty into the curve.
 """
@@ -303,6 +304,9 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             baselines = [b for _, b in lams.values() if b is not None]
             entry["baseline_mean"] = sum(baselines) / len(baselines) if baselines else None
             entry["relative"] = entry["mean"] / entry["baseline_mean"] if entry["baseline_mean"] else None
+            # Per LAM, its MSE and its MSE over its own chance level (the figure's bars).
+            entry["values"] = [v for v, _ in lams.values()]
+            entry["relative_values"] = [v / b for v, b in lams.values() if b] if len(baselines) == len(lams) else None
             probe[m] = entry
     agg["probe_mse"] = probe
     agg["curves"] = learning_curves(runs, agg["methods"])
@@ -342,9 +346,14 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
         return None
     names, table = _panels(agg)
     normalized = agg["metric"] == "normalized_return"
-    fig, axes = plt.subplots(1, len(names), figsize=(max(6.0, 4.2 * len(names)), 4.2), squeeze=False)
-    paper_panel = names[-1] if normalized and paper else None
-    for ax, name in zip(axes[0], names, strict=True):
+    # The paper's curves get a panel of their own: on ours, a scale set by returns 10x
+    # smaller would squash them flat (and theirs would squash ours).
+    with_paper = normalized and paper
+    panels = len(names) + int(with_paper)
+    fig, axes = plt.subplots(1, panels, figsize=(max(6.0, 4.2 * panels), 4.2), squeeze=False)
+    if with_paper:
+        figure_paper_panel(axes[0][-1], agg)
+    for ax, name in zip(axes[0], names, strict=False):
         for m in agg["methods"]:
             cells = table[name].get(m)
             if not cells:
@@ -355,25 +364,12 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
             ax.plot(xs, mean, "-o", color=color(m, agg["methods"]), label=label(m), markersize=4, linewidth=1.8)
             ax.fill_between(xs, [a - b for a, b in zip(mean, std, strict=True)], [a + b for a, b in zip(mean, std, strict=True)],
                             color=color(m, agg["methods"]), alpha=0.18, linewidth=0)  # fmt: skip
-        if name == paper_panel:
-            for m in agg["methods"]:
-                if m in paper_data.NORMALIZED_RETURN:
-                    ax.plot(paper_data.BUDGETS, paper_data.NORMALIZED_RETURN[m], "--", color=COLORS.get(m),
-                            alpha=0.75, linewidth=1.2, label=f"paper: {label(m)}")  # fmt: skip
-        if normalized and paper and name in paper_data.PER_TASK_AT_128:
-            for m, value in paper_data.PER_TASK_AT_128[name].items():
-                if m in agg["methods"]:
-                    ax.scatter([128], [value], marker="x", color=COLORS.get(m), zorder=5,
-                               label="x: paper, this task at 128")  # fmt: skip
-        ticks = sorted(set(agg["budgets"]) | (set(paper_data.BUDGETS) if normalized and paper else set()))
+        ticks = sorted(set(agg["budgets"]))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
         ax.minorticks_off()
-        title = "average over tasks" if name == AVERAGE else name
-        if name == paper_panel and name != AVERAGE:
-            title += " (dashed: paper, 4-task average)"
-        ax.set_title(title, fontsize=10)
+        ax.set_title("average over tasks" if name == AVERAGE else name, fontsize=10)
         ax.set_xlabel("labelled trajectories")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("normalized return" if normalized else "return")
@@ -394,30 +390,92 @@ def figure_returns(agg: dict[str, Any], paper: bool = False) -> Any:
     return fig
 
 
+def figure_paper_panel(ax: Any, agg: dict[str, Any]) -> None:
+    """The paper's normalised returns (dashed; its 4-task average) for the methods of this
+    report, with its per-task value at 128 labelled trajectories (x) for our tasks."""
+    shown = [m for m in agg["methods"] if m in paper_data.NORMALIZED_RETURN]
+    for m in shown:
+        ax.plot(paper_data.BUDGETS, paper_data.NORMALIZED_RETURN[m], "--o", color=COLORS.get(m), markersize=3,
+                linewidth=1.4, label=f"paper: {label(m)}")  # fmt: skip
+    for task in agg["tasks"]:
+        for m, value in paper_data.PER_TASK_AT_128.get(task, {}).items():
+            if m in shown:
+                ax.scatter([128], [value], marker="x", color=COLORS.get(m), zorder=5, label="x: paper, our tasks at 128")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(paper_data.BUDGETS))
+    ax.set_xticklabels([str(t) for t in paper_data.BUDGETS])
+    ax.minorticks_off()
+    ax.set_title("paper: 4-task average (own scale)", fontsize=10)
+    ax.set_xlabel("labelled trajectories")
+    ax.set_ylabel("normalized return (paper)")
+    ax.grid(alpha=0.3)
+
+
+def probe_bars(agg: dict[str, Any]) -> dict[str, Any]:
+    """What the probe figure draws: per method the per-LAM values, their mean and n, on
+    the scale of MSE / chance (predicting the mean action) when every LAM has its chance
+    level, raw MSE otherwise."""
+    probe = agg["probe_mse"]
+    relative = all(e.get("relative_values") for e in probe.values())
+    bars = {}
+    for m, e in probe.items():
+        values = list(e["relative_values"] if relative else e["values"])
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        bars[m] = {"values": values, "mean": mean, "std": std, "n": len(values)}
+    chance = None
+    if not relative:
+        baselines = [e["baseline_mean"] for e in probe.values() if e["baseline_mean"] is not None]
+        chance = sum(baselines) / len(baselines) if baselines else None
+    return {"relative": relative, "chance": 1.0 if relative else chance, "bars": bars}
+
+
 def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
-    """Bar chart of linear-probe MSE per LAM method (None if no LAM ran)."""
+    """Bar chart of linear-probe MSE / chance per LAM method (None if no LAM ran).
+
+    Differences between methods can be a few hundredths of the chance level, so the axis
+    starts just below the data rather than at 0 and the chance line sits inside the plot;
+    each bar says how many LAMs it averages, and an error bar (std) is drawn only for 2+.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    probe = agg["probe_mse"]
-    if not probe:
+    if not agg["probe_mse"]:
         return None
-    methods = list(probe)
-    fig, ax = plt.subplots(figsize=(max(4.8, 1.4 * len(methods) + 2.2), 3.6))
+    data = probe_bars(agg)
+    bars, chance = data["bars"], data["chance"]
+    methods = list(bars)
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.4 * len(methods) + 2.2), 3.8))
     xs = list(range(len(methods)))
-    ax.bar(xs, [probe[m]["mean"] for m in methods], yerr=[probe[m]["std"] for m in methods],
-           color=[color(m, agg["methods"]) for m in methods], capsize=4, alpha=0.85)  # fmt: skip
-    baselines = [probe[m]["baseline_mean"] for m in methods if probe[m]["baseline_mean"] is not None]
-    if baselines:
-        ax.axhline(sum(baselines) / len(baselines), color="black", linestyle=":", linewidth=1,
-                   label="predict the mean action")  # fmt: skip
-        ax.legend(fontsize=7, frameon=False)
+    colors = [color(m, agg["methods"]) for m in methods]
+    lows = [min(b["values"]) for b in bars.values()] + ([chance] if chance is not None else [])
+    highs = [max(max(b["values"]), b["mean"] + b["std"]) for b in bars.values()] + ([chance] if chance is not None else [])
+    lo, hi = min(lows), max(highs)
+    pad = max(0.08 * (hi - lo), 0.02 * max(abs(hi), 1e-12))
+    bottom = max(0.0, lo - 2 * pad)
+    top = hi + 3 * pad  # room for the n labels and the chance line's label
+    ax.bar(xs, [b["mean"] - bottom for b in bars.values()], bottom=bottom, color=colors, alpha=0.8, width=0.6)
+    for x, b in zip(xs, bars.values(), strict=True):
+        if b["n"] >= 2:
+            ax.errorbar([x], [b["mean"]], yerr=[b["std"]], color="black", capsize=4, linewidth=1)
+        ax.scatter([x] * b["n"], b["values"], color="black", s=10, zorder=3)
+        ax.annotate(f"n={b['n']}", (x, b["mean"] + (b["std"] if b["n"] >= 2 else 0)), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=7)  # fmt: skip
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle="--", linewidth=1.2, label="chance: predict the mean action")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_ylim(bottom, top)
     ax.set_xticks(xs)
     ax.set_xticklabels([label(m) for m in methods], fontsize=8)
-    ax.set_ylabel("linear-probe MSE (true actions)")
-    title = "Linear probe of latent actions\n(bar: mean over LAMs, error bar: std)"
+    ax.set_ylabel("probe MSE / chance" if data["relative"] else "linear-probe MSE (true actions)")
+    if bottom > 0:
+        ax.text(0.0, 1.01, f"axis starts at {bottom:.3g}", transform=ax.transAxes, fontsize=7, va="bottom")
+    title = "Linear probe of latent actions (lower is better)\nbar: mean over LAMs, dots: each LAM"
+    if any(b["n"] >= 2 for b in bars.values()):
+        title += ", error bar: std"
+    probe = agg["probe_mse"]
     if paper and "lapo" in probe and "laom" in probe and probe["laom"]["mean"] > 0:
         ours = probe["lapo"]["mean"] / probe["laom"]["mean"]
         theirs = paper_data.PROBE_MSE["lapo"] / paper_data.PROBE_MSE["laom"]

@@ -284,6 +284,7 @@ def make_config(
                     budgets[-1] <= chunks,
                     f"--labeled {budgets[-1]}: {path} has only {chunks} labelled chunk(s) of up to {chunk} steps",
                 )
+        check_inputs(task, data_files[task], eval_files[task], episodes)
     cfg = SweepConfig(
         tasks=task_list, methods=method_list, labeled=budgets, seeds=seed_list, data=data_files,
         eval_data=eval_files, preset=preset, episodes=episodes, eval_seed=eval_seed, max_steps=max_steps,
@@ -291,6 +292,21 @@ def make_config(
     )  # fmt: skip
     check_stage_configs(cfg)
     return cfg
+
+
+def check_inputs(task: str, data: str, eval_data: str, episodes: int) -> None:
+    """The task's files hold one layout (frames, action and state sizes) and, when runs
+    are evaluated, the environments have the task: checked before the first run."""
+    from laom.data.compat import check_compatible
+
+    check_compatible({"--data": data, "--eval-data": eval_data})
+    if episodes > 0:
+        from laom.envs.tasks import parse_task
+
+        try:
+            parse_task(task)
+        except LaomError as exc:
+            raise LaomError(f"--tasks {task}: cannot evaluate online: {exc} (use --episodes 0)") from None
 
 
 def check_stage_configs(cfg: SweepConfig) -> None:
@@ -657,12 +673,15 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 
     Module-level and taking plain data, so a spawned process can unpickle it.
     """
+    from laom.progress import progress_output
     from laom.training.pipeline import PipelineOptions, run_pipeline
 
     log_path = Path(spec.pop("log"))
+    # The stages' progress goes to the console, named by the run; their messages to the log.
+    console = progress_output(sys.stderr, prefix=spec.pop("progress_prefix", ""), plain=spec.pop("progress_plain", None), leave=False)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with console, open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"# {datetime.now(timezone.utc).isoformat(timespec='seconds')} pipeline {json.dumps(spec)}", flush=True)
         try:
             summary = run_pipeline(PipelineOptions(**spec), log=lambda m: print(m, flush=True))
@@ -673,7 +692,9 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def job_spec(opts: SweepOptions, job: Job, labeled_file: str, threads: int | None) -> dict[str, Any]:
+def job_spec(
+    opts: SweepOptions, job: Job, labeled_file: str, threads: int | None, plain: bool | None = None
+) -> dict[str, Any]:
     cfg = opts.config
     root = Path(opts.out).resolve()
     overrides = [*overrides_for(job.method, cfg.overrides), "--seed", str(job.seed)]
@@ -684,8 +705,9 @@ def job_spec(opts: SweepOptions, job: Job, labeled_file: str, threads: int | Non
         "method": job.method, "data": cfg.data[job.task], "labeled": labeled_file, "out": str(root / "cache"),
         "eval_data": cfg.eval_data[job.task], "preset": cfg.preset, "episodes": cfg.episodes,
         "eval_seed": cfg.eval_seed, "workers": opts.workers, "num_envs": opts.num_envs,
-        "max_steps": cfg.max_steps, "progress": False, "overrides": overrides,
+        "max_steps": cfg.max_steps, "progress": opts.progress, "overrides": overrides,
         "log": str(root / "logs" / f"{job.task}-{job.method}-{label}-s{job.seed}.log"),
+        "progress_prefix": job.id, "progress_plain": plain,
     }  # fmt: skip
 
 
@@ -702,6 +724,7 @@ def run_record(job: Job, summary: dict[str, Any], labeled_file: str) -> dict[str
         "stages": summary.get("stages", {}), "labeled_file": labeled_file,
         "summary_file": summary.get("summary_file"), "wall_s": round(float(summary.get("wall_s", 0.0)), 3),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "laom_version": summary.get("laom_version"), "git_commit": summary.get("git_commit"),
     }  # fmt: skip
 
 
@@ -859,9 +882,10 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
         renormalize(runs_file, norms)  # lines recorded before the last bc-full seed finished
 
     def submit(executor: Executor, job: Job) -> Future:
-        return executor.submit(run_job, job_spec(opts, job, files[job.id], threads))
+        bar.start(job)
+        return executor.submit(run_job, job_spec(opts, job, files[job.id], threads, plain=bar.plain))
 
-    bar = JobProgress(len(todo), opts.progress)
+    bar = SweepProgress(todo, cfg.episodes > 0, opts.jobs, opts.progress, read_runs(runs_file))
 
     def on_outcome(outcome: Outcome) -> None:
         job = outcome.job
@@ -907,44 +931,150 @@ def describe(outcome: Outcome) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
-class JobProgress:
-    """A rich progress bar over runs (ETA from the runs finished so far), or plain lines."""
+def stage_kind(method: str, stage: str) -> str:
+    """What a stage's time is estimated from: a LAM's cost depends on the method, a
+    bc-baseline's on whether it reads the full dataset (bc-full) or a labelled subset."""
+    return f"{stage} ({method})" if stage in ("lam", "bc-baseline") else stage
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.count = total, enabled and total > 0, 0
-        self.progress: Any = None
 
-    def __enter__(self) -> JobProgress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+def job_stage_kinds(job: Job, evaluates: bool) -> list[str]:
+    """The stage kinds a planned run will train: a lapo/laom run that waits for its
+    group's first run reuses that run's LAM and latent BC and trains only its decoder."""
+    if job.method in ("lapo", "laom", "laom-labels"):
+        names = ["decoder"] if job.after else ["lam", "bc", "decoder"]
+    elif job.method == "idm":
+        names = ["idm"]
+    else:
+        names = ["bc-baseline"]
+    return [stage_kind(job.method, n) for n in names] + (["evaluate"] if evaluates else [])
 
-            self.progress = Progress(
-                TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+
+class StageClock:
+    """Measured seconds per stage kind, from the runs finished in this sweep (and the
+    earlier sessions' runs.jsonl lines). The mean of whole runs would mislead: the quick
+    BC runs finish first and the LAM stages, minutes each, come later."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    def add(self, method: str, summary: dict[str, Any]) -> None:
+        stages = summary.get("stages") or {}
+        timed = [st for st in stages.values() if isinstance(st, dict) and st.get("seconds") is not None]
+        for name, st in stages.items():
+            if isinstance(st, dict) and not st.get("reused") and st.get("seconds") is not None:
+                self.seconds.setdefault(stage_kind(method, name), []).append(float(st["seconds"]))
+        trained = any(not st.get("reused") for st in timed)
+        if trained and summary.get("episodes") and summary.get("wall_s") is not None:
+            rest = float(summary["wall_s"]) - sum(float(st["seconds"]) for st in timed)
+            self.seconds.setdefault("evaluate", []).append(max(0.0, rest))
+
+    def estimate(self, kind: str) -> float | None:
+        """Mean seconds of ``kind``; for an untimed LAM or BC baseline, that of the same
+        stage of another method (closer than nothing); None when nothing is known."""
+        if self.seconds.get(kind):
+            return sum(self.seconds[kind]) / len(self.seconds[kind])
+        stage = kind.split(" (")[0]
+        similar = [v for k, vs in self.seconds.items() if k.split(" (")[0] == stage for v in vs]
+        return sum(similar) / len(similar) if similar else None
+
+
+def format_seconds(seconds: float) -> str:
+    from tqdm import tqdm
+
+    return tqdm.format_interval(max(0.0, seconds))
+
+
+class SweepProgress:
+    """The sweep's console: a line per started and finished run with the sweep's ETA,
+    estimated per stage kind (:class:`StageClock`). On a terminal (one job at a time) a
+    tqdm bar over runs with the current stage's bar below it; elsewhere plain lines."""
+
+    def __init__(
+        self, jobs: list[Job], evaluates: bool, parallel: int, enabled: bool, history: Sequence[dict[str, Any]] = (),
+        plain: bool | None = None,
+    ) -> None:  # fmt: skip
+        from laom.progress import is_terminal
+
+        self.jobs = {j.id: j for j in jobs}
+        self.left = set(self.jobs)
+        self.total, self.count = len(jobs), 0
+        self.evaluates, self.parallel = evaluates, max(1, parallel)
+        self.enabled = enabled and self.total > 0
+        self.plain = (parallel > 1 or not is_terminal(sys.stderr)) if plain is None else plain
+        self.running: dict[str, float] = {}
+        self.clock = StageClock()
+        for run in history:
+            if isinstance(run.get("method"), str):
+                self.clock.add(run["method"], run)
+        self.bar: Any = None
+
+    def __enter__(self) -> SweepProgress:
+        if self.enabled and not self.plain:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.total, desc="sweep", unit="run", position=0, dynamic_ncols=True, file=sys.stderr,
+                bar_format="{desc}: {n_fmt}/{total_fmt} runs |{bar}| {elapsed}{postfix}",
             )  # fmt: skip
-            self.progress.start()
-            self.task = self.progress.add_task("", total=self.total)
+            self.bar.set_postfix_str(self.eta(), refresh=True)
         return self
 
-    def advance(self, outcome: Outcome, line: str) -> None:
-        self.count += 1
-        text = f"[{self.count}/{self.total}] {line}"
-        if self.progress is not None:
-            self.progress.console.print(text, markup=False, highlight=False)
-            self.progress.update(self.task, advance=1, description="failed: " + outcome.job.id if outcome.error else "")
+    def remaining(self, now: float | None = None) -> tuple[float, list[str]]:
+        """(estimated seconds left, stage kinds with no timing yet)."""
+        now = time.monotonic() if now is None else now
+        total, unknown = 0.0, set()
+        for job_id in self.left:
+            est = 0.0
+            for kind in job_stage_kinds(self.jobs[job_id], self.evaluates):
+                seconds = self.clock.estimate(kind)
+                if seconds is None:
+                    unknown.add(kind)
+                else:
+                    est += seconds
+            if job_id in self.running:
+                est = max(0.0, est - (now - self.running[job_id]))
+            total += est
+        return total / min(self.parallel, max(1, len(self.left))), sorted(unknown)
+
+    def eta(self) -> str:
+        if not self.left:
+            return "eta 0:00"
+        seconds, unknown = self.remaining()
+        if not unknown:
+            return f"eta {format_seconds(seconds)}"
+        bound = f"> {format_seconds(seconds)}" if seconds > 0 else "unknown"
+        return f"eta {bound} (not timed yet: {', '.join(unknown)})"
+
+    def start(self, job: Job) -> None:
+        self.running[job.id] = time.monotonic()
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_description_str(f"sweep [{job.id}]", refresh=False)
+            self.bar.set_postfix_str(self.eta())
         else:
-            print(text, flush=True)
+            stages = ", ".join(job_stage_kinds(job, self.evaluates))
+            print(f"[{self.count}/{self.total} done] start {job.id}: {stages}; {self.eta()}", flush=True)
+
+    def advance(self, outcome: Outcome, line: str) -> None:
+        job = outcome.job
+        self.count += 1
+        self.running.pop(job.id, None)
+        self.left.discard(job.id)
+        if outcome.summary is not None:
+            self.clock.add(job.method, outcome.summary)
+        text = f"[{self.count}/{self.total}] {line}"
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+            self.bar.set_description_str("sweep", refresh=False)
+            self.bar.set_postfix_str(self.eta(), refresh=False)
+            self.bar.update(1)
+        else:
+            print(text + (f"; sweep {self.eta()}" if self.enabled and self.left else ""), flush=True)
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- CLI

@@ -14,7 +14,6 @@ import csv
 import json
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -219,6 +218,7 @@ def train(
     from tqdm import tqdm
 
     from laom.envs.tasks import StateEnv
+    from laom.progress import progress as progress_bar
 
     _check_config(cfg)
     torch.set_num_threads(cfg.threads)
@@ -244,20 +244,11 @@ def train(
         done_steps = 0
     wall_before = float(run.meta.get("wall_s", 0.0))
     start = time.monotonic()
-    interactive = sys.stderr.isatty()
-    bar = tqdm(
-        total=cfg.steps,
-        initial=min(done_steps, cfg.steps),
-        unit="step",
-        desc=f"{cfg.algo} {cfg.task}",
-        disable=not (progress and interactive),
-        dynamic_ncols=True,
-        mininterval=1.0,
-        smoothing=0.05,
-    )
-    # A log file gets a plain status line per minute instead of carriage-return redraws.
-    status_every = 60.0 if progress and not interactive else math.inf
-    last_status = [time.monotonic(), done_steps]
+    # A bar on a terminal; in a log file a plain status line now and then (laom.progress).
+    bar = progress_bar(
+        cfg.steps, f"{cfg.algo} {cfg.task}", "step", initial=min(done_steps, cfg.steps), enabled=progress,
+        mininterval=1.0, smoothing=0.05,
+    )  # fmt: skip
     say = log or (lambda msg: tqdm.write(msg))
     if resumed is not None:
         say(f"resuming {out} at step {done_steps} of {cfg.steps} (best so far {run.best_mean:.1f})")
@@ -293,15 +284,6 @@ def train(
                 ep = [e["r"] for e in self.model.ep_info_buffer]
                 train_return = f"{np.mean(ep):.0f}" if ep else "-"
                 bar.set_postfix(train_return=train_return, best=f"{run.best_mean:.0f}", refresh=False)
-                now = time.monotonic()
-                if now - last_status[0] >= status_every:
-                    rate = (step - last_status[1]) / (now - last_status[0])
-                    eta = (cfg.steps - step) / max(rate, 1e-9)
-                    say(
-                        f"step {step:>8d}/{cfg.steps} ({100 * step / cfg.steps:.0f}%)  {rate:.0f} steps/s"
-                        f"  ETA {eta / 60:.0f} min  train return {train_return}"
-                    )
-                    last_status[:] = [now, step]
             if step % cfg.eval_every == 0:
                 evaluate_now(self.model)
                 checkpoint(self.model)

@@ -12,7 +12,7 @@ gets from here:
   checkpoints, ``summary.json``;
 * :class:`MetricsWriter` - metrics.jsonl (truncated to the checkpoint on resume),
   optional TensorBoard / wandb;
-* :class:`Progress` - a tqdm bar showing samples/s.
+* :class:`Progress` - progress over updates with samples/s (:mod:`laom.progress`).
 
 Randomness in the loops is derived from (seed, update index) wherever possible (see
 :func:`step_seed`), so a resumed run replays the same batches and augmentations as an
@@ -591,19 +591,13 @@ class Progress:
     def __init__(
         self, total: int, initial: int, batch_size: int, enabled: bool = True, desc: str = "train"
     ) -> None:
-        from tqdm import tqdm
+        from laom.progress import progress
 
         self.batch_size = batch_size
         self.start_update = initial
         self.start_time = time.perf_counter()
-        self.bar = tqdm(
-            total=total,
-            initial=initial,
-            desc=desc,
-            unit="upd",
-            disable=not enabled,
-            dynamic_ncols=True,
-        )
+        # A bar on a terminal; plain lines in a log (laom.progress).
+        self.bar = progress(total, desc, "upd", initial=initial, enabled=enabled)
 
     def exclude(self, seconds: float) -> None:
         """Leave ``seconds`` of non-training work (learning-curve evaluation) out of the rate."""
@@ -614,13 +608,12 @@ class Progress:
         return (update - self.start_update) * self.batch_size / max(elapsed, 1e-9)
 
     def update(self, update: int, **postfix: Any) -> None:
+        shown = {
+            k: (f"{_scalar(v):.4g}" if isinstance(_scalar(v), float) else v) for k, v in postfix.items()
+        }
+        shown["samples/s"] = f"{self.samples_per_s(update):.0f}"
+        self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
-        if postfix:
-            shown = {
-                k: (f"{_scalar(v):.4g}" if isinstance(_scalar(v), float) else v)
-                for k, v in postfix.items()
-            }
-            self.bar.set_postfix(shown, refresh=False)
 
     def close(self) -> None:
         self.bar.close()

@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class StageResult:
     path: Path
     cached: bool
     summary: dict[str, Any]
+    seconds: float = 0.0  # wall time of this call (a sweep's ETA per stage kind)
 
 
 def chain(method: str, data: str, labeled: str, eval_data: str) -> list[Stage]:
@@ -254,8 +256,9 @@ def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -
         log(f"[{p.stage.name}] {p.path}: " + ("done, reused" if cached else "resuming" if resumed else "training"))
         p.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(p.path / "stage.json", json.dumps(p.manifest, indent=2) + "\n")
+        start = time.perf_counter()
         summary = p.stage.train(p.cfg)
-        results.append(StageResult(p.stage.name, p.key, p.path, cached, summary))
+        results.append(StageResult(p.stage.name, p.key, p.path, cached, summary, time.perf_counter() - start))
     return results
 
 
@@ -276,6 +279,25 @@ class PipelineOptions:
     normalizer: str | None = None
     progress: bool = True
     overrides: list[str] = field(default_factory=list)
+
+
+def check_inputs(method: str, data: str, labeled: str, eval_data: str, episodes: int) -> None:
+    """LaomError unless the method's files hold one task with the same frame, action and
+    state sizes, and (when it will be evaluated) a task the environments have."""
+    from laom.data.compat import check_compatible
+
+    files = {"--data": data, "--labeled": labeled, "--eval-data": eval_data}
+    if method == "bc":  # trains on --labeled alone
+        files = {"--labeled": labeled, "--eval-data": eval_data}
+    facts = check_compatible(files)
+    if episodes > 0:
+        from laom.envs.tasks import parse_task
+
+        flag, first = next(iter(facts.items()))
+        try:
+            parse_task(first.task)
+        except LaomError as exc:
+            raise LaomError(f"{flag} {first.path}: cannot evaluate online: {exc} (use --episodes 0)") from None
 
 
 def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -306,13 +328,20 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
             overrides[name] += ["--progress", "false"]
     normalizer = resolve_normalizer(opts.normalizer) if opts.normalizer else None
     root = Path(opts.out).resolve()  # stage dirs (and their configs) name one place however --out was written
+    # The whole plan is checked before the first stage: files read only by a late stage
+    # (the decoder's --labeled) must not fail hours in.
+    check_inputs(opts.method, data if needs_data else "", labeled if needs_labeled else "", eval_data, opts.episodes)
+    planned = plan_chain(stages, root, opts.preset, overrides)
     root.mkdir(parents=True, exist_ok=True)
-    results = run_chain(plan_chain(stages, root, opts.preset, overrides), log)
+    results = run_chain(planned, log)
     acting = results[-1]
 
     summary: dict[str, Any] = {
         "method": opts.method,
-        "stages": {r.name: {"dir": str(r.path), "key": r.key, "reused": r.cached} for r in results},
+        "stages": {
+            r.name: {"dir": str(r.path), "key": r.key, "reused": r.cached, "seconds": round(r.seconds, 3)}
+            for r in results
+        },
         "data": data, "labeled": labeled, "eval_data": eval_data, "preset": opts.preset,
     }  # fmt: skip
     lam = next((r for r in results if r.name == "lam"), None)
