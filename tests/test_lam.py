@@ -115,7 +115,7 @@ def test_overrides_and_unknown_fields():
     )
     with pytest.raises(LaomError, match="unknown option --batch_sise"):
         parse_config(CONFIGS["laom"], None, ["--batch_sise", "3"])
-    with pytest.raises(LaomError, match="invalid"):
+    with pytest.raises(LaomError, match="--batch_size many: expected an integer"):
         parse_config(CONFIGS["laom"], None, ["--batch_size", "many"])
 
 

@@ -722,8 +722,28 @@ def info(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
 
 
+def _check_layout(path: Path, reader: DatasetReader) -> None:
+    """LaomError unless the file has the release's layout, as far as ``info`` reads it:
+    the task attributes and the three datasets of the first trajectory group."""
+    missing = [k for k in ("domain_name", "task_name") if k not in reader.attrs]
+    if missing:
+        raise LaomError(
+            f"{path}: not a dataset in the release's layout (no file attribute {', '.join(missing)}; "
+            "expected trajectory groups 0, 1, ... of obs, states, actions and the task's attributes)"
+        )
+    if reader.indices:
+        group = reader.h5[str(reader.indices[0])]
+        absent = [k for k in FIELDS if not isinstance(group.get(k), h5py.Dataset)]
+        if absent:
+            raise LaomError(
+                f"{path}: trajectory {reader.indices[0]} has no dataset {', '.join(absent)} "
+                f"(the release's layout: {', '.join(FIELDS)} in every trajectory group)"
+            )
+
+
 def _info(path: Path) -> dict[str, Any]:
     with DatasetReader(path) as reader:
+        _check_layout(path, reader)
         attrs = reader.attrs
         returns = reader.returns()
         lengths = [reader.length(i) for i in reader.indices]

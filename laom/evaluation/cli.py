@@ -90,6 +90,11 @@ def evaluate_run(
     from laom.outputs import check_output, code_version
     from laom.training.common import resolve_device
 
+    for flag, value, least in (("--workers", workers, 0), ("--num-envs", num_envs, 1), ("--seed", seed, 0)):
+        if value < least:  # before the policy loads or an environment starts
+            raise LaomError(f"{flag} {value}: expected an integer >= {least}")
+    if max_steps is not None and max_steps < 1:
+        raise LaomError(f"--max-steps {max_steps}: expected an integer >= 1")
     run = Path(run)
     policy = load_policy(run, resolve_device(device))
     kwargs = env_kwargs(

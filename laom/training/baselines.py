@@ -33,6 +33,7 @@ from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 from laom.training import distributed
 from laom.training.bc import (
+    POOLINGS,
     PixelPolicy,
     build_policy,
     cached_labels,
@@ -49,6 +50,7 @@ from laom.training.bc import (
     validate_policy_fields,
 )
 from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
+from laom.training.options import opt
 
 IDM_ARCHS = ("stacked", "shared")
 
@@ -106,13 +108,13 @@ class ActionIDM(nn.Module):
 class BCBaselineConfig(TrainConfig):
     """BC on true actions. Defaults are the CPU preset (configs/cpu/bc-baseline.yaml)."""
 
-    data: str = ""  # the labelled subset ("BC") or the full dataset ("BC-full")
-    eval_data: str = ""  # optional: offline action MSE on this file
-    out: str = ""
-    max_trajectories: int = 0
-    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
-    cache_mb: float = 4096.0  # --stream: memory for trajectory data
-    frame_stack: int = 3
+    data: str = opt("", "the labelled subset (BC) or the full dataset (BC-full)")
+    eval_data: str = opt("", "optional: offline action MSE on this file")
+    out: str = opt("", "run directory")
+    max_trajectories: int = opt(0, "use only the first N trajectories of --data; 0 = all", ge=0)
+    stream: bool = opt(False, "read --data through a bounded cache instead of loading it (larger than RAM)")
+    cache_mb: float = opt(4096.0, "--stream: memory for trajectory data in MB", gt=0)
+    frame_stack: int = opt(3, "frames per observation stack", ge=1)
     batch_size: int = 64
     epochs: float = 13.0
     learning_rate: float = 3e-4
@@ -120,21 +122,23 @@ class BCBaselineConfig(TrainConfig):
     checkpoint_every: int = 200
     # A 2-trajectory subset is ~4 batches of 512 per epoch: 10 epochs would be 40
     # updates. This floor (our choice; the paper does not say) keeps small subsets trained.
-    min_updates: int = 500
-    encoder_scale: int = 1
-    num_res_blocks: int = 2
-    encoder_channels: tuple[int, ...] = (16, 32, 32)
-    pooling: str = "flatten"  # policy read-out: flatten (the whole feature map) | mean (the release's)
-    head_hidden: int = 256  # > 0: an MLP head with this hidden width instead of one linear layer
-    relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
-    shift_aug: int = 4  # DrQ random shift of every input by up to +-N px (0 = off)
-    use_aug: bool = False  # LAOM's eight-warp chain
-    channels_last: bool = True
-    eval_samples: int = 20000
+    min_updates: int = opt(500, "train at least this many updates, whatever the dataset size", ge=0)
+    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
+    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
+    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
+                                            item_ge=1, nonempty=True)  # fmt: skip
+    pooling: str = opt("flatten", "policy read-out: flatten (the whole feature map) | mean (the release's)",
+                       choices=POOLINGS)  # fmt: skip
+    head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
+    relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
+    shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
+    use_aug: bool = opt(False, "LAOM's eight-warp augmentation chain")
+    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
+    eval_samples: int = opt(20000, "transitions of --eval-data for the offline action MSE", ge=1)
     # learning curve (RUN/curve.jsonl): offline MSE on --eval-data and online return
-    curve_every: int = 0  # updates between curve points (0 = no curve)
-    curve_episodes: int = 5  # online episodes per point (0 = offline MSE only)
-    curve_workers: int = 2  # evaluation worker processes per point
+    curve_every: int = opt(0, "updates between learning-curve points in RUN/curve.jsonl; 0 = no curve", ge=0)
+    curve_episodes: int = opt(5, "online episodes per curve point; 0 = offline MSE only", ge=0)
+    curve_workers: int = opt(2, "evaluation worker processes per curve point", ge=0)
 
 
 @dataclass
@@ -142,19 +146,20 @@ class IDMConfig(BCBaselineConfig):
     """IDM baseline: the ``idm_*`` fields are the IDM on the labelled subset, the rest the
     BC policy on its pseudo-labels. Defaults are the CPU preset (configs/cpu/idm.yaml)."""
 
-    labeled: str = ""  # small labelled subset the IDM learns from
-    data: str = ""  # large dataset the IDM labels and BC learns from
+    labeled: str = opt("", "small labelled subset the IDM learns from")
+    data: str = opt("", "large dataset the IDM labels and BC learns from")
     min_updates: int = 0
-    idm_updates: int = 1000
-    idm_batch_size: int = 64
-    idm_learning_rate: float = 3e-4
-    idm_warmup_updates: int = 50
-    idm_encoder_scale: int = 1
-    idm_num_res_blocks: int = 2
-    idm_head_dim: int = 256
-    idm_use_aug: bool = False
-    idm_arch: str = "stacked"  # stacked: one ResNet over both stacks | shared: the release's (shared encoder + MLP head)
-    label_batch_size: int = 256
+    idm_updates: int = opt(1000, "IDM training updates", ge=1)
+    idm_batch_size: int = opt(64, "IDM samples per update", ge=1)
+    idm_learning_rate: float = opt(3e-4, "IDM AdamW learning rate", gt=0)
+    idm_warmup_updates: int = opt(50, "IDM linear warmup, in updates", ge=0)
+    idm_encoder_scale: int = opt(1, "IDM encoder width multiplier", ge=1)
+    idm_num_res_blocks: int = opt(2, "IDM residual blocks per encoder stage", ge=0)
+    idm_head_dim: int = opt(256, "IDM MLP head width", ge=1)
+    idm_use_aug: bool = opt(False, "LAOM's augmentation chain on the IDM's inputs")
+    idm_arch: str = opt("stacked", "stacked: one ResNet over both stacks | shared: the release's (shared encoder "
+                        "+ MLP head)", choices=IDM_ARCHS)  # fmt: skip
+    label_batch_size: int = opt(256, "batch for pseudo-labelling --data with the IDM", ge=1)
 
 
 def all_actions(data: FrameData | StreamingData) -> np.ndarray:
@@ -222,12 +227,9 @@ def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: dict[str, Any], runtime: Runt
 
 
 def _validate_baseline(cfg: BCBaselineConfig) -> None:
-    validate_common(cfg, ("frame_stack", "encoder_scale"))
+    validate_common(cfg)
     validate_policy_fields(cfg)
     require(bool(cfg.data), "--data is required")
-    require(cfg.curve_every >= 0, f"--curve_every {cfg.curve_every}: expected >= 0 updates (0 = no curve)")
-    require(cfg.curve_episodes >= 0, f"--curve_episodes {cfg.curve_episodes}: expected >= 0")
-    require(cfg.curve_workers >= 0, f"--curve_workers {cfg.curve_workers}: expected >= 0")
     require(
         cfg.curve_every == 0 or cfg.curve_episodes > 0 or bool(cfg.eval_data),
         "--curve_every needs --curve_episodes > 0 or --eval-data (a curve of nothing)",
@@ -284,9 +286,6 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
 
     _validate_baseline(cfg)
     require(bool(cfg.labeled), "--labeled is required")
-    for name in ("idm_updates", "idm_batch_size", "idm_encoder_scale", "idm_head_dim", "label_batch_size"):
-        require(getattr(cfg, name) >= 1, f"--{name} must be >= 1")
-    require(cfg.idm_arch in IDM_ARCHS, f"--idm_arch {cfg.idm_arch}: expected one of {', '.join(IDM_ARCHS)}")
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:

@@ -51,6 +51,7 @@ from laom.training.common import (
     setup_runtime,
     step_generator,
 )
+from laom.training.options import check_fields, opt
 
 LATENT_POLICY_FILE = "latent_policy.pt"
 
@@ -119,30 +120,32 @@ class PixelPolicy(nn.Module):
 class BCConfig(TrainConfig):
     """Latent BC. Defaults are the CPU preset (configs/cpu/bc.yaml)."""
 
-    lam: str = ""  # LAM run directory (holds lam.pt)
-    data: str = ""  # the large unlabelled dataset (actions are never read)
-    out: str = ""
-    max_trajectories: int = 0  # 0 = every trajectory of --data
-    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
-    cache_mb: float = 4096.0  # --stream: memory for trajectory data
+    lam: str = opt("", "LAM run directory (holds lam.pt)")
+    data: str = opt("", "the large unlabelled dataset (actions are never read)")
+    out: str = opt("", "run directory")
+    max_trajectories: int = opt(0, "use only the first N trajectories of --data; 0 = all", ge=0)
+    stream: bool = opt(False, "read --data through a bounded cache instead of loading it (larger than RAM)")
+    cache_mb: float = opt(4096.0, "--stream: memory for trajectory data in MB", gt=0)
     batch_size: int = 64
     epochs: float = 13.0
     learning_rate: float = 3e-4
     warmup_epochs: float = 0.1
     checkpoint_every: int = 200
-    min_updates: int = 0  # train at least this many updates, whatever the dataset size
-    encoder_scale: int = 1
-    num_res_blocks: int = 2
-    encoder_channels: tuple[int, ...] = (16, 32, 32)
-    pooling: str = "flatten"  # policy read-out: flatten (the whole feature map) | mean (the release's)
-    head_hidden: int = 256  # > 0: an MLP head with this hidden width instead of one linear layer
-    relu_before_pool: bool = True  # mean pooling: ReLU6 before averaging (ours) or after (false: the release)
-    shift_aug: int = 4  # DrQ random shift of every input by up to +-N px (0 = off)
-    use_aug: bool = False  # the paper's latent BC uses none
-    cache_latents: bool = True  # label the dataset once; false: label every batch on the fly
-    cache_dtype: str = "float16"  # float16 | float32
-    label_batch_size: int = 256
-    channels_last: bool = True
+    min_updates: int = opt(0, "train at least this many updates, whatever the dataset size", ge=0)
+    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
+    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
+    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
+                                            item_ge=1, nonempty=True)  # fmt: skip
+    pooling: str = opt("flatten", "policy read-out: flatten (the whole feature map) | mean (the release's)",
+                       choices=POOLINGS)  # fmt: skip
+    head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
+    relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
+    shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
+    use_aug: bool = opt(False, "LAOM's augmentation chain (the paper's latent BC uses none)")
+    cache_latents: bool = opt(True, "label the dataset once; false: label every batch on the fly")
+    cache_dtype: str = opt("float16", "dtype of the cached latents", choices=("float16", "float32"))
+    label_batch_size: int = opt(256, "batch for labelling the dataset with the LAM", ge=1)
+    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -410,9 +413,6 @@ def build_policy(cfg: Any, obs_shape: Sequence[int], out_dim: int, device: torch
 
 
 def validate_policy_fields(cfg: Any) -> None:
-    require(cfg.pooling in POOLINGS, f"--pooling {cfg.pooling}: expected one of {', '.join(POOLINGS)}")
-    require(cfg.head_hidden >= 0, f"--head_hidden {cfg.head_hidden}: expected >= 0 (0 = linear head)")
-    require(cfg.shift_aug >= 0, f"--shift_aug {cfg.shift_aug}: expected >= 0 pixels (0 = off)")
     require(
         not (cfg.use_aug and cfg.shift_aug),
         f"--use_aug true and --shift_aug {cfg.shift_aug}: choose one augmentation (--shift_aug 0 for LAOM's warps)",
@@ -427,12 +427,10 @@ def target_variance(targets: np.ndarray, rows: np.ndarray, max_rows: int = 20000
     return float(np.asarray(targets[rows], dtype=np.float64).var(axis=0).mean())
 
 
-def validate_common(cfg: TrainConfig, names: Sequence[str]) -> None:
+def validate_common(cfg: TrainConfig) -> None:
+    """Every field's range (their declarations) and --out, before anything is written."""
+    check_fields(cfg)
     require(bool(getattr(cfg, "out", "")), "--out is required")
-    for name in ("batch_size", *names):
-        require(getattr(cfg, name) >= 1, f"--{name} must be >= 1")
-    dtype = getattr(cfg, "cache_dtype", "float32")
-    require(dtype in ("float16", "float32"), f"--cache_dtype {dtype}: expected float16 or float32")
 
 
 # --------------------------------------------------------------------------- latent BC
@@ -443,7 +441,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     from laom.evaluation.policy import save_policy
     from laom.models import load_lam
 
-    validate_common(cfg, ("encoder_scale", "label_batch_size"))
+    validate_common(cfg)
     validate_policy_fields(cfg)
     lam_file = require_run(cfg.lam, "--lam", "lam.pt")
     require(bool(cfg.data), "--data is required")

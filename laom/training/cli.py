@@ -16,6 +16,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from laom.errors import LaomError
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -42,14 +47,29 @@ def maybe_reexec_with_malloc_env() -> None:
     os.execve(sys.executable, list(sys.orig_argv), env)
 
 
+def _yaml_field(path: Path | None, name: str) -> Any:
+    """One field of a YAML config (None when absent or unreadable: parse_config reports that)."""
+    if path is None:
+        return None
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return loaded.get(name) if isinstance(loaded, dict) else None
+
+
 def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
     maybe_reexec_with_malloc_env()
     from laom.training.common import parse_config, resolve_preset
     from laom.training.lam import CONFIGS, train_lam
 
+    preset = resolve_preset(args.config, f"lam-{args.method}")
+    method = _yaml_field(preset, "method")
+    if method is not None and method != args.method:
+        raise LaomError(f"--config {args.config} sets method {method!r} but --method is {args.method!r}")
     cfg = parse_config(
         CONFIGS[args.method],
-        resolve_preset(args.config, f"lam-{args.method}"),
+        preset,
         extra,
         data=args.data,
         labeled=args.labeled,
@@ -57,8 +77,6 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
         out=args.out,
     )
     if cfg.method != args.method:
-        from laom.errors import LaomError
-
         raise LaomError(f"--config sets method {cfg.method!r} but --method is {args.method!r}")
     summary = train_lam(cfg)
     keys = (
@@ -83,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     lam = stages.add_parser(
         "lam",
+        add_help=False,
         help="train a latent action model (LAPO, LAOM, LAOM+supervision) and probe it",
         description=(
             "Train a latent action model on unlabelled frames and report linear-probe MSE of its latent "
@@ -108,6 +127,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="YAML file or preset name (cpu, paper); default: built-in cpu preset",
     )
     lam.set_defaults(func=_train_lam, accepts_extra=True)
+    from laom.training.options import add_config_help
+    from laom.training.pipeline import FILE_FIELDS, stage_help
+
+    add_config_help(lam, lambda ns: [stage_help("lam")], skip=FILE_FIELDS)
 
     # Later stages and the end-to-end pipeline (laom/training/pipeline.py).
     from laom.training.pipeline import register_pipeline, register_stages

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import difflib
 import io
 import json
 import math
@@ -43,6 +42,7 @@ import torch
 import yaml
 
 from laom.errors import LaomError
+from laom.training.options import check_fields, normalize_overrides, opt
 
 C = TypeVar("C")
 
@@ -53,24 +53,26 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 class TrainConfig:
     """Fields every training stage has. Stages subclass this and add their own."""
 
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 on CUDA and on CPUs with bf16 support)
-    threads: int = 0  # torch CPU threads; 0 = one per core
-    batch_size: int = 512
-    epochs: float = 10.0
-    total_updates: int = 0  # > 0 overrides epochs
-    learning_rate: float = 1e-4
-    warmup_epochs: float = 0.0  # linear warmup length, in epochs (fractions allowed)
-    weight_decay: float = 0.0
-    grad_clip: Optional[float] = None  # max global grad norm; null = no clipping
-    compile: bool = False  # torch.compile the training forward (worth it on GPUs; slow start)
-    checkpoint_every: int = 500  # updates between checkpoints (and one at the end)
-    log_every: int = 50  # updates between metrics.jsonl rows
-    progress: bool = True
-    tensorboard: bool = False
-    wandb: bool = False
-    wandb_project: str = "laom"
+    seed: int = opt(0, "random seed of initialisation, batches and augmentations", ge=0)
+    device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N",
+                      pattern=r"auto|cpu|cuda(:\d+)?", expected="auto, cpu, cuda or cuda:N")  # fmt: skip
+    precision: str = opt("auto", "auto: bf16 on CUDA and on CPUs with bf16 support, else fp32",
+                         choices=("auto", "fp32", "bf16"))  # fmt: skip
+    threads: int = opt(0, "torch CPU threads; 0 = one per core", ge=0)
+    batch_size: int = opt(512, "samples per update", ge=1)
+    epochs: float = opt(10.0, "passes over the training data (fractions allowed)", gt=0)
+    total_updates: int = opt(0, "updates to train; > 0 overrides epochs", ge=0)
+    learning_rate: float = opt(1e-4, "AdamW peak learning rate", gt=0)
+    warmup_epochs: float = opt(0.0, "linear warmup length, in epochs (fractions allowed)", ge=0)
+    weight_decay: float = opt(0.0, "AdamW weight decay (not on biases and norms)", ge=0)
+    grad_clip: Optional[float] = opt(None, "max global grad norm; null = no clipping", gt=0)
+    compile: bool = opt(False, "torch.compile the training forward (worth it on GPUs; slow start)")
+    checkpoint_every: int = opt(500, "updates between checkpoints (and one at the end)", ge=1)
+    log_every: int = opt(50, "updates between metrics.jsonl rows", ge=1)
+    progress: bool = opt(True, "show training progress")
+    tensorboard: bool = opt(False, "also log metrics to RUN/tensorboard (pip install laom[tensorboard])")
+    wandb: bool = opt(False, "also log metrics to Weights & Biases (pip install laom[wandb])")
+    wandb_project: str = opt("laom", "wandb project name")
 
 
 # Fields that may differ when a run is resumed (they do not change the result).
@@ -146,17 +148,7 @@ def parse_config(
         unknown = sorted(set(loaded) - names)
         if unknown:
             raise LaomError(f"config {config_path}: unknown field(s) {', '.join(unknown)}")
-    args = []
-    for tok in overrides:
-        if tok.startswith("--"):
-            name, eq, value = tok[2:].partition("=")
-            name = name.replace("-", "_")
-            if name not in names:
-                close = difflib.get_close_matches(name, sorted(names), n=3)
-                hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
-                raise LaomError(f"unknown option --{name}{hint}")
-            tok = f"--{name}{eq}{value}"
-        args.append(tok)
+    args = normalize_overrides(cls, overrides)  # lists as typed (16,32,32), bad values named
     stderr = io.StringIO()  # argparse's usage dump becomes part of one error line
     try:
         with contextlib.redirect_stderr(stderr):
@@ -169,12 +161,18 @@ def parse_config(
             f"{reason[0].split('error: ', 1)[-1]} (in: {' '.join(overrides)})"
         ) from None
     except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, LaomError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # a config's own refusal (e.g. a method with another's defaults)
+            raise LaomError(str(cause)) from None
         raise LaomError(
             f"invalid configuration: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
     for key, value in fixed.items():
         if value is not None:
             setattr(cfg, key, value)
+    check_fields(cfg)  # every range, before any stage reads data or writes a file
     return cfg
 
 

@@ -43,6 +43,7 @@ from laom.training.common import (
     setup_runtime,
     step_generator,
 )
+from laom.training.options import opt
 
 
 class ActionDecoder(nn.Module):
@@ -68,19 +69,19 @@ class ActionDecoder(nn.Module):
 class DecoderConfig(TrainConfig):
     """Action decoder. Defaults are the paper's values, cheap enough for CPU (configs/cpu/decoder.yaml)."""
 
-    policy: str = ""  # latent BC run directory (holds latent_policy.pt)
-    labeled: str = ""  # the small action-labelled dataset
-    eval_data: str = ""  # optional: offline action MSE of the acting policy on this file
-    out: str = ""
+    policy: str = opt("", "latent BC run directory (holds latent_policy.pt)")
+    labeled: str = opt("", "the small action-labelled dataset")
+    eval_data: str = opt("", "optional: offline action MSE of the acting policy on this file")
+    out: str = opt("", "run directory")
     batch_size: int = 512
-    total_updates: int = 2500
+    total_updates: int = opt(2500, "updates to train (the decoder counts updates; epochs is unused)", ge=1)
     learning_rate: float = 3e-4
     warmup_epochs: float = 0.0
     checkpoint_every: int = 500
-    hidden_dim: int = 256
-    num_layers: int = 2
-    encode_batch_size: int = 256  # batch for computing pi(o) over the labelled file
-    eval_samples: int = 20000
+    hidden_dim: int = opt(256, "MLP hidden width", ge=1)
+    num_layers: int = opt(2, "hidden layers of the MLP (0 = linear)", ge=0)
+    encode_batch_size: int = opt(256, "batch for computing pi(o) over the labelled file", ge=1)
+    eval_samples: int = opt(20000, "transitions of --eval-data for the offline action MSE", ge=1)
 
 
 @torch.no_grad()
@@ -105,7 +106,7 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
         save_policy,
     )
 
-    validate_common(cfg, ("total_updates", "hidden_dim", "encode_batch_size"))
+    validate_common(cfg)
     policy_file = require_run(cfg.policy, "--policy", LATENT_POLICY_FILE)
     require(bool(cfg.labeled), "--labeled is required")
     run = RunDir(cfg.out)

@@ -50,6 +50,7 @@ from laom.training.common import (
     setup_runtime,
     step_generator,
 )
+from laom.training.options import check_fields, opt
 
 METHODS = ("lapo", "laom", "laom-labels")
 LABEL_NORMS = ("variance", "raw")
@@ -58,16 +59,23 @@ PROBE_CURVE_FILE = "probe_curve.jsonl"
 
 @dataclass
 class LAMConfig(TrainConfig):
-    """LAM training. Defaults are the CPU preset of LAOM (configs/cpu/lam-laom.yaml)."""
+    """LAM training. Defaults are the CPU preset of LAOM (configs/cpu/lam-laom.yaml).
 
-    method: str = "laom"
-    data: str = ""  # unlabelled training file (actions are only read for the probe)
-    labeled: str = ""  # small labelled file (laom-labels)
-    eval_data: str = ""  # probe test file; empty = held-out training trajectories
-    out: str = ""
-    max_trajectories: int = 0  # 0 = every trajectory of --data
-    stream: bool = False  # read --data through a bounded cache instead of loading it (larger than RAM)
-    cache_mb: float = 4096.0  # --stream: memory for trajectory data (two windows of half each)
+    Each method has its own class with its own preset (:data:`CONFIGS`: LAPOConfig,
+    LAMConfig, LAOMLabelsConfig; :func:`lam_config` picks by name). A class refuses
+    another method's name, because ``LAMConfig(method="lapo")`` would otherwise train
+    LAPO with LAOM's defaults (no quantisation, LAOM's augmentations).
+    """
+
+    method: str = opt("laom", "lapo | laom | laom-labels (each has its own config class)",
+                      choices=METHODS)  # fmt: skip
+    data: str = opt("", "unlabelled training file (actions are only read for the probe)")
+    labeled: str = opt("", "small labelled file (laom-labels)")
+    eval_data: str = opt("", "probe test file; empty = held-out training trajectories")
+    out: str = opt("", "run directory")
+    max_trajectories: int = opt(0, "use only the first N trajectories of --data; 0 = all", ge=0)
+    stream: bool = opt(False, "read --data through a bounded cache instead of loading it (larger than RAM)")
+    cache_mb: float = opt(4096.0, "--stream: memory for trajectory data in MB (two windows of half each)", gt=0)
     # schedule (TrainConfig fields, CPU-sized)
     batch_size: int = 64
     epochs: float = 1.0
@@ -75,36 +83,49 @@ class LAMConfig(TrainConfig):
     warmup_epochs: float = 0.3
     checkpoint_every: int = 200
     # data
-    frame_stack: int = 3
-    future_offset: int = 10  # IDM sees o_{t+k}, k ~ U{1..future_offset}
-    use_aug: bool = True
+    frame_stack: int = opt(3, "frames per observation stack", ge=1)
+    future_offset: int = opt(10, "the IDM sees o_{t+k}, k ~ U{1..future_offset}; below the trajectory length", ge=1)
+    use_aug: bool = opt(True, "LAOM's augmentation chain on every input")
     # model
-    latent_dim: int = 8192
-    encoder_scale: int = 1
-    num_res_blocks: int = 2
-    encoder_channels: tuple[int, ...] = (16, 32, 32)
-    head_dim: int = 1024  # LAOM IDM/FDM MLP width
-    head_blocks: int = 3
-    fsq_levels: tuple[int, ...] = ()  # LAPO only; empty = no quantization
-    target: str = "ema"  # LAOM target encoder: ema | stopgrad
-    target_tau: float = 0.0625  # the paper's EMA lag as a share of the run (laom/training/presets.py)
+    latent_dim: int = opt(8192, "size of the latent action", ge=1)
+    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
+    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
+    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
+                                            item_ge=1, nonempty=True)  # fmt: skip
+    head_dim: int = opt(1024, "LAOM IDM/FDM MLP width", ge=1)
+    head_blocks: int = opt(3, "LAOM IDM/FDM MLP blocks", ge=1)
+    fsq_levels: tuple[int, ...] = opt((), "LAPO only: FSQ levels per dimension, e.g. 2,2,4; empty = no quantisation",
+                                      item_ge=2)  # fmt: skip
+    target: str = opt("ema", "LAOM target encoder", choices=("ema", "stopgrad"))
+    target_tau: float = opt(0.0625, "EMA rate of the target encoder (laom/training/presets.py)", gt=0, le=1)
     # supervision (laom-labels)
-    labeled_batch_size: int = 128
-    label_coef: float = 0.001
+    labeled_batch_size: int = opt(128, "labelled samples per update (laom-labels)", ge=1)
+    label_coef: float = opt(0.001, "weight of the action loss on labelled samples (laom-labels)", ge=0)
     # variance: the action head regresses standardised actions, so its loss is in units of
     # the action variance and label_coef means the same for any expert; raw: the release's
     # (the loss scales with the actions: x35 on the release's cheetah actions, x0.5 on ours)
-    label_norm: str = "variance"
+    label_norm: str = opt("variance", "variance: standardised actions, so label_coef means the same for any "
+                          "expert; raw: the release's", choices=LABEL_NORMS)  # fmt: skip
     # evaluation
-    online_probe: bool = True  # the release's protocol: a linear probe z -> a_t trained beside the LAM on its batches
-    online_probe_lr: float = 1e-3
-    probe_every: int = 0  # updates between closed-form probe points in probe_curve.jsonl (0 = none)
-    probe_curve_samples: int = 10000  # transitions per side (fit, test) at each curve point; keep above latent_dim
-    probe_samples: int = 20000  # training transitions used to fit the probes
-    probe_eval_samples: int = 20000
-    probe_ridge: float = 1e-4
-    holdout_fraction: float = 0.1  # trajectories held out for the probe without --eval-data
-    channels_last: bool = True
+    online_probe: bool = opt(True, "the release's protocol: a linear probe z -> a_t trained beside the LAM")
+    online_probe_lr: float = opt(1e-3, "learning rate of the online probe", gt=0)
+    probe_every: int = opt(0, "updates between closed-form probe points in probe_curve.jsonl; 0 = none", ge=0)
+    probe_curve_samples: int = opt(10000, "transitions per side (fit, test) at each curve point; keep above latent_dim",
+                                   ge=1)  # fmt: skip
+    probe_samples: int = opt(20000, "training transitions used to fit the probes", ge=1)
+    probe_eval_samples: int = opt(20000, "test transitions the probes are scored on", ge=1)
+    probe_ridge: float = opt(1e-4, "ridge penalty of the closed-form probes (relative; the solve needs > 0)", gt=0)
+    holdout_fraction: float = opt(0.1, "share of trajectories held out for the probe without --eval-data",
+                                  gt=0, lt=1)  # fmt: skip
+    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
+
+    def __post_init__(self) -> None:
+        own = type(self).__dataclass_fields__["method"].default
+        if self.method != own and self.method in METHODS:
+            raise LaomError(
+                f"method {self.method!r} given to {type(self).__name__}, which holds {own}'s defaults; "
+                f"use {CONFIGS[self.method].__name__} or lam_config({self.method!r}, ...)"
+            )
 
 
 @dataclass
@@ -131,6 +152,13 @@ CONFIGS: dict[str, type[LAMConfig]] = {
     "laom": LAMConfig,
     "laom-labels": LAOMLabelsConfig,
 }
+
+
+def lam_config(method: str, **fields: Any) -> LAMConfig:
+    """The config of ``method`` with its own preset's defaults, ``fields`` set on top."""
+    if method not in CONFIGS:
+        raise LaomError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    return CONFIGS[method](**fields)
 
 
 def data_signature(data: FrameData, frame_stack: int) -> dict[str, Any]:
@@ -197,8 +225,9 @@ def build_model(cfg: LAMConfig, data: FrameData) -> nn.Module:
 
 
 def validate(cfg: LAMConfig) -> None:
-    if cfg.method not in METHODS:
-        raise LaomError(f"--method {cfg.method}: expected one of {', '.join(METHODS)}")
+    """Every field's range (their declarations), then what depends on several fields or
+    on --data's trajectory lengths: all before a file is written or data is loaded."""
+    check_fields(cfg)
     if not cfg.data:
         raise LaomError("--data is required")
     if not cfg.out:
@@ -207,27 +236,29 @@ def validate(cfg: LAMConfig) -> None:
         raise LaomError(
             "--method laom-labels needs --labeled FILE (the small action-labelled dataset)"
         )
-    if cfg.target not in ("ema", "stopgrad"):
-        raise LaomError(f"--target {cfg.target}: expected ema or stopgrad")
-    if cfg.label_norm not in LABEL_NORMS:
-        raise LaomError(f"--label_norm {cfg.label_norm}: expected one of {', '.join(LABEL_NORMS)}")
-    if cfg.probe_every < 0:
-        raise LaomError(f"--probe_every {cfg.probe_every}: expected >= 0 updates (0 = no probe curve)")
-    if cfg.online_probe_lr <= 0:
-        raise LaomError(f"--online_probe_lr {cfg.online_probe_lr}: expected > 0")
-    if cfg.method == "lapo" and any(v < 2 for v in cfg.fsq_levels):
-        raise LaomError(f"--fsq_levels {list(cfg.fsq_levels)}: every level must be >= 2")
-    for name in (
-        "batch_size",
-        "frame_stack",
-        "future_offset",
-        "latent_dim",
-        "encoder_scale",
-        "labeled_batch_size",
-        "probe_curve_samples",
-    ):
-        if getattr(cfg, name) < 1:
-            raise LaomError(f"--{name} must be >= 1")
+    for flag, path in (("--data", cfg.data), ("--labeled", cfg.labeled), ("--eval-data", cfg.eval_data)):
+        if path and not Path(path).is_file():
+            raise LaomError(f"{flag} {path}: no such file")
+    check_future_offset(cfg.future_offset, cfg.data)
+
+
+def check_future_offset(future_offset: int, data: str) -> None:
+    """``future_offset`` must be below the length of --data's longest trajectory: larger
+    offsets are clamped to the trajectory's end, so the value would not mean what it says.
+    Reads only the file's metadata."""
+    from laom.data.format import DatasetReader
+
+    try:
+        with DatasetReader(Path(data)) as reader:
+            longest = max((reader.length(i) for i in reader.indices), default=0)
+    except LaomError:
+        raise
+    except Exception:  # an unreadable file is reported, with its reason, where it is loaded
+        return
+    if longest and future_offset >= longest:
+        raise LaomError(
+            f"--future_offset {future_offset}: expected < {longest}, the longest trajectory of --data {data}"
+        )
 
 
 def _split_holdout(

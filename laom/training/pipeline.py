@@ -40,6 +40,7 @@ from typing import Any
 
 from laom.errors import LaomError, require
 from laom.outputs import check_output, code_version
+from laom.training.options import add_config_help
 
 METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -116,6 +117,34 @@ def preset_path(preset: str, stem: str) -> Path | None:
 
 
 STAGE_NAMES = ("lam", "bc", "decoder", "idm", "bc-baseline")
+# Fields the commands set themselves (from their own flags or upstream stages).
+FILE_FIELDS = ("method", "data", "labeled", "eval_data", "out", "lam", "policy")
+
+
+def stage_configs(stage: str) -> dict[str, type]:
+    """A stage's config class by label: one per method for lam (their defaults differ)."""
+    from laom.training.baselines import BCBaselineConfig, IDMConfig
+    from laom.training.bc import BCConfig
+    from laom.training.decoder import DecoderConfig
+    from laom.training.lam import CONFIGS
+
+    if stage == "lam":
+        return dict(CONFIGS)
+    return {stage: {"bc": BCConfig, "decoder": DecoderConfig, "idm": IDMConfig, "bc-baseline": BCBaselineConfig}[stage]}
+
+
+def method_stages(method: str | None) -> tuple[str, ...]:
+    """The stages ``method`` chains (every stage when no method is given)."""
+    if method in ("lapo", "laom", "laom-labels"):
+        return ("lam", "bc", "decoder")
+    return {"idm": ("idm",), "bc": ("bc-baseline",), "bc-full": ("bc-baseline",)}.get(method or "", STAGE_NAMES)
+
+
+def stage_help(stage: str, prefix: str = "") -> tuple[str, str, dict[str, type]]:
+    """The ``--help`` group listing a stage's config fields (laom.training.options)."""
+    flag = f"--{prefix}FIELD VALUE" + (", or --FIELD VALUE for every stage that has it" if prefix else "")
+    title = f"{stage} config fields ({flag}; defaults: the cpu preset)"
+    return title, prefix, stage_configs(stage)
 
 
 def split_overrides(
@@ -135,12 +164,13 @@ def split_overrides(
         if not token.startswith("--"):
             raise LaomError(f"unexpected argument {token!r} (overrides are --field value or --stage.field value)")
         name, eq, value = token[2:].partition("=")
-        if eq:
+        # A field's values run to the next --flag (a list may be typed as 16 32 32);
+        # parse_config reads them, and names the flag if they do not fit its type.
+        values = [value] if eq else []
+        i += 1
+        while i < len(extra) and not extra[i].startswith("--"):
+            values.append(extra[i])
             i += 1
-        else:
-            if i + 1 >= len(extra):
-                raise LaomError(f"--{name} needs a value")
-            value, i = extra[i + 1], i + 2
         stage, dot, fname = name.partition(".")
         if dot:
             stage = stage.replace("_", "-")
@@ -150,14 +180,14 @@ def split_overrides(
                 if ignored is not None:
                     ignored.append(f"--{name}")
                 continue
-            out[stage] += [f"--{fname}", value]
+            out[stage] += [f"--{fname}", *values]
             continue
         fname = name.replace("-", "_")
         targets = [s for s, fields in names.items() if fname in fields]
         if not targets:
             raise LaomError(f"unknown option --{name}: no stage of {method} ({', '.join(out)}) has it")
         for s in targets:
-            out[s] += [f"--{fname}", value]
+            out[s] += [f"--{fname}", *values]
     return out
 
 
@@ -235,6 +265,10 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
                 raise LaomError(f"--{name.replace('_', '-')} {path}: no such file")
         fixed = {**stage.extra, **stage.files, "out": ""}
         cfg = parse_config(stage.config_cls, preset_path(preset, stage.preset), overrides[stage.name], **fixed)
+        if stage.name == "lam":  # a check that needs --data's trajectory lengths (its metadata only)
+            from laom.training.lam import check_future_offset
+
+            check_future_offset(cfg.future_offset, cfg.data)
         for name, upstream in stage.upstream.items():
             setattr(cfg, name, str(planned[upstream].path))
         manifest = stage_manifest(stage, cfg, {n: p.key for n, p in planned.items()})
@@ -312,7 +346,11 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     needs_labeled = opts.method != "bc-full"
     require(bool(opts.data) or not needs_data, f"--method {opts.method} needs --data FILE")
     require(bool(opts.labeled) or not needs_labeled, f"--method {opts.method} needs --labeled FILE")
-    require(opts.episodes >= 0, "--episodes must be >= 0")
+    require(opts.episodes >= 0, f"--episodes {opts.episodes}: expected >= 0")
+    require(opts.workers >= 0, f"--workers {opts.workers}: expected >= 0 (0 = in this process)")
+    require(opts.num_envs >= 1, f"--num-envs {opts.num_envs}: expected >= 1")
+    require(opts.max_steps is None or opts.max_steps >= 1, f"--max-steps {opts.max_steps}: expected >= 1")
+    require(opts.eval_seed >= 0, f"--eval-seed {opts.eval_seed}: expected >= 0")
 
     def absolute(p: str) -> str:
         return str(Path(p).resolve()) if p else ""
@@ -393,12 +431,14 @@ def _pipeline_command(args: argparse.Namespace, extra: list[str]) -> int:
 def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "pipeline",
+        add_help=False,
         help="run a method end to end (LAM, latent BC, decoder, evaluation), reusing finished stages",
         description=(
             "Chain the stages of a method under ROOT/<stage>-<hash>/ and evaluate the acting policy. "
             "A stage whose config and input files are unchanged is reused; an interrupted one resumes. "
             "Stage settings: --STAGE.FIELD VALUE (stages: lam, bc, decoder, idm, bc-baseline), or "
-            "--FIELD VALUE for every stage that has the field (e.g. --threads 2)."
+            "--FIELD VALUE for every stage that has the field (e.g. --threads 2). "
+            "`--method M --help` lists only M's stages."
         ),
     )
     p.add_argument("--method", required=True, choices=METHODS)
@@ -416,6 +456,7 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
     p.add_argument("--no-progress", dest="no_progress", action="store_true")
     p.set_defaults(func=_pipeline_command, accepts_extra=True)
+    add_config_help(p, lambda ns: [stage_help(s, f"{s}.") for s in method_stages(ns.method)], skip=FILE_FIELDS)
 
 
 def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]:
@@ -463,9 +504,10 @@ def register_stages(stages: argparse._SubParsersAction) -> None:
                         [("--data", "labelled dataset"), ("--eval-data", "optional held-out file for offline action MSE")]),
     }  # fmt: skip
     for name, (help_text, flags) in specs.items():
-        p = stages.add_parser(name, help=help_text.split(":")[0], description=f"{help_text}. {common}")
+        p = stages.add_parser(name, help=help_text.split(":")[0], description=f"{help_text}. {common}", add_help=False)
         for flag, text in flags:
             p.add_argument(flag, dest=flag[2:].replace("-", "_"), required=flag != "--eval-data", help=text)
         p.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
         p.add_argument("--config", default=None, help=f"YAML file or preset name (cpu, paper = configs/<name>/{name}.yaml)")
         p.set_defaults(func=_stage_command(name), accepts_extra=True)
+        add_config_help(p, lambda ns, name=name: [stage_help(name)], skip=FILE_FIELDS)
