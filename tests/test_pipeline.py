@@ -12,6 +12,7 @@ from test_stages import cheetah, square
 from laom.cli import main
 from laom.errors import LaomError
 from laom.training import pipeline as pl
+from laom.training.common import parse_config
 
 TINY = [
     "--threads", "1", "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--frame_stack", "2",
@@ -89,8 +90,11 @@ def test_override_routing(files: dict[str, Path]) -> None:
         pl.split_overrides(["--dec.hidden_dim", "3"], stages, "laom")
     with pytest.raises(LaomError, match="no stage of laom"):
         pl.split_overrides(["--bogus", "1"], stages, "laom")
-    with pytest.raises(LaomError, match="needs a value"):
-        pl.split_overrides(["--seed"], stages, "laom")
+    # A flag's values run to the next flag (lists as words); parse_config judges them.
+    assert pl.split_overrides(["--encoder_channels", "8", "16", "--seed"], stages, "laom")["bc"] == [
+        "--encoder_channels", "8", "16", "--seed"]  # fmt: skip
+    with pytest.raises(LaomError, match="--seed needs a value"):
+        parse_config(pl.stage_configs("bc")["bc"], None, pl.split_overrides(["--seed"], stages, "laom")["bc"])
 
 
 def test_pipeline_input_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
