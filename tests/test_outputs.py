@@ -344,3 +344,10 @@ def test_report_summary_records_the_code_version(tmp_path: Path) -> None:
     agg = write_report(write_runs(tmp_path / "sweep", synthetic_runs()), tmp_path / "report")
     written = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert written["laom_version"] == agg["laom_version"] == laom.__version__ and "git_commit" in written
+
+
+def test_sweep_records_the_code_version_of_each_run() -> None:
+    from laom.experiments import sweep as sw
+
+    record = sw.run_record(sw.Job("cheetah-run", "bc", 2, 0), {"laom_version": "9.9", "git_commit": "abc"}, "")
+    assert record["laom_version"] == "9.9" and record["git_commit"] == "abc"
