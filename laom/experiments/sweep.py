@@ -721,7 +721,7 @@ def run_record(job: Job, summary: dict[str, Any], labeled_file: str) -> dict[str
         "action_probe_baseline_mse": summary.get("action_probe_baseline_mse"),
         "state_probe_mse": summary.get("state_probe_mse"),
         "offline": summary.get("offline"),
-        "stages": summary.get("stages", {}), "labeled_file": labeled_file,
+        "stages": summary.get("stages", {}), "stage_seconds": summary.get("stage_seconds", {}), "labeled_file": labeled_file,
         "summary_file": summary.get("summary_file"), "wall_s": round(float(summary.get("wall_s", 0.0)), 3),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "laom_version": summary.get("laom_version"), "git_commit": summary.get("git_commit"),
@@ -958,14 +958,17 @@ class StageClock:
         self.seconds: dict[str, list[float]] = {}
 
     def add(self, method: str, summary: dict[str, Any]) -> None:
+        """Time a finished run: its trained (not reused) stages, and its evaluation as the
+        rest of its wall time."""
+        seconds = summary.get("stage_seconds") or {}
         stages = summary.get("stages") or {}
-        timed = [st for st in stages.values() if isinstance(st, dict) and st.get("seconds") is not None]
-        for name, st in stages.items():
-            if isinstance(st, dict) and not st.get("reused") and st.get("seconds") is not None:
-                self.seconds.setdefault(stage_kind(method, name), []).append(float(st["seconds"]))
-        trained = any(not st.get("reused") for st in timed)
+        trained = False
+        for name, value in seconds.items():
+            if not (stages.get(name) or {}).get("reused"):
+                trained = True
+                self.seconds.setdefault(stage_kind(method, name), []).append(float(value))
         if trained and summary.get("episodes") and summary.get("wall_s") is not None:
-            rest = float(summary["wall_s"]) - sum(float(st["seconds"]) for st in timed)
+            rest = float(summary["wall_s"]) - sum(float(v) for v in seconds.values())
             self.seconds.setdefault("evaluate", []).append(max(0.0, rest))
 
     def estimate(self, kind: str) -> float | None:

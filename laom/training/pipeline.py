@@ -376,10 +376,8 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
 
     summary: dict[str, Any] = {
         "method": opts.method,
-        "stages": {
-            r.name: {"dir": str(r.path), "key": r.key, "reused": r.cached, "seconds": round(r.seconds, 3)}
-            for r in results
-        },
+        "stages": {r.name: {"dir": str(r.path), "key": r.key, "reused": r.cached} for r in results},
+        "stage_seconds": {r.name: round(r.seconds, 3) for r in results},  # a sweep's ETA per stage kind
         "data": data, "labeled": labeled, "eval_data": eval_data, "preset": opts.preset,
     }  # fmt: skip
     lam = next((r for r in results if r.name == "lam"), None)
