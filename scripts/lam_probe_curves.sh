@@ -2,7 +2,8 @@
 # Probe curves of the latent action models at the CPU preset (configs/cpu, rules in
 # laom/training/presets.py): probe MSE on held-out novel videos and the release's online
 # probe against training samples, seed 0, cheetah-run with distractors. Needs the data of
-# scripts/acting_policies.sh. Resumable: re-run to continue; finished runs are skipped.
+# scripts/acting_policies.sh. LAOM+supervision runs second: the paper's main claim is
+# that it beats LAOM. Resumable: re-run to continue; finished runs are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAOM=${LAOM:-.venv/bin/laom}
@@ -15,7 +16,7 @@ EXTRA=("$@")  # e.g. --epochs 2
 common=(--config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-eval.hdf5 --seed "$SEED"
         --probe_every 390 --probe_curve_samples 10000 --progress false)
 $LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --out $OUT/laom-s$SEED
-$LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --out $OUT/lapo-nofsq-s$SEED
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
   --out $OUT/laom-labels-32-s$SEED
+$LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --out $OUT/lapo-nofsq-s$SEED
 $LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --out $OUT/lapo-s$SEED
