@@ -139,6 +139,29 @@ def test_demo_refuses_bad_settings_before_collecting(
     assert not out.exists()
 
 
+def test_demo_plan_with_its_defaults_passes_and_the_first_step_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusals above mean nothing if a good plan is refused too: the defaults (and
+    LAPO) must reach the first collection step."""
+    from laom.experiments import demo
+
+    class FirstStep(Exception):
+        pass
+
+    steps: list[list[str]] = []
+
+    def first_step(argv: list[str]) -> None:
+        steps.append(argv)
+        raise FirstStep
+
+    monkeypatch.setattr(demo, "_run", first_step)
+    for methods in ([], ["--methods", "bc,lapo,laom,laom-labels"]):
+        with pytest.raises(FirstStep):
+            main(["demo", "--out", str(tmp_path / "demo"), *methods])
+    assert [argv[0] for argv in steps] == ["collect", "collect"]
+
+
 def test_demo_summary_is_plain_unwrapped_text(tmp_path: Path, capsys: pytest.CaptureFixture,
                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from laom.experiments import demo, report

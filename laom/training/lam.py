@@ -248,6 +248,8 @@ def check_future_offset(future_offset: int, data: str) -> None:
     Reads only the file's metadata."""
     from laom.data.format import DatasetReader
 
+    if not data or not Path(data).is_file():  # not known yet (a plan), or reported where it is opened
+        return
     try:
         with DatasetReader(Path(data)) as reader:
             longest = max((reader.length(i) for i in reader.indices), default=0)
