@@ -271,3 +271,108 @@ def test_top_level_help_does_not_import_torch():
     code = "import sys; from laom.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# --------------------------------------------------------------------------- held-out corpus (scripts/bad_inputs.py)
+
+
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[str, Path]:
+    """Inputs a new user points commands at by mistake (scripts/bad_inputs.py builds the same)."""
+    d = tmp_path_factory.mktemp("odd")
+    text = d / "text.hdf5"
+    text.write_text("not an HDF5 file\n")
+    other = d / "other.hdf5"
+    with h5py.File(other, "w") as f:
+        f["weights"] = np.zeros(3)
+    gray = d / "gray.hdf5"
+    with h5py.File(gray, "w") as f:
+        f.attrs.update(domain_name="square", task_name="move")
+        g = f.create_group("0")
+        g["obs"], g["actions"], g["states"] = np.zeros((5, HW, HW), np.uint8), np.zeros((5, 2)), np.zeros((5, 4))
+    walker = write_moving_square(d / "walker.hdf5", 2, 20, img_hw=HW, seed=1, task=("walker", "walk"))
+    notes = d / "notes.txt"
+    notes.write_text("notes\n")
+    one = write_moving_square(d / "one.hdf5", 1, 20, img_hw=HW, seed=2)
+    return {"text": text, "other": other, "gray": gray, "walker": walker, "notes": notes, "one": one, "dir": d}
+
+
+CORPUS = [  # (argv, fragments the error line must hold); each found by the corpus, refused before any work
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--img-hw", "100000"], "--img-hw 100000: expected 16 to 1024"),
+    (["collect", "--task", "", "--episodes", "1"], "--task '': expected 'domain-task'"),
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--compression", "zip"], "--compression 'zip'"),
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--backgrounds", "{dir}/davis"], "--backgrounds {dir}/davis: does not exist"),
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--expert", "{dir}/none.npz"], "--expert {dir}/none.npz: does not exist"),
+    (["collect", "--task", "cheetah-run", "--episodes", "1", "--out", "{text}"], "--out {text}: not an HDF5 file"),
+    (["data", "sample-labeled", "{data}", "-n", "1", "--compression", "brotli"], "--compression 'brotli'"),
+    (["data", "info", "{gray}"], "trajectory 0 obs must be uint8 [T,H,W,3]"),
+    (["env", "preview", "cheetah-run", "--img-hw", "8"], "--img-hw 8: expected 16 to 1024"),
+    (["env", "preview", "cheetah-run", "--camera-scale", "-1"], "--camera-scale -1.0: expected a number from 0 to 1"),
+    (["env", "preview", "cheetah-run", "--steps", "10", "--frames", "50"], "--frames 50: a rollout of --steps 10 has only 11"),
+    (["env", "bench", "cheetah-run", "--workers", "0"], "--workers 0: expected an integer >= 1"),
+    (["expert", "train", "cheetah-run", "--steps", "10", "--lr", "-1"], "--lr -1.0: expected a number > 0"),
+    (["expert", "train", "cheetah-run", "--steps", "10", "--net", "0"], "--net 0: expected hidden sizes >= 1"),
+    (["expert", "eval", "builtin:cheetah-run", "--episodes", "0"], "--episodes 0: expected an integer >= 1"),
+    (["train", "lam", "--method", "laom", "--data", "{text}"], "--data {text}: not an HDF5 file"),
+    (["train", "lam", "--method", "laom", "--data", "{other}"], "--data {other}"),
+    (["train", "lam", "--method", "laom", "--data", "{dir}"], "--data {dir}: is a directory"),
+    (["train", "lam", "--method", "laom", "--data", "{data}", "--eval-data", "{walker}"], "--eval-data {walker} holds walker-walk"),
+    (["train", "lam", "--method", "laom", "--data", "{data}", "--batch_size", "500"], "--batch_size 500: --data {data} has only 57"),
+    (["train", "lam", "--method", "laom", "--data", "{data}", "--config", "{data}"], "config {data}: not a YAML file"),
+    (["train", "bc-baseline", "--data", "{gray}"], "--data {gray}: trajectory 0 obs must be uint8"),
+    (["train", "idm", "--labeled", "{walker}", "--data", "{data}"], "--labeled {walker} holds walker-walk data but --data {data}"),
+    (["pipeline", "--method", "laom", "--data", "{data}", "--labeled", "{data}", "--episodes", "0", "--normalizer", "-5"],
+     "--normalizer -5: expected a return > 0"),
+    (["pipeline", "--method", "laom", "--data", "{data}", "--labeled", "{data}", "--episodes", "0", "--lam.batch_size", "100"],
+     "--batch_size 100: --data {data} has only 57 transitions"),
+    (["train", "lam", "--method", "laom", "--data", "{one}"], "--data {one}: one trajectory cannot be split"),
+    (["sweep", "--tasks", "square-move", "--methods", "bc", "--labeled", "2,,4", "--data", "{data}", "--episodes", "0"],
+     "--labeled 2,,4: empty entry"),
+    (["evaluate", "--policy", "{notes}"], "--policy {notes}: unreadable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "fragment"), CORPUS, ids=[" ".join(a[:2] + a[-2:]) for a, _ in CORPUS])
+def test_corpus_findings_are_refused_in_one_line(argv, fragment, data, odd_files, tmp_path, capsys):
+    paths = {"data": data, **odd_files}
+    argv = [a.format(**paths) for a in argv]
+    if "--out" not in argv and argv[:2] != ["env", "bench"] and argv[0] not in ("data", "expert", "evaluate") or argv[:2] == ["expert", "train"]:
+        argv += ["--out", str(tmp_path / ("out.png" if argv[0] == "env" else "out.hdf5" if argv[0] == "collect" else "out"))]
+    if argv[:2] == ["data", "sample-labeled"]:
+        argv += ["--out", str(tmp_path / "s.hdf5")]
+    before = sorted(tmp_path.iterdir())
+    one_line_error(argv, capsys, fragment.format(**paths))
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_demo_checks_its_collections_before_collecting(tmp_path, capsys, monkeypatch):
+    from laom.experiments import demo
+
+    def no_step(argv: list[str]) -> None:
+        raise AssertionError(f"the demo ran a step: laom {' '.join(argv)}")
+
+    monkeypatch.setattr(demo, "_run", no_step)
+    out = tmp_path / "demo"
+    for flags, fragment in ((["--img-hw", "0"], "--img-hw 0"), (["--workers", "-1"], "--workers -1"),
+                            (["--difficulty", "nightmare"], "--difficulty 'nightmare'"),
+                            (["--expert", str(tmp_path / "none.npz")], "--expert")):  # fmt: skip
+        one_line_error(["demo", "--out", str(out), *flags], capsys, fragment)
+    assert not out.exists()
+
+
+def test_empty_path_arguments_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "info", ""])
+    assert exit_info.value.code == 2 and "expected a path, got an empty string" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_checkpoint_does_not_block_a_corrected_config(data, tmp_path):
+    from laom.training.common import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=1))
+    run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=2))  # nothing to lose: replaced
+    run.checkpoint_path.write_bytes(b"")  # now there is a run to resume
+    with pytest.raises(LaomError, match="holds a run with a different config"):
+        run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=3))

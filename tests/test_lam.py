@@ -144,7 +144,7 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_task"]), "--out", str(tmp_path / "b")],
           capsys, "reacher-easy")  # fmt: skip
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_size"]), "--out", str(tmp_path / "c")],
-          capsys, "image size 24")  # fmt: skip
+          capsys, "24x24 frames, but --data")  # fmt: skip
     fails([*base, "--method", "laom-labels", "--labeled", str(files["empty"]), "--out", str(tmp_path / "d")],
           capsys, "no trajectories")  # fmt: skip
     fails(

@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 
+def path_arg(text: str) -> Path:
+    """A path argument; an empty one is refused (``Path("")`` would silently mean ``.``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
 def register(sub: Any) -> None:
     """Add the ``data`` command group and the top-level ``collect`` command."""
     data = sub.add_parser(
@@ -24,12 +31,12 @@ def register(sub: Any) -> None:
     dsub.required = True
 
     p = dsub.add_parser("info", help="what a dataset file holds")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=path_arg)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
     p = dsub.add_parser("validate", help="check a dataset file end to end")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=path_arg)
     p.add_argument("--deep", action="store_true", help="also read every frame (slow on big files)")
     p.set_defaults(func=cmd_validate)
 
@@ -41,18 +48,18 @@ def register(sub: Any) -> None:
             "one seed are nested) and write them as a dataset of their own."
         ),
     )
-    p.add_argument("src", type=Path)
+    p.add_argument("src", type=path_arg)
     p.add_argument("--trajectories", "-n", type=int, required=True, help="number of chunks N")
     p.add_argument("--chunk", type=int, default=1000, help="steps per chunk (default 1000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=path_arg, required=True)
     p.add_argument("--compression", default=None, help="none, lzf, gzip[:LEVEL] (default: as SRC)")
     p.add_argument("--force", action="store_true", help="replace an existing --out (never SRC)")
     p.set_defaults(func=cmd_sample_labeled)
 
     p = dsub.add_parser("merge", help="join shard files of `laom collect --shard I/N`")
-    p.add_argument("out", type=Path)
-    p.add_argument("shards", type=Path, nargs="+")
+    p.add_argument("out", type=path_arg)
+    p.add_argument("shards", type=path_arg, nargs="+")
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
     p.add_argument(
         "--allow-incomplete",
@@ -91,7 +98,7 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--render", default="fast", help=argparse.SUPPRESS)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
-    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--out", type=path_arg, required=True)
     c.set_defaults(func=cmd_collect)
 
 

@@ -112,8 +112,11 @@ def load_expert(path: str | None, task: str) -> Any:
     """
     from laom import experts
 
-    expert = experts.resolve(path or "builtin", task)
-    experts.check_task(expert, task)
+    try:
+        expert = experts.resolve(path or "builtin", task)
+        experts.check_task(expert, task)
+    except LaomError as exc:  # the commands take the path as --expert
+        raise LaomError(f"--expert {exc}" if path else str(exc)) from None
     return expert
 
 
@@ -241,8 +244,20 @@ def _spec(cfg: CollectConfig) -> dict[str, Any]:
 
 def check_config(cfg: CollectConfig) -> None:
     """Refuse bad flags before any process starts or any file is touched."""
+    check_settings(cfg)
+    out = Path(cfg.out)
+    if out.suffix not in (".hdf5", ".h5"):
+        raise LaomError(f"--out {out}: expected a .hdf5 file name")
+    check_output_path(out, force=True, flag="--out")  # an existing file is resumed, checked below
+
+
+def check_settings(cfg: CollectConfig) -> None:
+    """Every flag but --out (the demo checks its collections' settings with this before
+    it creates its output folder)."""
     if not isinstance(cfg.episodes, int) or cfg.episodes < 1:
         raise LaomError(f"--episodes {cfg.episodes}: need at least 1 episode")
+    if cfg.seed < 0:
+        raise LaomError(f"--seed {cfg.seed}: expected an integer >= 0")
     if cfg.workers < 0:
         raise LaomError(f"--workers {cfg.workers}: need 1 or more (0 = in this process)")
     if cfg.max_steps is not None and cfg.max_steps < 1:
@@ -255,20 +270,16 @@ def check_config(cfg: CollectConfig) -> None:
     if cfg.split not in ("train", "eval"):
         raise LaomError(f"--split {cfg.split!r}: expected train or eval")
     if cfg.env_factory == CollectConfig.env_factory:
-        from laom.envs import DIFFICULTIES, MIN_IMG_HW, parse_task
+        from laom.envs import DIFFICULTIES, MAX_IMG_HW, MIN_IMG_HW, parse_task
 
-        parse_task(cfg.task)
-        if cfg.img_hw < MIN_IMG_HW:
-            raise LaomError(f"--img-hw {cfg.img_hw}: need at least {MIN_IMG_HW} pixels")
+        parse_task(cfg.task, flag="--task")
+        if not MIN_IMG_HW <= cfg.img_hw <= MAX_IMG_HW:
+            raise LaomError(f"--img-hw {cfg.img_hw}: expected {MIN_IMG_HW} to {MAX_IMG_HW} pixels")
         if cfg.difficulty not in DIFFICULTIES:
             raise LaomError(
                 f"--difficulty {cfg.difficulty!r}: expected one of {', '.join(DIFFICULTIES)}"
             )
     Compression.parse(cfg.compression)
-    out = Path(cfg.out)
-    if out.suffix not in (".hdf5", ".h5"):
-        raise LaomError(f"--out {out}: expected a .hdf5 file name")
-    check_output_path(out, force=True, flag="--out")  # an existing file is resumed, checked below
 
 
 def _identity(cfg: CollectConfig) -> dict[str, Any]:
@@ -344,9 +355,12 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
     resuming = out.exists()
     if resuming:
         # Read-only first: a file that is not ours must not even be opened for writing.
-        with DatasetReader(out) as reader:  # also undoes an episode cut by a crash
-            attrs = reader.attrs
-            existing = set(reader.indices)
+        try:
+            with DatasetReader(out) as reader:  # also undoes an episode cut by a crash
+                attrs = reader.attrs
+                existing = set(reader.indices)
+        except LaomError as exc:  # not a collection to resume: say which flag points at it
+            raise LaomError(f"--out {exc} (collect resumes an existing --out; pick a new file name)") from None
         _check_resume(cfg, attrs)
         expert = cfg.expert or f"builtin:{cfg.task}"
         if attrs.get("expert", expert) != expert:

@@ -38,6 +38,8 @@ def data_facts(path: str | Path, flag: str) -> DataFacts:
     from laom.data.format import open_dataset
 
     path = Path(path)
+    if path.is_dir():
+        raise LaomError(f"{flag} {path}: is a directory, expected an HDF5 file")
     if not path.is_file():
         raise LaomError(f"{flag} {path}: no such file")
     try:

@@ -135,17 +135,17 @@ class Compression:
         name, _, level = str(spec).partition(":")
         name = name.lower()
         if name not in COMPRESSIONS:
-            raise LaomError(f"compression {spec!r}: choose none, lzf, gzip or gzip:LEVEL")
+            raise LaomError(f"--compression {spec!r}: choose none, lzf, gzip or gzip:LEVEL")
         if name == "gzip":
             try:
                 lvl = int(level) if level else 4
             except ValueError:
-                raise LaomError(f"compression {spec!r}: gzip level must be 0-9") from None
+                raise LaomError(f"--compression {spec!r}: gzip level must be 0-9") from None
             if not 0 <= lvl <= 9:
-                raise LaomError(f"compression {spec!r}: gzip level must be 0-9")
+                raise LaomError(f"--compression {spec!r}: gzip level must be 0-9")
             return cls("gzip", lvl, chunk_frames)
         if level:
-            raise LaomError(f"compression {spec!r}: only gzip takes a level")
+            raise LaomError(f"--compression {spec!r}: only gzip takes a level")
         return cls(name, None, chunk_frames)
 
     def __str__(self) -> str:
@@ -732,13 +732,22 @@ def _check_layout(path: Path, reader: DatasetReader) -> None:
             "expected trajectory groups 0, 1, ... of obs, states, actions and the task's attributes)"
         )
     if reader.indices:
-        group = reader.h5[str(reader.indices[0])]
+        index = reader.indices[0]
+        group = reader.h5[str(index)]
         absent = [k for k in FIELDS if not isinstance(group.get(k), h5py.Dataset)]
         if absent:
             raise LaomError(
-                f"{path}: trajectory {reader.indices[0]} has no dataset {', '.join(absent)} "
+                f"{path}: trajectory {index} has no dataset {', '.join(absent)} "
                 f"(the release's layout: {', '.join(FIELDS)} in every trajectory group)"
             )
+        obs = group["obs"]
+        if obs.ndim != 4 or obs.shape[-1] != 3 or obs.dtype != np.uint8:
+            raise LaomError(f"{path}: trajectory {index} obs must be uint8 [T,H,W,3], got {obs.dtype} {obs.shape}")
+        if group["actions"].ndim != 2 or group["states"].ndim != 2:
+            raise LaomError(
+                f"{path}: trajectory {index} actions and states must be [T, dim], got "
+                f"{group['actions'].shape} and {group['states'].shape}"
+            )  # fmt: skip
 
 
 def _info(path: Path) -> dict[str, Any]:

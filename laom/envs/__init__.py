@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 MIN_IMG_HW = 16
+# The paper renders 64 px; far above this is a typo, and a 100000-px frame alone needs 28 GiB.
+MAX_IMG_HW = 1024
 
 
 def background_size(img_hw: int) -> int:
@@ -82,8 +84,8 @@ def make(
     from laom.envs.distracting import DistractingEnv
 
     parse_task(task)
-    if not isinstance(img_hw, int) or img_hw < MIN_IMG_HW:
-        raise LaomError(f"img_hw={img_hw!r}: expected an integer >= {MIN_IMG_HW} (pixels)")
+    if not isinstance(img_hw, int) or not MIN_IMG_HW <= img_hw <= MAX_IMG_HW:
+        raise LaomError(f"img_hw={img_hw!r}: expected an integer from {MIN_IMG_HW} to {MAX_IMG_HW} (pixels)")
     if not isinstance(frame_stack, int) or frame_stack < 1:
         raise LaomError(f"frame_stack={frame_stack!r}: expected an integer >= 1")
     if split not in ("train", "eval"):

@@ -209,22 +209,22 @@ def open_backgrounds(
         entries = _procedural_entries(split, seed)
         kind, source = "procedural", f"procedural (seed={seed})"
     else:
+        # Every command takes this path as --backgrounds: its errors say so.
         root = Path(path).expanduser()
         if not root.exists():
-            raise LaomError(
-                f"background path {root} does not exist: expected a folder of videos or DAVIS-2017"
-            )
+            raise LaomError(f"--backgrounds {root}: does not exist; expected a folder of videos or DAVIS-2017")
         if not root.is_dir():
-            raise LaomError(
-                f"background path {root} is a file: expected a folder of videos or DAVIS-2017"
-            )
-        images_dir, sets_dir = _find_davis(root)
-        if images_dir is not None:
-            entries = _davis_entries(root, images_dir, sets_dir, split)
-            kind = "davis"
-        else:
-            entries = _folder_entries(root, split)
-            kind = "folder"
+            raise LaomError(f"--backgrounds {root}: is a file; expected a folder of videos or DAVIS-2017")
+        try:
+            images_dir, sets_dir = _find_davis(root)
+            if images_dir is not None:
+                entries = _davis_entries(root, images_dir, sets_dir, split)
+                kind = "davis"
+            else:
+                entries = _folder_entries(root, split)
+                kind = "folder"
+        except LaomError as exc:
+            raise LaomError(f"--backgrounds {root}: {exc}") from None
         source = str(root)
     if num_videos is not None:
         entries = entries[:num_videos]

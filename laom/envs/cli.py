@@ -9,11 +9,11 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="dm_control task as domain-task, e.g. cheetah-run")
     p.add_argument("--difficulty", default="scale_easy_video_hard",
                    help="vanilla, easy, medium, hard or scale_easy_video_hard (default)")
-    p.add_argument("--split", default="train", help="background videos: train or eval")
+    p.add_argument("--split", default="train", choices=("train", "eval"), help="background videos: train or eval")
     p.add_argument("--backgrounds", default=None,
                    help="DAVIS-2017 folder or folder of videos (default: built-in procedural)")
     p.add_argument("--img-hw", type=int, default=64, help="image height and width in pixels")
-    p.add_argument("--render", default="fast", help="fast (default) or quality")
+    p.add_argument("--render", default="fast", choices=("fast", "quality"), help="fast (default) or quality")
     p.add_argument("--static", action="store_true", help="static distractors (no per-step change)")
     p.add_argument("--camera-scale", type=float, default=None, help="override the camera distractor scale")
     p.add_argument("--color-scale", type=float, default=None, help="override the colour distractor scale")
@@ -34,6 +34,25 @@ def _make_kwargs(args: argparse.Namespace) -> dict:
         "color_scale": args.color_scale,
         "background": False if args.no_background else None,
     }
+
+
+def check_flags(args: argparse.Namespace, **counts: int) -> None:
+    """Refuse a bad flag in its own words (``--img-hw 8``) before an environment is built;
+    ``counts`` are the command's own counts (``steps=...``), each at least 1."""
+    import math
+
+    from laom.envs import MAX_IMG_HW, MIN_IMG_HW, parse_task
+    from laom.errors import require
+
+    parse_task(args.task, flag="TASK")
+    require(MIN_IMG_HW <= args.img_hw <= MAX_IMG_HW, f"--img-hw {args.img_hw}: expected {MIN_IMG_HW} to {MAX_IMG_HW} pixels")
+    for flag in ("camera_scale", "color_scale"):
+        value = getattr(args, flag)
+        require(value is None or (math.isfinite(value) and 0 <= value <= 1),
+                f"--{flag.replace('_', '-')} {value}: expected a number from 0 to 1")  # fmt: skip
+    require(args.seed >= 0, f"--seed {args.seed}: expected an integer >= 0")
+    for name, value in counts.items():
+        require(value >= 1, f"--{name} {value}: expected an integer >= 1")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -58,6 +77,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from laom.errors import LaomError
     from laom.outputs import check_output
 
+    check_flags(args, steps=args.steps, frames=args.frames)
+    if args.frames > args.steps + 1:
+        raise LaomError(f"--frames {args.frames}: a rollout of --steps {args.steps} has only {args.steps + 1} frames")
     if Path(args.out).suffix.lower() != ".png":
         raise LaomError(f"--out {args.out}: expected a .png file name")
     check_output(args.out, "--out")  # before the rollout
@@ -70,6 +92,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from laom.envs.bench import measure
 
+    check_flags(args, steps=args.steps, workers=args.workers)
     _validate(args)
     rate = measure(_make_kwargs(args), steps=args.steps, workers=args.workers, seed=args.seed)
     print(

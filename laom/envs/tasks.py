@@ -28,17 +28,18 @@ def all_tasks() -> list[str]:
     return sorted(f"{d}-{t}" for d, t in suite.ALL_TASKS)
 
 
-def parse_task(task: str) -> tuple[str, str]:
-    """Split "domain-task" and check that the suite has it."""
+def parse_task(task: str, flag: str | None = None) -> tuple[str, str]:
+    """Split "domain-task" and check that the suite has it; errors name ``flag`` (the
+    command-line option the task came from) when given."""
     from dm_control import suite
 
     if not isinstance(task, str) or "-" not in task:
-        raise LaomError(f"task {task!r}: expected 'domain-task', e.g. 'cheetah-run'")
+        raise LaomError(f"{flag or 'task'} {task!r}: expected 'domain-task', e.g. 'cheetah-run'")
     domain, name = task.split("-", 1)
     if (domain, name) not in set(suite.ALL_TASKS):
         close = [t for t in all_tasks() if t.startswith(domain + "-")]
         hint = f"; {domain} has: {', '.join(close)}" if close else "; see `laom env list`"
-        raise LaomError(f"unknown task {task!r}{hint}")
+        raise LaomError(f"{flag} {task!r}: unknown task{hint}" if flag else f"unknown task {task!r}{hint}")
     return domain, name
 
 

@@ -78,9 +78,9 @@ def load_policy_file(path: str | Path, map_location: str | torch.device = "cpu")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:
-        raise LaomError(f"policy {path}: unreadable ({type(exc).__name__})") from None
+        raise LaomError(f"--policy {path}: unreadable ({type(exc).__name__}); expected a run folder or its policy.pt") from None
     if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
-        raise LaomError(f"policy {path}: not a policy file (expected format {POLICY_FORMAT})")
+        raise LaomError(f"--policy {path}: not a policy file (expected format {POLICY_FORMAT})")
     policy = PixelPolicy(**payload["policy"]["kwargs"])
     policy.load_state_dict(payload["policy"]["state_dict"])
     decoder = None

@@ -34,11 +34,12 @@ def _run(argv: list[str]) -> None:
 def check_plan(args: argparse.Namespace, extra: list[str]) -> None:
     """Refuse what a later step would refuse (methods, budgets, preset, stage settings),
     before the first dataset is collected."""
+    from laom.data.collect import CollectConfig, check_settings, load_expert
     from laom.envs.tasks import parse_task
     from laom.experiments.sweep import check_overrides, overrides_for, parse_methods
     from laom.training.pipeline import chain, plan_chain, split_overrides
 
-    parse_task(args.task)
+    parse_task(args.task, flag="--task")
     methods = parse_methods(args.methods)
     for flag, value, minimum in (
         ("--episodes", args.episodes, 1), ("--eval-episodes", args.eval_episodes, 1),
@@ -48,6 +49,11 @@ def check_plan(args: argparse.Namespace, extra: list[str]) -> None:
             raise LaomError(f"{flag} {value}: expected >= {minimum}")
     if args.labeled > args.episodes:
         raise LaomError(f"--labeled {args.labeled}: the demo collects only --episodes {args.episodes} trajectories")
+    # The collections' own checks (--img-hw, --workers, --difficulty, --expert), as `laom collect` runs them.
+    collect = CollectConfig(task=args.task, episodes=args.episodes, out="", difficulty=args.difficulty,
+                            img_hw=args.img_hw, workers=args.workers, expert=args.expert)  # fmt: skip
+    check_settings(collect)
+    load_expert(args.expert, args.task)
     check_overrides(methods, list(extra))
     for method in methods:  # preset files, field names and values; no file is read yet
         stages = chain(method, "", "", "")
@@ -71,11 +77,14 @@ def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
     _run(["collect", *common, "--episodes", str(args.eval_episodes), "--split", "eval", "--seed", "1",
           "--max-steps", str(args.episode_steps), "--out", str(evals)])
     sweep = out / "sweep"
+    # Policies are scored over as many steps as the expert's trajectories have, or their
+    # returns and the expert's would not be on one scale.
+    short = ["--max-steps", str(args.episode_steps)] if args.episode_steps < 1000 else []
     _run([
         "sweep", "--tasks", task, "--methods", args.methods, "--labeled", str(args.labeled),
         "--seeds", "0", "--data", str(train), "--eval-data", str(evals), "--out", str(sweep),
         "--preset", args.preset, "--episodes", str(args.rollouts), "--chunk", str(args.episode_steps),
-        "--workers", str(args.workers), "--normalizer", "auto", *extra,
+        "--workers", str(args.workers), "--normalizer", "auto", *short, *extra,
     ])
     report = out / "report"
     _run(["report", str(sweep), "--out", str(report), "--paper"])

@@ -98,8 +98,11 @@ class SweepOptions:
 
 
 def parse_list(text: str, flag: str) -> list[str]:
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    require(bool(items), f"{flag}: expected a comma-separated list")
+    """``a,b,c`` (spaces around items are fine); an empty item (``2,,4``) may be a lost
+    value, so it is refused rather than dropped."""
+    items = [t.strip() for t in str(text).split(",")]
+    require(any(items), f"{flag}: expected a comma-separated list")
+    require(all(items), f"{flag} {text}: empty entry (expected a comma-separated list such as a,b)")
     require(len(set(items)) == len(items), f"{flag} {text}: duplicate entries")
     return items
 
@@ -127,7 +130,7 @@ SWEEP_NORMALIZER = "sweep:"
 
 
 def check_normalizer(text: str) -> str:
-    """``auto``, ``paper``, ``none``, a non-zero number or another sweep's directory
+    """``auto``, ``paper``, ``none``, a return > 0 or another sweep's directory
     (``sweep:/abs/path``); returned in canonical form. Keywords and numbers win over a
     folder of the same name, so the default never depends on the working directory."""
     raw = str(text).strip()
@@ -138,7 +141,7 @@ def check_normalizer(text: str) -> str:
     except ValueError:
         value = None
     if value is not None:
-        require(value != 0 and math.isfinite(value), f"--normalizer {raw}: expected a non-zero number")
+        require(value > 0 and math.isfinite(value), f"--normalizer {raw}: expected a return > 0")
         return repr(value)
     path = raw.removeprefix(SWEEP_NORMALIZER)
     require(Path(path).is_dir(), f"--normalizer {raw}: expected auto, paper, none, a number or a sweep directory")

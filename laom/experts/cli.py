@@ -95,7 +95,9 @@ def _eval(args: argparse.Namespace) -> int:
     from laom.experts.train import evaluate
 
     if args.episodes < 1:
-        raise LaomError(f"--episodes must be at least 1, got {args.episodes}")
+        raise LaomError(f"--episodes {args.episodes}: expected an integer >= 1")
+    if args.seed < 0:
+        raise LaomError(f"--seed {args.seed}: expected an integer >= 0")
     expert = resolve(args.path, args.task)
     task = args.task or expert.task
     if not task:

@@ -40,7 +40,7 @@ def load(path: str | Path, task: str | None = None) -> Expert:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise LaomError(f"expert path {path} does not exist (expected {EXPECTED})")
+        raise LaomError(f"{path}: does not exist (expected {EXPECTED})")
     if path.is_dir():
         expert = _load_dir(path, task)
     elif path.suffix == ".npz":

@@ -81,14 +81,21 @@ def evaluate(expert: Expert, task: str, episodes: int, seed: int = 0) -> list[fl
 def _check_config(cfg: TrainConfig) -> None:
     from laom.envs.tasks import parse_task
 
-    parse_task(cfg.task)
+    parse_task(cfg.task, flag="TASK")
     if cfg.algo not in ALGOS:
         raise LaomError(f"--algo {cfg.algo!r}: expected one of {', '.join(ALGOS)}")
     for name in ("steps", "eval_every", "eval_episodes", "batch_size", "train_freq", "gradient_steps", "threads"):
         if getattr(cfg, name) < 1:
-            raise LaomError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.learning_starts < 0:
-        raise LaomError(f"--learning-starts must be >= 0, got {cfg.learning_starts}")
+            raise LaomError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: expected an integer >= 1")
+    for name in ("learning_starts", "seed"):
+        if getattr(cfg, name) < 0:
+            raise LaomError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: expected an integer >= 0")
+    if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        raise LaomError(f"--lr {cfg.learning_rate}: expected a number > 0")
+    if not cfg.net or any(width < 1 for width in cfg.net):
+        raise LaomError(f"--net {' '.join(map(str, cfg.net))}: expected hidden sizes >= 1")
+    if not (0 < cfg.gamma <= 1 and 0 < cfg.tau <= 1):
+        raise LaomError(f"gamma {cfg.gamma}, tau {cfg.tau}: expected numbers > 0 and <= 1")
 
 
 def _build_model(cfg: TrainConfig, env: Any) -> Any:

@@ -43,6 +43,7 @@ from laom.training.common import (
     Runtime,
     TrainConfig,
     TrainLog,
+    check_stage_inputs,
     make_optimizer,
     make_scheduler,
     maybe_compile,
@@ -431,6 +432,7 @@ def validate_common(cfg: TrainConfig) -> None:
     """Every field's range (their declarations) and --out, before anything is written."""
     check_fields(cfg)
     require(bool(getattr(cfg, "out", "")), "--out is required")
+    check_stage_inputs(cfg)
 
 
 # --------------------------------------------------------------------------- latent BC

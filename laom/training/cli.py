@@ -53,7 +53,7 @@ def _yaml_field(path: Path | None, name: str) -> Any:
         return None
     try:
         loaded = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return loaded.get(name) if isinstance(loaded, dict) else None
 

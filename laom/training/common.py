@@ -141,8 +141,8 @@ def parse_config(
     if config_path is not None:
         try:
             loaded = yaml.safe_load(Path(config_path).read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise LaomError(f"config {config_path}: invalid YAML ({exc})") from None
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:  # yaml's message spans lines
+            raise LaomError(f"config {config_path}: not a YAML file ({' '.join(str(exc).split())})") from None
         if not isinstance(loaded, dict):
             raise LaomError(f"config {config_path}: expected a mapping of field: value")
         unknown = sorted(set(loaded) - names)
@@ -174,6 +174,23 @@ def parse_config(
             setattr(cfg, key, value)
     check_fields(cfg)  # every range, before any stage reads data or writes a file
     return cfg
+
+
+STAGE_FILES = (("data", "--data"), ("labeled", "--labeled"), ("eval_data", "--eval-data"))
+
+
+def check_stage_inputs(cfg: Any) -> dict[str, Any]:
+    """What every stage can check before it writes anything, beyond each field's range:
+    its dataset files (each in the release's layout, all of one task with the same frame,
+    action and state sizes; headers only, so big files cost nothing) and --device. A run
+    that failed on these later left a run folder behind. Returns each file's
+    :class:`~laom.data.compat.DataFacts` by flag, for a stage's own checks."""
+    from laom.data.compat import check_compatible
+
+    facts = check_compatible({flag: str(getattr(cfg, name, "") or "") for name, flag in STAGE_FILES})
+    if isinstance(getattr(cfg, "device", None), str):
+        resolve_device(cfg.device)
+    return facts
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -426,7 +443,9 @@ class RunDir:
         check_output(self.path, "--out", kind="dir", create_parents=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         new = config_to_dict(cfg)
-        if self.config_path.is_file():
+        # A folder with neither checkpoint nor summary holds nothing to lose (a run that
+        # stopped before its first checkpoint): its config is replaced, not a reason to refuse.
+        if self.config_path.is_file() and (self.checkpoint_path.is_file() or self.summary_path.is_file()):
             old = yaml.safe_load(self.config_path.read_text()) or {}
             diff = sorted(
                 k

@@ -40,6 +40,7 @@ from laom.training.common import (
     Runtime,
     TrainConfig,
     TrainLog,
+    check_stage_inputs,
     config_to_dict,
     make_optimizer,
     make_scheduler,
@@ -236,10 +237,15 @@ def validate(cfg: LAMConfig) -> None:
         raise LaomError(
             "--method laom-labels needs --labeled FILE (the small action-labelled dataset)"
         )
-    for flag, path in (("--data", cfg.data), ("--labeled", cfg.labeled), ("--eval-data", cfg.eval_data)):
-        if path and not Path(path).is_file():
-            raise LaomError(f"{flag} {path}: no such file")
+    facts = check_stage_inputs(cfg)
     check_future_offset(cfg.future_offset, cfg.data)
+    # The LAM draws batches without replacement from all of --data (latent BC draws with
+    # replacement from a smaller file), and its probe needs two trajectories to split.
+    data = facts["--data"]
+    if not cfg.eval_data and data.trajectories < 2:
+        raise LaomError(f"--data {data.path}: one trajectory cannot be split for the probe; pass --eval-data")
+    if not cfg.max_trajectories and data.transitions < cfg.batch_size:
+        raise LaomError(f"--batch_size {cfg.batch_size}: --data {data.path} has only {data.transitions} transitions")
 
 
 def check_future_offset(future_offset: int, data: str) -> None:

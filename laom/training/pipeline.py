@@ -256,19 +256,12 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
     Keys depend only on configs, input files and upstream keys (never on upstream
     results), so the whole chain is known before the first stage runs.
     """
-    from laom.training.common import parse_config
+    from laom.training.common import check_stage_inputs, parse_config
 
     planned: dict[str, PlannedStage] = {}
     for stage in stages:
-        for name, path in stage.files.items():
-            if path and not Path(path).is_file():
-                raise LaomError(f"--{name.replace('_', '-')} {path}: no such file")
         fixed = {**stage.extra, **stage.files, "out": ""}
         cfg = parse_config(stage.config_cls, preset_path(preset, stage.preset), overrides[stage.name], **fixed)
-        if stage.name == "lam":  # a check that needs --data's trajectory lengths (its metadata only)
-            from laom.training.lam import check_future_offset
-
-            check_future_offset(cfg.future_offset, cfg.data)
         for name, upstream in stage.upstream.items():
             setattr(cfg, name, str(planned[upstream].path))
         manifest = stage_manifest(stage, cfg, {n: p.key for n, p in planned.items()})
@@ -276,6 +269,14 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
         path = stage_dir(root, stage, key)
         cfg.out = str(path)
         planned[stage.name] = PlannedStage(stage, cfg, manifest, key, path)
+    # Every stage's ranges are checked (above) before what its files allow.
+    for p in planned.values():
+        if p.stage.name == "lam" and p.cfg.data:  # checks that need --data's headers (the demo plans without files)
+            from laom.training.lam import validate
+
+            validate(dataclasses.replace(p.cfg, out="-"))
+        else:
+            check_stage_inputs(p.cfg)
     return list(planned.values())
 
 
