@@ -52,7 +52,7 @@ CI_SUBSET = (
     "data/info-gray-frames", "data/info-empty-string", "data/sample-compression-bogus", "data/merge-tasks-differ",
     "env/preview-frames-over-steps", "env/preview-img-hw-8", "expert/train-lr-negative", "expert/train-net-0",
     "lam/data-other-layout", "lam/config-binary", "bc-baseline/data-gray", "pipeline/tasks-differ",
-    "pipeline/normalizer-negative", "sweep/labeled-empty-item", "evaluate/policy-is-file", "report/sweep-no-runs",
+    "pipeline/normalizer-inf", "sweep/labeled-empty-item", "evaluate/policy-is-file", "report/sweep-no-runs",
     "demo/img-hw-0", "demo/expert-missing",
 )  # fmt: skip
 
@@ -260,7 +260,8 @@ def cases() -> list[Case]:
         c("lam/channels-negative", [*lam, "--encoder_channels", "16,-32"], "--encoder_channels"),
         c("lam/epochs-twice", [*lam, "--epochs", "1", "--epochs", "2"], "--epochs"),
         c("lam/device-cuda-without-gpu", [*lam, "--device", "cuda"], "--device cuda"),
-        c("lam/field-with-dashes", [*lam, "--learning-rate", "0.001"], "--learning-rate"),
+        c("lam/field-with-dashes-bad-value", [*lam, "--learning-rate", "-1"], "learning_rate", "-1"),
+        c("pipeline/stage-field-twice", [*pipe, "--lam.epochs", "1", "--lam.epochs", "2"], "--lam.epochs", "twice"),
         c("lam/field-equals", [*lam, "--epochs=0"], "--epochs"),
         c("lam/list-as-typed", [*lam[:-1], f"{T}/lam-ok", *TINY, "--encoder_channels", "[8, 8, 8]"], ok=True,
           trains=True, timeout=240),  # fmt: skip
@@ -294,7 +295,7 @@ def cases() -> list[Case]:
         c("pipeline/preset-unknown", [*pipe, "--preset", "fast"], "--preset", "fast"),
         c("pipeline/episodes-negative", [*pipe[:-1], "-1"], "--episodes -1"),
         c("pipeline/normalizer-word", [*pipe, "--normalizer", "expert"], "--normalizer", "expert"),
-        c("pipeline/normalizer-negative", [*pipe, "--normalizer", "-5"], "--normalizer -5"),
+        c("pipeline/normalizer-inf", [*pipe, "--normalizer", "inf"], "--normalizer inf"),
         c("pipeline/max-steps-0", [*pipe, "--max-steps", "0"], "--max-steps 0"),
         c("pipeline/stage-field-unknown", [*pipe, "--lam.bogus", "1"], "bogus"),
         c("pipeline/stage-unknown", [*pipe, "--vae.epochs", "1"], "vae"),

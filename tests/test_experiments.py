@@ -416,9 +416,8 @@ def test_normalizers() -> None:
     assert sw.Normalizers(config(tasks=["cheetah-run"], normalizer="paper")).value("cheetah-run") == 823.0
     assert sw.Normalizers(config(normalizer=sw.check_normalizer("250"))).value("t-a") == 250.0
     assert sw.Normalizers(config(normalizer="none")).value("t-a") is None
-    for bad in ("0", "-5", "nan"):  # a reference return: below or at 0 it cannot normalise
-        with pytest.raises(LaomError, match=f"--normalizer {bad}: expected a return > 0"):
-            sw.check_normalizer(bad)
+    with pytest.raises(LaomError, match="non-zero"):
+        sw.check_normalizer("0")
     with pytest.raises(LaomError, match="auto, paper, none, a number or a sweep directory"):
         sw.check_normalizer("bc")
 

@@ -29,6 +29,7 @@ class DataFacts:
     state_dim: int
     trajectories: int
     transitions: int  # (o_t, o_t+1) pairs: frames minus one per trajectory
+    longest: int = 0  # frames in the longest trajectory
 
 
 def data_facts(path: str | Path, flag: str) -> DataFacts:
@@ -52,7 +53,7 @@ def data_facts(path: str | Path, flag: str) -> DataFacts:
             raise LaomError(f"{flag} {path}: no trajectories (expected groups '0', '1', ...)")
         first: tuple[int, ...] | None = None
         dims: tuple[int, int] | None = None
-        transitions = 0
+        transitions = longest = 0
         for index in reader.indices:
             group = f[str(index)]
             missing = [k for k in ("obs", "actions", "states") if k not in group]
@@ -72,6 +73,7 @@ def data_facts(path: str | Path, flag: str) -> DataFacts:
             elif obs.shape[1:] != first or (actions.shape[1], states.shape[1]) != dims:
                 raise LaomError(f"{flag} {path}: trajectory {index} has shapes unlike trajectory {reader.indices[0]}")
             transitions += max(0, length - 1)
+            longest = max(longest, length)
         if transitions == 0:
             raise LaomError(f"{flag} {path}: no transitions (trajectories need 2+ frames)")
         domain, task = str(reader.attrs.get("domain_name", "")), str(reader.attrs.get("task_name", ""))
@@ -79,6 +81,7 @@ def data_facts(path: str | Path, flag: str) -> DataFacts:
         return DataFacts(
             path=str(path), task=f"{domain}-{task}" if domain and task else "", img_hw=(int(first[0]), int(first[1])),
             action_dim=int(dims[0]), state_dim=int(dims[1]), trajectories=len(reader.indices), transitions=transitions,
+            longest=longest,
         )  # fmt: skip
 
 

@@ -37,8 +37,8 @@ def normalizer_source(value: str | float) -> tuple[float, str]:
     except (TypeError, ValueError):
         number = None
     if number is not None:
-        if not (math.isfinite(number) and number > 0):  # a reference return: BC-full's, the expert's
-            raise LaomError(f"--normalizer {value}: expected a return > 0")
+        if number == 0 or not math.isfinite(number):
+            raise LaomError(f"--normalizer {value}: expected a non-zero number")
         return number, ""
     path = Path(str(value))
     if path.is_dir():

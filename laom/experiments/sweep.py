@@ -130,7 +130,7 @@ SWEEP_NORMALIZER = "sweep:"
 
 
 def check_normalizer(text: str) -> str:
-    """``auto``, ``paper``, ``none``, a return > 0 or another sweep's directory
+    """``auto``, ``paper``, ``none``, a non-zero number or another sweep's directory
     (``sweep:/abs/path``); returned in canonical form. Keywords and numbers win over a
     folder of the same name, so the default never depends on the working directory."""
     raw = str(text).strip()
@@ -141,7 +141,7 @@ def check_normalizer(text: str) -> str:
     except ValueError:
         value = None
     if value is not None:
-        require(value > 0 and math.isfinite(value), f"--normalizer {raw}: expected a return > 0")
+        require(value != 0 and math.isfinite(value), f"--normalizer {raw}: expected a non-zero number")
         return repr(value)
     path = raw.removeprefix(SWEEP_NORMALIZER)
     require(Path(path).is_dir(), f"--normalizer {raw}: expected auto, paper, none, a number or a sweep directory")

@@ -188,6 +188,11 @@ def check_stage_inputs(cfg: Any) -> dict[str, Any]:
     from laom.data.compat import check_compatible
 
     facts = check_compatible({flag: str(getattr(cfg, name, "") or "") for name, flag in STAGE_FILES})
+    stack = getattr(cfg, "frame_stack", None)
+    if facts and isinstance(stack, int):  # a longer stack than any trajectory is padding, not history
+        flag, first = next(iter(facts.items()))
+        if stack > first.longest:
+            raise LaomError(f"--frame_stack {stack}: expected at most {first.longest}, the longest trajectory of {flag} {first.path}")
     if isinstance(getattr(cfg, "device", None), str):
         resolve_device(cfg.device)
     return facts
