@@ -72,10 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun rank 0 alone reports results
         sys.stdout = open(os.devnull, "w")
     try:
-        if getattr(args, "accepts_extra", False):  # config fields as options (laom/training/options.py)
-            from laom.training.options import refuse_repeated
-
-            refuse_repeated(extra)
         result = func(args, extra) if getattr(args, "accepts_extra", False) else func(args)
     except LaomError as exc:
         print(f"laom: error: {exc}", file=sys.stderr)

@@ -234,19 +234,6 @@ def normalize_overrides(cls: type, tokens: Sequence[str]) -> list[str]:
     return out
 
 
-def refuse_repeated(tokens: Sequence[str]) -> None:
-    """A config option typed twice (``--epochs 1 ... --epochs 2``) is refused: which one
-    was meant is a guess. ``--epochs`` and ``--lam.epochs`` are different options (every
-    stage, one stage), and ``--learning-rate`` is ``--learning_rate``."""
-    seen: set[str] = set()
-    for token in tokens:
-        if token.startswith("--") and token != "--":
-            name = token[2:].partition("=")[0].replace("-", "_")
-            if name in seen:
-                raise LaomError(f"--{name} given twice; give it once")
-            seen.add(name)
-
-
 # --------------------------------------------------------------------------- ranges
 
 
