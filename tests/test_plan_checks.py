@@ -162,6 +162,34 @@ def test_demo_plan_with_its_defaults_passes_and_the_first_step_runs(
     assert [argv[0] for argv in steps] == ["collect", "collect"]
 
 
+def test_demo_scores_policies_over_the_collected_episode_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --episode-steps below an episode, the expert's return covers that many steps,
+    so the sweep's evaluations must stop there too (or '% of expert' compares 1000 steps
+    with 60)."""
+    from laom.experiments import demo
+
+    class Stop(Exception):
+        pass
+
+    steps: list[list[str]] = []
+
+    def record(argv: list[str]) -> None:
+        steps.append(argv)
+        if argv[0] == "sweep":
+            raise Stop
+
+    monkeypatch.setattr(demo, "_run", record)
+    for length, expected in (("60", ["--max-steps", "60"]), ("1000", [])):
+        steps.clear()
+        with pytest.raises(Stop):
+            main(["demo", "--out", str(tmp_path / f"demo{length}"), "--episode-steps", length])
+        sweep = steps[-1]
+        flags = sweep[sweep.index("--max-steps"):sweep.index("--max-steps") + 2] if "--max-steps" in sweep else []
+        assert flags == expected
+
+
 def test_demo_summary_is_plain_unwrapped_text(tmp_path: Path, capsys: pytest.CaptureFixture,
                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from laom.experiments import demo, report
