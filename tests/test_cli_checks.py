@@ -3,6 +3,7 @@ default, list values as typed, and every bad value refused in one line before an
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -375,3 +376,35 @@ def test_a_run_stopped_before_its_first_checkpoint_does_not_block_a_corrected_co
     run.checkpoint_path.write_bytes(b"")  # now there is a run to resume
     with pytest.raises(LaomError, match="holds a run with a different config"):
         run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=3))
+
+
+def _all_options() -> list[tuple[str, argparse.Action, argparse.ArgumentParser]]:
+    from laom.cli import build_parser
+
+    found: list[tuple[str, argparse.Action, argparse.ArgumentParser]] = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child_name, child in action.choices.items():
+                    walk(child, f"{name} {child_name}".strip())
+            elif action.option_strings and action.help != argparse.SUPPRESS:
+                found.append((name, action, parser))
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default() -> None:
+    options = _all_options()
+    assert len(options) > 100  # every command was reached
+    no_help = [f"laom {cmd} {a.option_strings[-1]}" for cmd, a, _ in options if not a.help]
+    assert no_help == []
+    hidden = []
+    for cmd, action, parser in options:
+        if action.default is None or action.default is False or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        text = parser._get_formatter()._get_help_string(action) % {"default": action.default}
+        if "default" not in text.lower():
+            hidden.append(f"laom {cmd} {action.option_strings[-1]}")
+    assert hidden == []

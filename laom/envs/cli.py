@@ -18,7 +18,7 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-scale", type=float, default=None, help="override the camera distractor scale")
     p.add_argument("--color-scale", type=float, default=None, help="override the colour distractor scale")
     p.add_argument("--no-background", action="store_true", help="turn the background video off")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the reset and the random actions")
 
 
 def _make_kwargs(args: argparse.Namespace) -> dict:

@@ -154,8 +154,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--policy", required=True, help="run directory holding policy.pt (decoder, idm or bc-baseline run)")
-    p.add_argument("--episodes", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=25, help="evaluation episodes")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with a seed from (seed, i)")
     p.add_argument("--workers", type=int, default=0, help="environment processes (0: in this process)")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
@@ -164,5 +164,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backgrounds", default=None, help="background video folder (default: the dataset's)")
     p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut episodes short (default: full)")
     p.add_argument("--device", default="cpu", help="policy device: cpu, cuda, auto")
-    p.add_argument("--no-progress", dest="no_progress", action="store_true")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate_command)

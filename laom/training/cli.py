@@ -109,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(e.g. --batch_size 32 --encoder_scale 2); re-running with the same --out resumes."
         ),
     )
-    lam.add_argument("--method", required=True, choices=("lapo", "laom", "laom-labels"))
+    lam.add_argument("--method", required=True, choices=("lapo", "laom", "laom-labels"), help="which latent action model")
     lam.add_argument("--data", required=True, help="unlabelled HDF5 dataset (release layout)")
     lam.add_argument(
         "--labeled", default=None, help="small labelled HDF5 dataset (required by laom-labels)"

@@ -440,20 +440,20 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
             "`--method M --help` lists only M's stages."
         ),
     )
-    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--method", required=True, choices=METHODS, help="the method whose stages run")
     p.add_argument("--data", default=None, help="large (unlabelled) HDF5 dataset")
     p.add_argument("--labeled", default=None, help="small action-labelled HDF5 subset")
     p.add_argument("--eval-data", dest="eval_data", default=None, help="held-out file: LAM probe test set, offline action MSE")
     p.add_argument("--out", required=True, help="root folder for the stage directories")
     p.add_argument("--preset", default="cpu", help="cpu (default), paper, or a folder of <stage>.yaml files")
     p.add_argument("--episodes", type=int, default=25, help="online evaluation episodes (0: skip)")
-    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=0)
+    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=0, help="seed of the evaluation episodes")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short")
     p.add_argument("--split", default=None, choices=("train", "eval"), help="background videos (default: the dataset's)")
     p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
-    p.add_argument("--no-progress", dest="no_progress", action="store_true")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_pipeline_command, accepts_extra=True)
     add_config_help(p, lambda ns: [stage_help(s, f"{s}.") for s in method_stages(ns.method)], skip=FILE_FIELDS)
 
