@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_pipeline import TINY
 from test_stages import FAST, TINY_BASELINE, cheetah, fails, ok, square
 
 import laom
@@ -19,12 +20,6 @@ from laom.errors import LaomError
 from laom.evaluation import results as ev
 from laom.outputs import check_output, code_version, read_code_version
 from laom.training import pipeline as pl
-
-TINY = [
-    "--threads", "1", "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--frame_stack", "2",
-    "--lam.latent_dim", "16", "--lam.head_dim", "32", "--lam.head_blocks", "1", "--lam.probe_samples", "100",
-    "--lam.probe_eval_samples", "100", "--decoder.total_updates", "20", "--decoder.hidden_dim", "32",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
