@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from laom import __version__
 from laom.errors import LaomError
@@ -59,8 +60,17 @@ def _use_formatter(parser: argparse.ArgumentParser) -> None:
                 _use_formatter(child)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's own refusals (a missing flag, a value of the wrong type) end like every
+    other bad input: one ``PROG: error:`` line and exit 2, without the usage block in
+    front of it (``--help`` still shows the usage). Subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="laom",
         description="Latent action learning from video with distractors (LAPO, LAOM, LAOM+supervision).",
     )

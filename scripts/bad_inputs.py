@@ -407,8 +407,8 @@ def run_case(case: Case, root: Path) -> Result:
     else:
         lines = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in lines if ERROR_LINE.match(line)]
-        # argparse prints its usage block before its error line; anything else is noise.
-        noise = [line for line in lines if not ERROR_LINE.match(line) and not line.startswith(("usage:", " "))]
+        # argparse's refusals too are one line (laom.cli.Parser): anything else is noise.
+        noise = [line for line in lines if not ERROR_LINE.match(line)]
         if rc == 0:
             problems.append("accepted (exit 0)")
         elif rc != 2:

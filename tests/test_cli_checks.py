@@ -408,3 +408,20 @@ def test_every_option_of_every_command_has_help_and_shows_its_default() -> None:
         if "default" not in text.lower():
             hidden.append(f"laom {cmd} {action.option_strings[-1]}")
     assert hidden == []
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["collect", "--task", "cheetah-run", "--episodes", "1", "--action-noise", "abc", "--out", "x.hdf5"],
+         "argument --action-noise: invalid float value: 'abc'"),
+        (["train", "lam", "--data", "x.hdf5"], "the following arguments are required: --method, --out"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)  # fmt: skip
+def test_argparse_refusals_are_one_line(argv: list[str], fragment: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ": error: " in err and fragment in err, err
