@@ -171,6 +171,29 @@ def test_action_noise_is_stored_reproducible_and_part_of_the_identity(tmp_path: 
     assert not (tmp_path / "neg.hdf5").exists()
 
 
+def test_noise_labels_expert_stores_the_clean_action_of_the_noisy_path(tmp_path: Path) -> None:
+    executed, dart = tmp_path / "executed.hdf5", tmp_path / "dart.hdf5"
+    collect(fake_config(executed, episodes=2, action_noise=0.5))
+    collect(fake_config(dart, episodes=2, action_noise=0.5, noise_labels="expert"))
+    with h5py.File(executed) as f, h5py.File(dart) as g:
+        assert g.attrs["noise_labels"] == "expert" and f.attrs["noise_labels"] == "executed"
+        e, d = f["1"], g["1"]
+        # The same noise drives both paths, so they visit the same states...
+        np.testing.assert_allclose(d["states"][()], e["states"][()])
+        # ...but only the executed file stores it: DART's labels are the expert's own.
+        np.testing.assert_allclose(d["actions"][()], d["states"][:, :2] * 2.0)
+        assert 0.3 < (e["actions"][()] - d["actions"][()]).std() < 0.7
+        # The return is the executed path's, not the stored labels'.
+        assert d.attrs["traj_return"] == pytest.approx(e.attrs["traj_return"], rel=1e-5)
+    before = dart.read_bytes()
+    with pytest.raises(LaomError, match="noise_labels='expert'.*--noise-labels"):
+        collect(fake_config(dart, episodes=3, action_noise=0.5))
+    assert dart.read_bytes() == before
+    with pytest.raises(LaomError, match="--noise-labels 'dart'"):
+        collect(fake_config(tmp_path / "bad.hdf5", noise_labels="dart"))
+    assert not (tmp_path / "bad.hdf5").exists()
+
+
 def test_episode_seed_depends_only_on_seed_and_index() -> None:
     assert episode_seed(0, 1) == episode_seed(0, 1)
     assert len({episode_seed(s, i) for s in range(5) for i in range(50)}) == 250

@@ -96,6 +96,11 @@ def register(sub: Any) -> None:
         help="std of Gaussian noise added to the expert's actions, executed and stored "
         "(default 0: the greedy expert; the release's PPO experts sample theirs)",
     )
+    c.add_argument(
+        "--noise-labels", default="executed", choices=("executed", "expert"),
+        help="which action a noisy step stores: the executed one, or the expert's clean "
+        "action (DART: BC learns to steer back from the perturbed states)",
+    )
     c.add_argument("--render", default="fast", help=argparse.SUPPRESS)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.add_argument("--out", type=path_arg, required=True, help="the dataset file (.hdf5); an existing one is resumed")
@@ -209,6 +214,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         expert=args.expert,
         max_steps=args.max_steps,
         action_noise=args.action_noise,
+        noise_labels=args.noise_labels,
         render=args.render,
         progress=not args.quiet,
     )

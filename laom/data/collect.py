@@ -44,7 +44,10 @@ from laom.errors import LaomError
 
 # Attributes that identify what a collection file contains; resuming with different
 # values would silently mix two datasets in one file.
-IDENTITY = ("task", "difficulty", "split", "img_hw", "seed", "shard", "max_steps", "action_noise")
+IDENTITY = (
+    "task", "difficulty", "split", "img_hw", "seed", "shard", "max_steps", "action_noise", "noise_labels"
+)  # fmt: skip
+NOISE_LABELS = ("executed", "expert")
 
 
 @dataclass
@@ -69,6 +72,12 @@ class CollectConfig:
     # actions, so their datasets visit states off the greedy path; this is the knob that
     # gives a deterministic expert the same kind of coverage (DART, Laskey et al. 2017).
     action_noise: float = 0.0
+    # Which action a noisy step stores. "executed" (default): the noisy one, as the
+    # release's sampled PPO actions. "expert": the expert's clean action in the state
+    # the noise led to, DART's labels: a BC policy then learns to steer back from the
+    # perturbed states instead of imitating the noise (the built-in SAC experts' noisy
+    # data costs BC more in label quality than it gains in coverage, docs/acting_policies.md).
+    noise_labels: str = "executed"
     render: str = "fast"
     progress: bool = True
     # Where workers get their env and expert from ("module:function"); tests swap them.
@@ -192,6 +201,7 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
     obs, info = env.reset(seed=episode_seed(spec["seed"], index))
     limit = spec["max_steps"] or 1000
     sigma = float(spec.get("action_noise", 0.0))
+    store_expert = spec.get("noise_labels", "executed") == "expert"
     # Its own stream per episode, so the noise too depends on (seed, index) only.
     noise = np.random.default_rng([episode_seed(spec["seed"], index), 1])
     frames = np.empty((limit, *np.asarray(obs).shape), np.uint8)
@@ -202,13 +212,16 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
     while t < limit:
         state = np.asarray(info["state"], np.float32)
         action = np.asarray(expert.act(state), np.float32)
+        label = action
         if sigma > 0:
-            # Stored as executed before the env's clipping, like the release's sampled
-            # PPO actions: the dataset holds what the behaviour policy emitted.
+            # Executed before the env's clipping, like the release's sampled PPO actions;
+            # stored too unless the labels are the expert's (noise_labels="expert").
             action = (action + sigma * noise.standard_normal(action.shape)).astype(np.float32)
+            if not store_expert:
+                label = action
         frames[t] = obs
         states.append(state)
-        actions.append(action)
+        actions.append(label)
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         t += 1
@@ -237,6 +250,7 @@ def _spec(cfg: CollectConfig) -> dict[str, Any]:
         "expert": cfg.expert,
         "max_steps": cfg.max_steps,
         "action_noise": float(cfg.action_noise),
+        "noise_labels": str(cfg.noise_labels),
         "env_factory": cfg.env_factory,
         "expert_factory": cfg.expert_factory,
     }
@@ -264,6 +278,8 @@ def check_settings(cfg: CollectConfig) -> None:
         raise LaomError(f"--max-steps {cfg.max_steps}: need at least 1 step")
     if not np.isfinite(cfg.action_noise) or cfg.action_noise < 0:
         raise LaomError(f"--action-noise {cfg.action_noise}: expected a standard deviation >= 0")
+    if cfg.noise_labels not in NOISE_LABELS:
+        raise LaomError(f"--noise-labels {cfg.noise_labels!r}: expected one of {', '.join(NOISE_LABELS)}")
     i, n = cfg.shard
     if n < 1 or not 0 <= i < n:
         raise LaomError(f"--shard {i}/{n}: need 0 <= I < N")
@@ -292,6 +308,7 @@ def _identity(cfg: CollectConfig) -> dict[str, Any]:
         "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
         "max_steps": int(cfg.max_steps or 0),
         "action_noise": float(cfg.action_noise),
+        "noise_labels": str(cfg.noise_labels),
     }
 
 
@@ -305,6 +322,7 @@ def _file_identity(attrs: dict[str, Any]) -> dict[str, Any]:
         "shard": attrs.get("shard", "0/1"),
         "max_steps": int(attrs.get("max_steps", 0)),
         "action_noise": float(plain(attrs.get("action_noise", 0.0))),
+        "noise_labels": str(plain(attrs.get("noise_labels", "executed"))),
     }
 
 
@@ -319,7 +337,8 @@ def _check_resume(cfg: CollectConfig, attrs: dict[str, Any]) -> None:
     mine, theirs = _identity(cfg), _file_identity(attrs)
     for key in IDENTITY:
         if mine[key] != theirs[key]:
-            flag = {"task": "--task", "max_steps": "--max-steps", "action_noise": "--action-noise"}.get(
+            flag = {"task": "--task", "max_steps": "--max-steps", "action_noise": "--action-noise",
+                    "noise_labels": "--noise-labels"}.get(
                 key, "--" + key.replace("_", "-")
             )
             raise LaomError(
@@ -402,6 +421,7 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
                     "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
                     "max_steps": int(cfg.max_steps or 0),
                     "action_noise": float(cfg.action_noise),
+                    "noise_labels": str(cfg.noise_labels),
                     "obs_compression": str(compression),
                     "expert": cfg.expert or f"builtin:{cfg.task}",
                     "backgrounds": str(cfg.backgrounds or "procedural"),
