@@ -150,6 +150,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             rows.append((key, facts[key]))
     if facts.get("missing_episodes"):
         rows.append(("unfinished", f"{facts['missing_episodes']} episode(s) still to collect"))
+    dist = facts.get("distractors")
+    rows.append((
+        "distractors",
+        f"{', '.join(dist['records'])} ({dist['trajectories']} of {facts['trajectories']} trajectories)"
+        if dist else "not recorded",
+    ))  # fmt: skip
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

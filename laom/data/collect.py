@@ -13,6 +13,9 @@ Design points, each forced by a requirement:
 * Group names are global episode indices. A shard (``--shard I/N``) owns episodes
   ``I, I+N, I+2N, ...`` of ``--episodes``, so shard files have gaps in their numbering
   until ``laom data merge`` joins them and renumbers ``0..N-1`` in episode order.
+* The distractors' state behind every frame (camera, colour, background video and frame)
+  is stored in each group's ``distractors`` subgroup when the env can say it
+  (``distractor_state()``); it is a function of the episode's seed like everything else.
 """
 
 from __future__ import annotations
@@ -207,6 +210,9 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
     frames = np.empty((limit, *np.asarray(obs).shape), np.uint8)
     states: list[np.ndarray] = []
     actions: list[np.ndarray] = []
+    # Envs that cannot say their distractors' state (fakes, other gym envs) record none.
+    distractor_state = getattr(getattr(env, "unwrapped", env), "distractor_state", None)
+    records: list[dict[str, np.ndarray]] = []
     total = 0.0
     t = 0
     while t < limit:
@@ -222,6 +228,8 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
         frames[t] = obs
         states.append(state)
         actions.append(label)
+        if distractor_state is not None:
+            records.append(distractor_state())
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         t += 1
@@ -232,6 +240,7 @@ def run_episode(spec: dict[str, Any], index: int) -> dict[str, Any]:
         "obs": frames[:t],
         "states": np.stack(states),
         "actions": np.stack(actions),
+        "distractors": {k: np.stack([r[k] for r in records]) for k in records[0]} if records else None,
         "traj_return": total,
         "seconds": time.perf_counter() - start,
     }
@@ -450,6 +459,7 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
                             "episode_index": ep["index"],
                             "episode_seed": episode_seed(cfg.seed, ep["index"]),
                         },
+                        distractors=ep.get("distractors"),
                     )
                     written += 1
                     frames += len(ep["obs"])

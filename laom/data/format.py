@@ -10,6 +10,10 @@ Files of the release load unchanged. Files we write carry the same groups, datas
 dtypes and attributes, plus a few extra attributes (``laom_version``; for collections
 ``seed``, ``episodes``, ``shard`` and per group ``episode_index``/``episode_seed``) that
 make them resumable, mergeable and traceable. Readers never depend on the extras.
+Collections also record the distractors behind every frame in an optional subgroup
+``distractors`` of each trajectory group (datasets ``camera``, ``color``,
+``background_video``, ``background_frame``, each [T, ...]; docs/distractors.md): readers
+that do not know it never open it, and :func:`read_distractors` gives it to those that do.
 
 Appending goes through :class:`Writer`, which wraps each trajectory in a journaled
 transaction (:mod:`laom.data.journal`): a killed writer leaves every trajectory whole or
@@ -38,6 +42,8 @@ from laom.errors import LaomError
 from laom.outputs import check_output
 
 FIELDS = ("obs", "states", "actions")
+# Optional subgroup of a trajectory group: per-frame distractor records (docs/distractors.md).
+DISTRACTORS = "distractors"
 FILE_ATTRS = (
     "domain_name",
     "task_name",
@@ -314,12 +320,20 @@ class Writer:
         actions: np.ndarray,
         traj_return: float,
         attrs: Mapping[str, Any] | None = None,
+        distractors: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Add trajectory group ``str(index)`` with its arrays, atomically."""
+        """Add trajectory group ``str(index)`` with its arrays, atomically; ``distractors``
+        (name -> [T, ...] per-frame records) go to its optional ``distractors`` subgroup."""
         obs = np.asarray(obs)
         states = np.asarray(states, dtype=np.float32)
         actions = np.asarray(actions, dtype=np.float32)
         check_arrays(obs, states, actions)
+        records = {k: np.asarray(v) for k, v in (distractors or {}).items()}
+        for name, values in records.items():
+            if values.ndim < 1 or values.shape[0] != obs.shape[0]:
+                raise ValueError(
+                    f"distractor record {name!r}: {list(values.shape)}, expected {obs.shape[0]} steps first"
+                )
         if index in self._indices:
             raise ValueError(f"{self.path}: trajectory {index} already exists")
         comp = self.compression
@@ -332,6 +346,10 @@ class Writer:
             group.attrs["traj_return"] = float(traj_return)
             for key, value in (attrs or {}).items():
                 group.attrs[key] = value
+            if records:
+                sub = group.create_group(DISTRACTORS)
+                for name, values in records.items():
+                    sub.create_dataset(name, data=values)
 
         self._transaction(write, index, float(traj_return))
 
@@ -527,6 +545,47 @@ def open_dataset(path: str | os.PathLike[str]) -> DatasetReader:
     return DatasetReader(path)
 
 
+def distractor_datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
+    """The per-frame distractor records of one trajectory group ({} when it has none)."""
+    sub = group.get(DISTRACTORS)
+    if not isinstance(sub, h5py.Group):
+        return {}
+    return {name: dset for name, dset in sub.items() if isinstance(dset, h5py.Dataset)}
+
+
+def read_distractors(groups: Sequence[h5py.Group], where: str | os.PathLike[str] = "") -> dict[str, np.ndarray] | None:
+    """The distractor records of ``groups`` (trajectory groups) concatenated in that order,
+    frame by frame as the samplers concatenate frames, so record row i belongs to frame i.
+
+    Only the records every group has; None when some group has none (the release's files,
+    collections from before the records, or one resumed across that change), because a
+    probe over part of the data would silently answer a different question. A record
+    whose length is not its group's ``obs`` length, or whose shape per frame changes
+    between groups, is a broken file: one LaomError naming the trajectory and record.
+    """
+    per_group = [distractor_datasets(g) for g in groups]
+    if not per_group or not all(per_group):
+        return None
+    common = set.intersection(*(set(r) for r in per_group))
+    out: dict[str, np.ndarray] = {}
+    for name in sorted(common):
+        pieces: list[np.ndarray] = []
+        for group, records in zip(groups, per_group, strict=True):
+            dset, length = records[name], int(group["obs"].shape[0])
+            field = f"{where}: trajectory {group.name.strip('/')} {DISTRACTORS}/{name}"
+            if dset.dtype.kind not in "biuf":
+                raise LaomError(f"{field}: dtype {dset.dtype}, expected numbers")
+            if dset.ndim < 1 or dset.shape[0] != length:
+                raise LaomError(f"{field}: shape {list(dset.shape)}, expected {length} steps (as obs)")
+            if pieces and dset.shape[1:] != pieces[0].shape[1:]:
+                raise LaomError(
+                    f"{field}: {list(dset.shape[1:])} per frame, but earlier trajectories have {list(pieces[0].shape[1:])}"
+                )
+            pieces.append(dset[()])
+        out[name] = np.concatenate(pieces)
+    return out or None
+
+
 # --------------------------------------------------------------------------- validation
 @dataclass
 class ValidationReport:
@@ -698,6 +757,9 @@ def _check_group(
         else:
             obs[0]
             obs[length - 1]
+        problem = _check_distractors(group, where, length)
+        if problem:
+            return problem, length
         if "traj_return" not in group.attrs:
             return f"{where}: missing attribute traj_return", length
         ret = plain(group.attrs["traj_return"])
@@ -707,6 +769,40 @@ def _check_group(
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         msg = " ".join(str(exc).split())
         return f"{where}: unreadable (truncated or corrupt file?): {msg}", 0
+
+
+def _check_distractors(group: h5py.Group, where: str, length: int) -> str | None:
+    """The first problem of a group's optional distractor records (None if fine or absent)."""
+    if DISTRACTORS not in group:
+        return None
+    sub = group[DISTRACTORS]
+    if not isinstance(sub, h5py.Group):
+        return f"{where}: '{DISTRACTORS}' is not a group"
+    for name, dset in sub.items():
+        field = f"{where}: {DISTRACTORS}/{name}"
+        if not isinstance(dset, h5py.Dataset):
+            return f"{field}: is not a dataset"
+        if dset.dtype.kind not in "biuf":
+            return f"{field}: dtype {dset.dtype}, expected numbers"
+        if dset.ndim < 1 or dset.shape[0] != length:
+            return f"{field}: shape {list(dset.shape)}, expected {length} steps (as obs)"
+        if dset.dtype.kind == "f" and not np.isfinite(dset[()]).all():
+            return f"{field}: NaN/inf values"
+    return None
+
+
+def distractor_summary(reader: DatasetReader) -> dict[str, Any] | None:
+    """Which trajectories carry distractor records and which records (None: none do)."""
+    names: set[str] = set()
+    have = 0
+    for index in reader.indices:
+        records = distractor_datasets(reader.group(index))
+        if records:
+            have += 1
+            names |= set(records)
+    if not have:
+        return None
+    return {"trajectories": have, "records": sorted(names)}
 
 
 # --------------------------------------------------------------------------- info
@@ -784,4 +880,5 @@ def _info(path: Path) -> dict[str, Any]:
         planned = _planned(attrs)
         if planned is not None:
             out["missing_episodes"] = len(set(planned) - set(reader.indices))
+        out["distractors"] = distractor_summary(reader)
         return out

@@ -26,6 +26,7 @@ from laom.data.format import (
     atomic_output,
     check_output_path,
     create,
+    distractor_datasets,
 )
 from laom.errors import LaomError
 
@@ -129,6 +130,8 @@ def sample_labeled(
                     if "episode_index" in group.attrs:
                         extra["episode_index"] = group.attrs["episode_index"]
                     stop = c.start + c.length
+                    # The chunk's distractor records travel with its frames (the probes use them).
+                    records = {n: d[c.start : stop] for n, d in distractor_datasets(group).items()}
                     writer.append(
                         k,
                         group["obs"][c.start : stop],
@@ -136,5 +139,6 @@ def sample_labeled(
                         group["actions"][c.start : stop],
                         reader.traj_return(c.source),
                         extra,
+                        distractors=records,
                     )
     return picked

@@ -46,6 +46,9 @@ class FrameData:
     attrs: dict[str, Any] = field(default_factory=dict)
     path: str = ""
     traj_returns: np.ndarray | None = None
+    # Per-frame distractor records (name -> [N, ...], rows aligned with frames) when every
+    # trajectory has them (laom.data.format.read_distractors); only the probes read them.
+    distractors: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         lengths = np.diff(self.traj_offsets)
@@ -93,6 +96,7 @@ class FrameData:
             attrs=dict(self.attrs),
             path=self.path,
             traj_returns=None if self.traj_returns is None else self.traj_returns[trajs],
+            distractors=None if self.distractors is None else {k: v[idx] for k, v in self.distractors.items()},
         )
 
 
@@ -104,7 +108,7 @@ def load_frames(path: str | Path, max_trajectories: int | None = None) -> FrameD
     preallocated array, transposed to channel-first, so peak memory is the dataset plus
     one trajectory.
     """
-    from laom.data.format import open_dataset
+    from laom.data.format import open_dataset, read_distractors
 
     path = Path(path)
     with open_dataset(path) as reader:
@@ -150,8 +154,9 @@ def load_frames(path: str | Path, max_trajectories: int | None = None) -> FrameD
             returns[i] = reader.traj_return(int(name))
             pos += length
         attrs = dict(reader.attrs)
+        distractors = read_distractors([f[n] for n in names], path)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return FrameData(frames, actions, states, offsets, attrs, str(path), returns)
+    return FrameData(frames, actions, states, offsets, attrs, str(path), returns, distractors)
 
 
 def batch_buffers(

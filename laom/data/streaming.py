@@ -202,9 +202,15 @@ class StreamingData:
 
     # -- bounded-memory access to the data itself ---------------------------------------
     def load(self, trajectories: Sequence[int]) -> FrameData:
-        """The given trajectories (in that order) in memory, e.g. a small held-out split."""
+        """The given trajectories (in that order) in memory, e.g. a small held-out split,
+        with their distractor records when they all have them (the probes read these)."""
+        from laom.data.format import read_distractors
+
+        order = [int(i) for i in trajectories]
         with TrajectoryReader(self) as reader:
-            return reader.read([int(i) for i in trajectories])
+            data = reader.read(order)
+            data.distractors = read_distractors([reader.h5[self.names[i]] for i in order], self.path)
+            return data
 
     def blocks(self, max_mb: float = 256.0) -> Iterator[tuple[int, FrameData]]:
         """Consecutive runs of whole trajectories of about ``max_mb`` each, in file order.

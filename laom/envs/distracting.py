@@ -4,7 +4,9 @@ Observations are uint8 [H, W, 3 * frame_stack] (oldest frame first); the expert-
 proprioceptive state rides along in ``info["state"]``. Everything random (the task's
 initial state, the video, its start frame, camera and colour offsets and their noise)
 comes from generators seeded by ``reset(seed=...)``, so the same seed and actions give
-the same frames and states, in any process.
+the same frames and states, in any process. :meth:`DistractingEnv.distractor_state` says
+what the distractors were when the latest frame was rendered (``laom collect`` stores it
+beside every frame, docs/distractors.md).
 """
 
 from __future__ import annotations
@@ -144,6 +146,24 @@ class DistractingEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         return None if self._last_frame is None else self._last_frame.copy()
+
+    def distractor_state(self) -> dict[str, np.ndarray]:
+        """The distractors' state behind the latest rendered frame, one array per record.
+
+        Collection stores these per frame so that analyses can ask what a model's latents
+        encode besides the agent (the distractor probes). ``camera``: offsets (azimuth,
+        elevation, zoom factor, roll) from the task's camera, neutral (0, 0, 1, 0) when off;
+        ``color``: per-material RGB offsets from the task's colours, zeros when off;
+        ``background_video``/``background_frame``: which video of the split plays and
+        which of its frames is shown, present only with a background video.
+        """
+        out = {"camera": np.asarray(self._camera.state, np.float32).copy()}
+        if self._color.base.size:
+            out["color"] = np.asarray(self._color.rgb - self._color.base, np.float32)
+        if self._video is not None:
+            out["background_video"] = np.asarray(self._video.video, np.int32)
+            out["background_frame"] = np.asarray(self._video.index, np.int32)
+        return out
 
     def close(self) -> None:
         physics = getattr(getattr(self, "_dmc", None), "physics", None)

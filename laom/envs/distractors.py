@@ -246,11 +246,13 @@ class VideoPlayer:
         self.bank = bank
         self.dynamic = bool(dynamic)
         self.frames: np.ndarray | None = None
+        self.video = -1  # which video of the bank plays (-1 before the first reset)
         self.index = 0
         self.direction = 1
 
     def reset(self, rng: np.random.Generator) -> None:
         video = int(rng.integers(len(self.bank)))
+        self.video = video
         self.frames = self.bank.frames(video)
         self.index = int(rng.integers(len(self.frames)))
         self.direction = 1
