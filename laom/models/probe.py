@@ -6,12 +6,18 @@ form (ridge-regularised least squares on standardised features, float64 solve): 
 optimum the SGD-trained probe of the release approaches, without learning-rate or
 epoch choices that would make numbers depend on probe training. The tiny ridge term
 only matters when features outnumber samples.
+
+The distractor probes (bottom) use the same fit to ask what else a latent action
+encodes: the change of the camera, the background video and the colours between the
+two frames it was computed from, when the dataset recorded them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -61,3 +67,82 @@ def fit_linear_probe(
     result.baseline_mse = float(((ty - y_mean) ** 2).mean())
     result.r2 = 1.0 - result.mse / max(result.baseline_mse, 1e-12)
     return result
+
+
+# --------------------------------------------------------------------------- distractors
+# What the distractor probes ask of a latent action z(o_t, o_t+k): how linearly it predicts
+# the change of each distractor between the two frames, next to how well it predicts the
+# action. Each factor is the change of these per-frame records (laom.data.format,
+# docs/distractors.md); a file that lacks a factor's records leaves that factor out.
+DISTRACTOR_FACTORS: dict[str, tuple[str, ...]] = {
+    "camera": ("camera",),  # camera motion: azimuth, elevation, zoom and roll offsets
+    "background": ("background_frame",),  # which way (and how far) the video moved
+    "color": ("color",),  # colour drift of every material
+}
+
+
+def distractor_changes(
+    records: Mapping[str, np.ndarray] | None, steps: np.ndarray, offsets: int | np.ndarray = 1
+) -> dict[str, np.ndarray] | None:
+    """Per factor, the change of its records from frame t to frame t+k: [n, dims] float64
+    for ``steps`` t and ``offsets`` k (rows of ``records`` are frames). None without records."""
+    if not records:
+        return None
+    steps = np.asarray(steps)
+    later = steps + np.asarray(offsets)
+    out: dict[str, np.ndarray] = {}
+    for factor, names in DISTRACTOR_FACTORS.items():
+        parts = [
+            (records[n][later].astype(np.float64) - records[n][steps].astype(np.float64)).reshape(len(steps), -1)
+            for n in names
+            if n in records
+        ]
+        if parts:
+            out[factor] = np.concatenate(parts, axis=1)
+    return out or None
+
+
+def change_probe_r2(
+    train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test_y: np.ndarray, ridge: float = 1e-4
+) -> float | None:
+    """R² of a linear probe from features to one factor's change, or None when there is
+    nothing to explain (the factor never changes: a static or switched-off distractor).
+
+    Each dimension is standardised with the fitting side's statistics first, so the R² is
+    the (test-variance-weighted) mean over dimensions rather than the zoom's or the
+    largest colour channel's alone; constant dimensions are left out.
+    """
+    y = torch.as_tensor(train_y, dtype=torch.float64)
+    ty = torch.as_tensor(test_y, dtype=torch.float64)
+    if len(y) < 2 or len(ty) < 1:
+        return None
+    mean, std = y.mean(0), y.std(0)
+    keep = std > 1e-9
+    if not bool(keep.any()):
+        return None
+    scale = std[keep]
+    result = fit_linear_probe(
+        train_x, (y[:, keep] - mean[keep]) / scale, test_x, (ty[:, keep] - mean[keep]) / scale, ridge
+    )
+    if result.baseline_mse < 1e-12:
+        return None
+    return result.r2
+
+
+def distractor_probe_r2(
+    train_x: torch.Tensor,
+    train_changes: Mapping[str, np.ndarray] | None,
+    test_x: torch.Tensor,
+    test_changes: Mapping[str, np.ndarray] | None,
+    ridge: float = 1e-4,
+) -> dict[str, float | None] | None:
+    """R² per distractor factor (None for a factor not recorded on both sides or never
+    changing); None when either side has no distractor records at all."""
+    if not train_changes or not test_changes:
+        return None
+    return {
+        factor: change_probe_r2(train_x, train_changes[factor], test_x, test_changes[factor], ridge)
+        if factor in train_changes and factor in test_changes
+        else None
+        for factor in DISTRACTOR_FACTORS
+    }

@@ -85,6 +85,7 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
         "action_probe_mse",
         "action_probe_baseline_mse",
         "state_probe_mse",
+        "distractor_probe_r2",
         "samples_per_s",
     )
     print(json.dumps({k: summary.get(k) for k in keys}))

@@ -11,7 +11,10 @@ augmentations are functions of (seed, update).
 After training: latent actions z = IDM(o_t, o_{t+1}) of (a sample of) the training
 transitions train a closed-form linear probe to the true actions; its MSE is reported
 on --eval-data (or on held-out training trajectories). A second probe maps the
-observation embedding to the proprioceptive state.
+observation embedding to the proprioceptive state. When the probe files record their
+distractors (``laom collect`` does), further probes from z to the change of each
+distractor between o_t and o_{t+1} say what else the latents encode
+(``distractor_probe_r2``: R² per factor; null for files without records).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from laom.data.streaming import StreamingData, open_training_data, training_samp
 from laom.errors import LaomError
 from laom.models import LAOM, LAPO, save_lam
 from laom.models.augment import Augmenter
-from laom.models.probe import fit_linear_probe
+from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.common import (
     RunDir,
@@ -300,10 +303,11 @@ def _load_some(data: StreamingData, trajectories: np.ndarray, max_frames: int) -
 def encode_transitions(
     model: nn.Module, data: FrameData, frame_stack: int, max_samples: int, runtime: Runtime, seed: int = 0,
     batch_size: int = 256,
-) -> dict[str, torch.Tensor]:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     """Latent actions z = IDM(o_t, o_{t+1}) (the pair later stages label with), the
     observation embedding of o_t, true actions and states for up to ``max_samples``
-    transitions of ``data`` (a fixed random subset)."""
+    transitions of ``data`` (a fixed random subset), and under ``distractors`` the change
+    of each recorded distractor from o_t to o_{t+1} (None when ``data`` has no records)."""
     steps = data.valid_steps
     if len(steps) > max_samples:
         steps = np.sort(np.random.default_rng([seed, 11]).choice(steps, max_samples, replace=False))
@@ -328,6 +332,7 @@ def encode_transitions(
         "embedding": torch.cat(embs),
         "actions": torch.from_numpy(data.actions[steps]),
         "states": torch.from_numpy(data.states[steps]),
+        "distractors": distractor_changes(data.distractors, steps, 1),
     }
 
 
@@ -349,6 +354,10 @@ def run_probes(
         "state_probe_mse": state.mse,
         "state_probe_baseline_mse": state.baseline_mse,
         "state_probe_r2": state.r2,
+        # what else z encodes: R² per distractor factor, null without distractor records
+        "distractor_probe_r2": distractor_probe_r2(
+            a["latent"], a["distractors"], b["latent"], b["distractors"], cfg.probe_ridge
+        ),
         "probe_train_samples": len(a["latent"]),
         "probe_test_samples": len(b["latent"]),
     }
@@ -388,6 +397,8 @@ class ProbeCurve:
             "action_probe_mse": act.mse, "action_probe_baseline_mse": act.baseline_mse,
             "action_probe_rel": act.mse / max(act.baseline_mse, 1e-12),
             "state_probe_r2": state.r2,
+            "distractor_probe_r2": distractor_probe_r2(a["latent"], a["distractors"], b["latent"], b["distractors"],
+                                                       self.cfg.probe_ridge),
             "online_probe_mse": log.last.get("online_probe_mse"),
             "online_probe_rel": log.last.get("online_probe_rel"),
         }  # fmt: skip

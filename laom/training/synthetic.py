@@ -6,6 +6,12 @@ textured background that drifts with its own random velocity, and optionally a s
 uncontrolled square: distractors whose motion explains much of the pixel change but
 none of the action. Used by the tests (probe MSE must fall well below the action
 variance) and the benchmarks.
+
+With ``distractor_records=True`` each trajectory also stores what ``laom collect`` stores
+for the Distracting Control Suite (docs/distractors.md), as far as this task has one: the
+background's pan as ``camera`` (vertical and horizontal offset in image heights, zoom 1,
+roll 0: what a moving camera does to a far background), so the distractor probes have a
+known answer on a file that takes seconds to train on.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def render_trajectory(
     rng: np.random.Generator, length: int, img_hw: int = 64, square: int = 8, speed: float = 3.0,
-    distractors: bool = True,
+    distractors: bool = True, records: dict[str, list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(obs uint8 [T,H,W,3], states float32 [T,4], actions float32 [T,2])."""
+    """(obs uint8 [T,H,W,3], states float32 [T,4], actions float32 [T,2]); with ``records``
+    given, the distractors' state behind each frame is appended to its lists."""
     lo, hi = 0.0, float(img_hw - square)
     pos = rng.uniform(lo, hi, 2)
     other = rng.uniform(lo, hi, 2)
@@ -40,6 +47,7 @@ def render_trajectory(
     obs = np.empty((length, img_hw, img_hw, 3), dtype=np.uint8)
     states = np.empty((length, 4), dtype=np.float32)
     actions = np.empty((length, 2), dtype=np.float32)
+    pan = bg_offset.copy()  # the background's offset without the wrap-around
     color = np.array([250, 40, 40], dtype=np.uint8)
     other_color = np.array([40, 40, 250], dtype=np.uint8)
     for t in range(length):
@@ -54,6 +62,8 @@ def render_trajectory(
         y, x = np.round(pos).astype(int)
         frame[y : y + square, x : x + square] = color
         obs[t] = frame
+        if records is not None:
+            records.setdefault("camera", []).append(np.array([*(np.floor(pan) / img_hw), 1.0, 0.0], np.float32))
         a = rng.uniform(-1, 1, 2)
         nxt = pos + speed * a
         bounce = (nxt < lo) | (nxt > hi)
@@ -64,12 +74,14 @@ def render_trajectory(
         other = np.clip(other + rng.uniform(-3, 3, 2), lo, hi)
         bg_vel = np.clip(bg_vel + rng.normal(0, 0.5, 2), -4, 4)
         bg_offset = (bg_offset + bg_vel) % img_hw
+        pan += bg_vel
     return obs, states, actions
 
 
 def write_moving_square(
     path: str | Path, trajectories: int = 8, length: int = 100, img_hw: int = 32, seed: int = 0,
     distractors: bool = True, task: tuple[str, str] = ("square", "move"), split: str = "train",
+    distractor_records: bool = False,
 ) -> Path:  # fmt: skip
     """Write the task as a release-layout HDF5 file and return its path."""
     path = Path(path)
@@ -77,13 +89,16 @@ def write_moving_square(
     returns = []
     with h5py.File(path, "w") as f:
         for i in range(trajectories):
+            records: dict[str, list[np.ndarray]] | None = {} if distractor_records else None
             obs, states, actions = render_trajectory(
-                rng, length, img_hw, max(3, img_hw // 8), distractors=distractors
+                rng, length, img_hw, max(3, img_hw // 8), distractors=distractors, records=records
             )
             g = f.create_group(str(i))
             g.create_dataset("obs", data=obs)
             g.create_dataset("states", data=states)
             g.create_dataset("actions", data=actions)
+            for name, values in (records or {}).items():
+                g.create_dataset(f"distractors/{name}", data=np.stack(values))
             ret = float(-np.abs(states[:, :2]).sum())
             g.attrs["traj_return"] = ret
             returns.append(ret)

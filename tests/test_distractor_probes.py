@@ -1,0 +1,132 @@
+"""Distractor probes (issue 15, part 2): linear probes from latent actions to the change of
+each recorded distractor, in the LAM stage's summary and probe curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from laom.data.sampler import load_frames
+from laom.models.probe import (
+    DISTRACTOR_FACTORS,
+    change_probe_r2,
+    distractor_changes,
+    distractor_probe_r2,
+)
+from laom.training.common import parse_config
+from laom.training.lam import CONFIGS, train_lam
+from laom.training.synthetic import write_moving_square
+
+HW = 16
+TINY = ["--batch_size", "8", "--latent_dim", "8", "--head_dim", "16", "--progress", "false", "--threads", "1",
+        "--probe_samples", "200", "--probe_eval_samples", "200", "--precision", "fp32", "--total_updates", "2"]  # fmt: skip
+
+
+def random_walks(rng: np.random.Generator, n: int, dims: int, scale: float = 1.0) -> np.ndarray:
+    return np.cumsum(rng.normal(0, scale, (n, dims)), axis=0).astype(np.float32)
+
+
+def test_changes_are_later_minus_earlier_per_factor() -> None:
+    records = {
+        "camera": np.arange(20, dtype=np.float32).reshape(5, 4),
+        "background_frame": np.array([3, 4, 5, 4, 3], np.int32),
+        "background_video": np.zeros(5, np.int32),  # never a factor: constant per episode
+    }
+    got = distractor_changes(records, np.array([0, 2, 3]), np.array([1, 2, 1]))
+    assert set(got) == {"camera", "background"}  # no colour records, no colour factor
+    np.testing.assert_array_equal(got["camera"], np.full((3, 4), 4.0) * [[1], [2], [1]])
+    np.testing.assert_array_equal(got["background"], [[1], [-2], [-1]])
+    assert distractor_changes(None, np.array([0])) is None
+    assert distractor_changes({"other": np.zeros(5)}, np.array([0])) is None
+
+
+def test_probes_find_what_the_features_hold_and_only_that() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    steps = np.arange(n - 1)
+    records = {
+        "camera": random_walks(rng, n, 4),
+        "color": random_walks(rng, n, 6, 0.01),
+        "background_frame": np.arange(n, dtype=np.int32),  # always +1: nothing to explain
+    }
+    changes = distractor_changes(records, steps)
+    action = rng.normal(size=(n - 1, 2))
+    mix = rng.normal(size=(4, 4))
+    z = torch.from_numpy(np.concatenate([action, changes["camera"] @ mix, rng.normal(size=(n - 1, 3))], 1))
+    fit, test = slice(0, 3000), slice(3000, None)
+    r2 = distractor_probe_r2(z[fit], {k: v[fit] for k, v in changes.items()}, z[test],
+                             {k: v[test] for k, v in changes.items()})  # fmt: skip
+    assert set(r2) == set(DISTRACTOR_FACTORS)
+    assert r2["camera"] > 0.99  # a linear mix of the camera motion is in z
+    assert abs(r2["color"]) < 0.05  # colour drift is not
+    assert r2["background"] is None  # a change that never varies is not scored
+    no_camera = z[:, [0, 1, 6, 7, 8]]
+    assert abs(change_probe_r2(no_camera[fit], changes["camera"][fit], no_camera[test], changes["camera"][test])) < 0.05
+    assert distractor_probe_r2(z[fit], None, z[test], changes) is None
+
+
+def test_each_dimension_counts_alike_whatever_its_scale() -> None:
+    """Zoom changes are far smaller than angle changes: unscaled, the angles alone would
+    decide the R². Features holding one of two dimensions explain half."""
+    rng = np.random.default_rng(1)
+    y = np.stack([rng.normal(0, 100.0, 3000), rng.normal(0, 0.01, 3000)], 1)
+    x = torch.from_numpy(np.stack([y[:, 0], rng.normal(size=3000)], 1))
+    assert change_probe_r2(x[:2000], y[:2000], x[2000:], y[2000:]) == pytest.approx(0.5, abs=0.05)
+    x_small = torch.from_numpy(np.stack([y[:, 1], rng.normal(size=3000)], 1))
+    assert change_probe_r2(x_small[:2000], y[:2000], x_small[2000:], y[2000:]) == pytest.approx(0.5, abs=0.05)
+
+
+# --------------------------------------------------------------------------- the LAM stage
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("probedata")
+    return {
+        "records": write_moving_square(d / "rec.hdf5", 4, 24, img_hw=HW, seed=0, distractor_records=True),
+        "eval_records": write_moving_square(d / "eval.hdf5", 2, 24, img_hw=HW, seed=2, split="eval",
+                                            distractor_records=True),  # fmt: skip
+        "plain": write_moving_square(d / "plain.hdf5", 4, 24, img_hw=HW, seed=0),
+    }
+
+
+def lam_summary(data: Path, out: Path, method: str = "lapo", **kw: str) -> dict:
+    cfg = parse_config(CONFIGS[method], None, [*TINY, *(x for k, v in kw.items() for x in (f"--{k}", v))],
+                       data=str(data), out=str(out))  # fmt: skip
+    return train_lam(cfg)
+
+
+def test_synthetic_records_are_the_background_pan(files: dict[str, Path]) -> None:
+    data = load_frames(files["records"])
+    assert set(data.distractors) == {"camera"}
+    pan = distractor_changes(data.distractors, data.valid_steps)["camera"][:, :2] * HW
+    # the texture moves by whole pixels, at most 4 per step and axis (its speed limit)
+    assert np.allclose(pan, np.round(pan)) and np.abs(pan).max() <= 5 and np.abs(pan).mean() > 0.5
+
+
+def test_lam_summary_reports_r2_per_factor_with_records(files: dict[str, Path], tmp_path: Path) -> None:
+    summary = lam_summary(files["records"], tmp_path / "lam", probe_every="1")
+    r2 = summary["distractor_probe_r2"]
+    assert set(r2) == set(DISTRACTOR_FACTORS)
+    assert isinstance(r2["camera"], float) and r2["camera"] <= 1.0
+    assert r2["background"] is None and r2["color"] is None  # the synthetic task has no such records
+    on_disk = json.loads((tmp_path / "lam" / "summary.json").read_text())
+    assert on_disk["distractor_probe_r2"] == r2
+    rows = [json.loads(x) for x in (tmp_path / "lam" / "probe_curve.jsonl").read_text().splitlines()]
+    assert rows and all(isinstance(r["distractor_probe_r2"]["camera"], float) for r in rows)
+    # the held-out file's records are used when the probe is scored on --eval-data
+    held = lam_summary(files["records"], tmp_path / "lam-eval", eval_data=str(files["eval_records"]))
+    assert isinstance(held["distractor_probe_r2"]["camera"], float)
+
+
+def test_lam_summary_is_null_without_records(files: dict[str, Path], tmp_path: Path) -> None:
+    summary = lam_summary(files["plain"], tmp_path / "lam")
+    assert "distractor_probe_r2" in summary and summary["distractor_probe_r2"] is None
+    assert summary["action_probe_mse"] is not None  # the other probes are unchanged
+    # a test file without records: nothing to compare, so null too
+    mixed = lam_summary(files["records"], tmp_path / "mixed", eval_data=str(files["plain"]))
+    assert mixed["distractor_probe_r2"] is None
