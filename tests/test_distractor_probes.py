@@ -130,3 +130,40 @@ def test_lam_summary_is_null_without_records(files: dict[str, Path], tmp_path: P
     # a test file without records: nothing to compare, so null too
     mixed = lam_summary(files["records"], tmp_path / "mixed", eval_data=str(files["plain"]))
     assert mixed["distractor_probe_r2"] is None
+
+
+# --------------------------------------------------------------------------- latent BC
+
+TINY_BC = ["--batch_size", "16", "--total_updates", "2", "--encoder_channels", "[8,8,8]", "--threads", "1",
+           "--progress", "false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lam_run(files: dict[str, Path], tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lamrun") / "lam"
+    lam_summary(files["records"], out)
+    return out
+
+
+def bc_summary(lam: Path, data: Path, out: Path, *extra: str) -> dict:
+    from laom.cli import main
+
+    assert main(["train", "bc", "--lam", str(lam), "--data", str(data), "--out", str(out), *TINY_BC, *extra]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_latent_bc_policy_is_probed_when_the_data_has_records(
+    files: dict[str, Path], lam_run: Path, tmp_path: Path, stream: bool
+) -> None:
+    summary = bc_summary(lam_run, files["records"], tmp_path / "bc", *(["--stream", "true"] if stream else []))
+    assert isinstance(summary["policy_action_probe_r2"], float)
+    r2 = summary["policy_distractor_probe_r2"]
+    assert set(r2) == set(DISTRACTOR_FACTORS) and isinstance(r2["camera"], float)
+    assert r2["background"] is None and r2["color"] is None
+
+
+def test_latent_bc_without_records_reports_null(files: dict[str, Path], lam_run: Path, tmp_path: Path) -> None:
+    summary = bc_summary(lam_run, files["plain"], tmp_path / "bc")
+    assert summary["policy_action_probe_r2"] is None and summary["policy_distractor_probe_r2"] is None
+    assert summary["stage"] == "bc" and summary["updates"] == 2

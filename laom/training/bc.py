@@ -12,6 +12,9 @@ directory (``latents.npy``, float16 by default: 5M transitions x 8192 dims is 82
 float16, so ``--cache_latents false`` labels each batch on the fly instead). Training
 then never runs the LAM again, which on CPU roughly halves the cost of every update.
 
+When --data records its distractors, the trained policy's predicted latents are probed
+like the LAM's (:func:`policy_probes`): R² to the action and to each distractor's change.
+
 :func:`fit` is the loop: sample a batch of frame stacks, MSE to per-transition targets,
 AdamW + warmup/linear decay, checkpoints every ``checkpoint_every`` updates. A resumed
 run replays the same batches (the sampler is a function of (seed, update)).
@@ -37,6 +40,7 @@ from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, to_mo
 from laom.data.streaming import StreamingData, open_training_data, training_sampler
 from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.common import (
     RunDir,
@@ -55,6 +59,9 @@ from laom.training.common import (
 from laom.training.options import check_fields, opt
 
 LATENT_POLICY_FILE = "latent_policy.pt"
+# The policy probes: transitions they fit on and are scored on, and the share of --data's
+# trajectories held out for scoring (whole trajectories, so no frame is on both sides).
+POLICY_PROBE_FIT, POLICY_PROBE_TEST, POLICY_PROBE_HOLDOUT = 10000, 5000, 0.2
 
 
 POOLINGS = ("mean", "flatten")
@@ -496,11 +503,93 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
         desc=f"latent bc ({meta['method']})", extra={"signature": meta},
     )  # fmt: skip
     save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)
+    probes = policy_probes(policy, data, frame_stack, runtime, cfg.seed) if distributed.is_main() else {}
     summary = {
         "stage": "bc", "method": meta["method"], **result, "epochs": total / sampler.updates_per_epoch,
         "latent_dim": latent_dim, "latent_variance": variance,
         "relative_loss": result["final_loss"] / variance if variance and variance > 0 else None,
+        **probes,
         "device": str(runtime.device), "latent_policy": str(run.path / LATENT_POLICY_FILE),
     }  # fmt: skip
     run.write_summary(summary)
     return summary
+
+
+# --------------------------------------------------------------------------- policy probes
+
+
+def _records_everywhere(data: FrameData | StreamingData) -> bool:
+    """Whether every trajectory of ``data`` records its distractors (read from headers only
+    for a streamed file, so a file without records costs nothing)."""
+    if not isinstance(data, StreamingData):
+        return data.distractors is not None
+    from laom.data.format import distractor_summary, open_dataset
+
+    with open_dataset(data.path) as reader:
+        found = distractor_summary(reader)
+    return bool(found) and found["trajectories"] >= data.num_trajectories
+
+
+@torch.no_grad()
+def policy_probes(
+    policy: nn.Module, data: FrameData | StreamingData, frame_stack: int, runtime: Runtime, seed: int,
+    ridge: float = 1e-4,
+) -> dict[str, Any]:  # fmt: skip
+    """What the latent-BC policy's predicted latents z^(o_t) encode, as the LAM's latents are
+    probed: R² of closed-form linear probes to the action a_t and to each distractor's
+    change from o_t to o_{t+1}, fitted on trajectories of --data and scored on others.
+
+    The policy sees only o_t's frame stack, so a distractor R² well above 0 means it
+    learnt to predict distractor motion from the past frames because its LAM put that
+    motion in the latents. Both values are None (and nothing is computed) unless --data
+    records its distractors: the action R² alone is what the offline action MSE of the
+    acting policy already measures, after the decoder.
+    """
+    empty: dict[str, Any] = {"policy_action_probe_r2": None, "policy_distractor_probe_r2": None}
+    if data.num_trajectories < 2 or not _records_everywhere(data):
+        return empty
+    rng = np.random.default_rng([seed, 13])
+    if isinstance(data, StreamingData):  # whole trajectories, about as many frames as needed
+        from laom.training.lam import _load_some
+
+        data = _load_some(data, rng.permutation(data.num_trajectories), POLICY_PROBE_FIT + POLICY_PROBE_TEST)
+    if data.distractors is None or data.num_trajectories < 2:
+        return empty
+    order = rng.permutation(data.num_trajectories)
+    held = order[: min(data.num_trajectories - 1, max(1, round(POLICY_PROBE_HOLDOUT * data.num_trajectories)))]
+    steps = data.valid_steps
+    is_held = np.isin(data.traj_index[steps], held)
+    pools = ((steps[~is_held], POLICY_PROBE_FIT), (steps[is_held], POLICY_PROBE_TEST))
+    if min(len(pool) for pool, _ in pools) < 2:
+        return empty
+    sides = []
+    for pool, n in pools:
+        chosen = np.sort(rng.choice(pool, min(n, len(pool)), replace=False))
+        sides.append((_predict_latents(policy, data, frame_stack, chosen, runtime), chosen))
+    (z_fit, fit_steps), (z_test, test_steps) = sides
+    actions = [torch.from_numpy(data.actions[s]) for s in (fit_steps, test_steps)]
+    act = fit_linear_probe(z_fit, actions[0], z_test, actions[1], ridge)
+    return {
+        "policy_action_probe_r2": act.r2,
+        "policy_distractor_probe_r2": distractor_probe_r2(
+            z_fit, distractor_changes(data.distractors, fit_steps), z_test,
+            distractor_changes(data.distractors, test_steps), ridge,
+        ),
+    }  # fmt: skip
+
+
+def _predict_latents(
+    policy: nn.Module, data: FrameData, frame_stack: int, steps: np.ndarray, runtime: Runtime, batch_size: int = 256
+) -> torch.Tensor:  # fmt: skip
+    """The policy's outputs for the frame stacks ending at ``steps`` (no augmentation)."""
+    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs",))
+    was_training = policy.training
+    policy.eval()
+    out = []
+    for i in range(0, len(steps), sampler.batch_size):
+        chunk = steps[i : i + sampler.batch_size]
+        obs = model_input(sampler.gather(chunk, np.ones_like(chunk))["obs"], runtime.device, False)
+        with runtime.autocast():
+            out.append(policy(obs).float().cpu())
+    policy.train(was_training)
+    return torch.cat(out)
