@@ -167,3 +167,63 @@ def test_latent_bc_without_records_reports_null(files: dict[str, Path], lam_run:
     summary = bc_summary(lam_run, files["plain"], tmp_path / "bc")
     assert summary["policy_action_probe_r2"] is None and summary["policy_distractor_probe_r2"] is None
     assert summary["stage"] == "bc" and summary["updates"] == 2
+
+
+# --------------------------------------------------------------------------- laom report
+
+
+def stage_dir(root: Path, name: str, summary: dict) -> str:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return str(folder)
+
+
+def sweep_with_probes(root: Path, records: bool) -> Path:
+    """laom and lapo, 2 seeds, budgets 2 and 4 sharing each seed's LAM (as a sweep does)."""
+    runs = []
+    for seed in range(2):
+        for method, camera in (("laom", 0.1 + 0.1 * seed), ("lapo", 0.8)):
+            lam = {"action_probe_r2": 0.5 + 0.1 * seed if method == "laom" else 0.2,
+                   "distractor_probe_r2": {"camera": camera, "background": None, "color": 0.05} if records else None}  # fmt: skip
+            lam_dir = stage_dir(root / "cache", f"lam-{method}-{seed}", lam)
+            for n in (2, 4):
+                bc = {"policy_action_probe_r2": 0.3, "policy_distractor_probe_r2": {"camera": 0.2, "background": None,
+                                                                                     "color": 0.0}} if records else {}  # fmt: skip
+                bc_dir = stage_dir(root / "cache", f"bc-{method}-{seed}-{n}", bc)
+                runs.append({"task": "cheetah-run", "method": method, "labeled": n, "seed": seed, "return_mean": 1.0,
+                             "return_std": 0.0, "action_probe_mse": 1.0, "action_probe_baseline_mse": 2.0,
+                             "stages": {"lam": {"dir": lam_dir}, "bc": {"dir": bc_dir}}})  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    return root
+
+
+def test_report_draws_what_the_latents_encode(tmp_path: Path) -> None:
+    from laom.cli import main
+
+    sweep = sweep_with_probes(tmp_path / "sweep", records=True)
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out)]) == 0
+    assert (out / "encodes.png").is_file() and (out / "encodes.png").stat().st_size > 0
+    agg = json.loads((out / "summary.json").read_text())
+    laom = agg["encodes"]["laom"]["latent"]
+    assert laom["n"] == 2  # one value per LAM, not per run (each LAM serves two budgets)
+    assert laom["camera"]["mean"] == pytest.approx(0.15) and laom["camera"]["std"] == pytest.approx(0.05)
+    assert laom["action"]["mean"] == pytest.approx(0.55)  # the LAM summary's own action R²
+    assert laom["background"] is None
+    assert agg["encodes"]["lapo"]["policy"]["n"] == 4 and agg["encodes"]["lapo"]["policy"]["action"]["mean"] == 0.3
+    md = (out / "results.md").read_text()
+    section = md.split("## What the latents encode (linear-probe R²)\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| LAOM | LAM")]
+    assert rows == ["| LAOM | LAM latents z(o_t, o_t+1) | 0.550 ± 0.050 | 0.150 ± 0.050 | – | 0.050 ± 0.000 | 2 |"]
+
+
+def test_report_without_records_draws_no_encodes_chart(tmp_path: Path) -> None:
+    from laom.experiments.report import write_report
+
+    sweep = sweep_with_probes(tmp_path / "sweep", records=False)
+    agg = write_report(str(sweep), tmp_path / "report")
+    assert agg["encodes"] == {}
+    assert not (tmp_path / "report" / "encodes.png").exists()
+    assert "What the latents encode" not in (tmp_path / "report" / "results.md").read_text()

@@ -9,6 +9,10 @@ a re-run supersedes an older record) and writes
                           mean +- std over seeds (population std, ddof=0)
     REPORT/probe_mse.png  linear-probe MSE of latent to true actions / chance (predicting
                           the mean action) per LAM method; dots: each LAM, n per bar
+    REPORT/encodes.png    what the latents encode: linear-probe R² to the action and to the
+                          change of each distractor (camera, background frame, colour), per
+                          method, for the LAM's latents and the latent-BC policy's; only
+                          when the probe data recorded its distractors (docs/distractors.md)
     REPORT/results.md     the same numbers as Markdown tables, plus raw returns, the
                           acting policies' offline action MSE on the held-out file, and
                           how much of the latent actions latent BC could not predict
@@ -309,6 +313,7 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             entry["relative_values"] = [v / b for v, b in lams.values() if b] if len(baselines) == len(lams) else None
             probe[m] = entry
     agg["probe_mse"] = probe
+    agg["encodes"] = what_latents_encode(runs, agg["methods"])
     agg["curves"] = learning_curves(runs, agg["methods"])
     agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
     if paper:
@@ -321,6 +326,66 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             "bc_full_return": paper_data.BC_FULL_RETURN,
         }
     return agg
+
+
+# What each probe of "what the latents encode" is called in the figure and tables.
+ENCODES = {"action": "action", "camera": "camera motion", "background": "background frame", "color": "colour drift"}
+ENCODES_SOURCES = {"latent": "LAM latents z(o_t, o_t+1)", "policy": "latent-BC policy's prediction from o_t"}
+
+
+def _stage_summary(run: dict[str, Any], stage: str, cache: dict[str, dict[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+    """(stage dir, its summary.json) of one of a run's cached stages ({} when unreadable)."""
+    folder = ((run.get("stages") or {}).get(stage) or {}).get("dir")
+    if not folder:
+        return None, {}
+    if folder not in cache:
+        try:
+            cache[folder] = json.loads((Path(folder) / "summary.json").read_text())
+        except (OSError, ValueError):
+            cache[folder] = {}
+    return folder, cache[folder] if isinstance(cache[folder], dict) else {}
+
+
+def _action_r2(summary: dict[str, Any]) -> float | None:
+    if summary.get("action_probe_r2") is not None:
+        return float(summary["action_probe_r2"])
+    mse, base = summary.get("action_probe_mse"), summary.get("action_probe_baseline_mse")
+    return 1.0 - float(mse) / float(base) if mse is not None and base else None
+
+
+def what_latents_encode(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """Per method and source (the LAM's latents, the latent-BC policy's predictions), the
+    R² of linear probes to the action and to each distractor's change: stats over distinct
+    LAMs (policies), read from the runs' stage summaries. Only stages whose probe data
+    recorded the distractors count; methods with none are left out."""
+    cache: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
+    for m in methods:
+        found: dict[str, dict[str, dict[str, float | None]]] = {"latent": {}, "policy": {}}
+        for r in runs:
+            if r["method"] != m:
+                continue
+            lam_dir, lam = _stage_summary(r, "lam", cache)
+            distractors = r.get("distractor_probe_r2") or lam.get("distractor_probe_r2")
+            if isinstance(distractors, dict):
+                key = lam_dir or f"{r['task']}/{r.get('labeled')}/{r['seed']}"
+                # the LAM's own summary first: a run record keeps only the MSEs
+                action = _action_r2(lam) if _action_r2(lam) is not None else _action_r2(r)
+                found["latent"][key] = {"action": action, **distractors}
+            bc_dir, bc = _stage_summary(r, "bc", cache)
+            if bc_dir and isinstance(bc.get("policy_distractor_probe_r2"), dict):
+                found["policy"][bc_dir] = {"action": bc.get("policy_action_probe_r2"), **bc["policy_distractor_probe_r2"]}
+        entry: dict[str, Any] = {}
+        for source, per_stage in found.items():
+            if per_stage:
+                cells = {}
+                for factor in ENCODES:
+                    values = [float(v[factor]) for v in per_stage.values() if v.get(factor) is not None]
+                    cells[factor] = stats(values) if values else None
+                entry[source] = {**cells, "n": len(per_stage)}
+        if entry:
+            out[m] = entry
+    return out
 
 
 # --------------------------------------------------------------------------- figures
@@ -539,6 +604,58 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
     return fig
 
 
+def figure_encodes(agg: dict[str, Any], paper: bool = False) -> Any:
+    """What the latents encode (None without distractor records): per source a panel of
+    grouped bars, one group per probe target (the action, then each distractor's change),
+    one bar per method, height = mean R² over LAMs (policies), error bar = std for 2+.
+
+    A method whose latents carry the action and little else has a tall first bar and
+    short others; R² near 0 (or below: worse than predicting the mean) means not linearly
+    there. A factor the data never varied has no bar ("n/a")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = agg.get("encodes") or {}
+    sources = [s for s in ENCODES_SOURCES if any(s in e for e in table.values())]
+    if not sources:
+        return None
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.6 * len(sources), 4.0), squeeze=False)
+    factors = list(ENCODES)
+    for ax, source in zip(axes[0], sources, strict=True):
+        methods = [m for m in table if source in table[m]]
+        width = 0.8 / max(1, len(methods))
+        lowest = 0.0
+        for i, m in enumerate(methods):
+            cells = table[m][source]
+            xs = [f + (i - (len(methods) - 1) / 2) * width for f in range(len(factors))]
+            legend: str | None = f"{label(m)} (n={cells['n']})"  # on the method's first bar only
+            for x, factor in zip(xs, factors, strict=True):
+                cell = cells.get(factor)
+                if cell is None:
+                    ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+                    continue
+                lowest = min(lowest, cell["mean"] - cell["std"])
+                ax.bar([x], [cell["mean"]], width=width * 0.9, color=color(m, agg["methods"]), alpha=0.85, label=legend)
+                legend = None
+                if cell["n"] >= 2:
+                    ax.errorbar([x], [cell["mean"]], yerr=[cell["std"]], color="black", capsize=3, linewidth=1)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(factors)))
+        ax.set_xticklabels([ENCODES[f] for f in factors], fontsize=8)
+        ax.set_ylim(min(-0.05, lowest - 0.05), 1.05)
+        ax.set_ylabel("linear-probe R² (held-out)")
+        ax.set_title(ENCODES_SOURCES[source], fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        handles, texts = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(handles, texts, fontsize=7, frameon=False)
+    fig.suptitle("What the latents encode: the action vs the change of each distractor (higher = more of it)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -646,6 +763,18 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
                 row.append(f"{paper_data.PROBE_MSE[m]:.2f}" if m in paper_data.PROBE_MSE else "–")
             rows.append(row)
         out += _markdown_table(head, rows) + [""]
+    if agg.get("encodes"):
+        out += ["## What the latents encode (linear-probe R²)", "",
+                "R² of linear probes from the latents to the action and to the change of each distractor between "
+                "o_t and o_t+1, on held-out data (mean ± std over LAMs or policies; 1 = all of it, 0 = none; "
+                "– = not recorded or never varied).", ""]  # fmt: skip
+        rows = []
+        for m, entry in agg["encodes"].items():
+            for source, cells in entry.items():
+                rows.append([label(m), ENCODES_SOURCES[source],
+                             *("–" if cells[f] is None else f"{cells[f]['mean']:.3f} ± {cells[f]['std']:.3f}" for f in ENCODES),
+                             str(cells["n"])])  # fmt: skip
+        out += _markdown_table(["method", "latents", *ENCODES.values(), "n"], rows) + [""]
     out += ["## Normaliser", ""]
     rows = []
     for t, e in agg["normalizers"].items():
@@ -664,7 +793,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
 # --------------------------------------------------------------------------- the command
 
 
-REPORT_FILES = ("returns.png", "probe_mse.png", "curves.png", "results.md", "summary.json")
+REPORT_FILES = ("returns.png", "probe_mse.png", "encodes.png", "curves.png", "results.md", "summary.json")
 
 
 def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = False) -> dict[str, Any]:
@@ -680,7 +809,9 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
     agg = aggregate(runs, config, paper)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, make in (("returns.png", figure_returns), ("probe_mse.png", figure_probe), ("curves.png", figure_curves)):
+    figures = (("returns.png", figure_returns), ("probe_mse.png", figure_probe), ("encodes.png", figure_encodes),
+               ("curves.png", figure_curves))  # fmt: skip
+    for name, make in figures:
         fig = make(agg, paper)
         if fig is not None:
             fig.savefig(out / name, dpi=130)

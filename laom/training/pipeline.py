@@ -383,7 +383,7 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     }  # fmt: skip
     lam = next((r for r in results if r.name == "lam"), None)
     if lam is not None:
-        for k in ("action_probe_mse", "action_probe_baseline_mse", "state_probe_mse"):
+        for k in ("action_probe_mse", "action_probe_baseline_mse", "state_probe_mse", "action_probe_r2", "distractor_probe_r2"):
             summary[k] = lam.summary.get(k)
     if "offline" in acting.summary:
         summary["offline"] = acting.summary["offline"]
