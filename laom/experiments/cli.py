@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")
     p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
+    p.add_argument("--plan", action="store_true",
+                   help="print every stage that would train or be reused and its estimated time, then exit; "
+                        "measures this machine's missing rates first (a short calibration)")
+    p.add_argument("--rates", default=None,
+                   help="file of this machine's measured rates (default: $XDG_CACHE_HOME/laom/stage-rates.json)")
+    p.add_argument("--recalibrate", action="store_true", help="with --plan: measure every rate again")
     p.set_defaults(func=_sweep, accepts_extra=True)
 
     r = subparsers.add_parser(

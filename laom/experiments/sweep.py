@@ -95,6 +95,7 @@ class SweepOptions:
     num_envs: int = 4
     force: bool = False
     progress: bool = True
+    rates: str = ""  # the rates file the end-of-sweep prediction reads ("" = laom.experiments.cost's default)
 
 
 def parse_list(text: str, flag: str) -> list[str]:
@@ -380,6 +381,17 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
     A sweep dir is tied to one config: mixing runs of two configs in one runs.jsonl
     would make its report silently wrong.
     """
+    changed = check_sweep_dir(root, cfg, force)
+    root.mkdir(parents=True, exist_ok=True)
+    from laom.training.common import atomic_write_text
+
+    atomic_write_text(root / "sweep.yaml", yaml.safe_dump(sweep_record(cfg), sort_keys=False))
+    return changed
+
+
+def check_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
+    """Whether ``root`` holds a sweep of another config (allowed with ``force``; refused
+    otherwise), writing nothing: ``--plan`` refuses what the sweep would refuse."""
     record = sweep_record(cfg)
     path = root / "sweep.yaml"
     require(not root.exists() or root.is_dir(), f"--out {root}: exists and is not a directory")
@@ -399,10 +411,6 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
         if not force:
             raise LaomError(f"{root} has runs.jsonl but no sweep.yaml; use another --out, or --force")
         changed = True
-    root.mkdir(parents=True, exist_ok=True)
-    from laom.training.common import atomic_write_text
-
-    atomic_write_text(path, yaml.safe_dump(record, sort_keys=False))
     return changed
 
 
@@ -821,6 +829,12 @@ def default_threads(jobs: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def run_threads(cfg: SweepConfig, jobs: int) -> int | None:
+    """The --threads the sweep gives every run (None: none), unless the command sets it."""
+    explicit = any(n.rpartition(".")[2] == "threads" for n, _ in override_pairs(cfg.overrides))
+    return None if explicit else default_threads(jobs)
+
+
 def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepResult:
     """Make the labelled subsets, then run every unfinished (task, method, budget, seed)."""
     require(opts.jobs >= 1, f"--jobs {opts.jobs}: expected >= 1")
@@ -869,8 +883,8 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
     todo = link_shared([j for j in jobs if j.key not in done_keys])
     log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
 
-    explicit_threads = any(n.rpartition(".")[2] == "threads" for n, _ in override_pairs(cfg.overrides))
-    threads = None if explicit_threads else default_threads(opts.jobs)
+    threads = run_threads(cfg, opts.jobs)
+    rows, rates_file = predict(cfg, root, todo, files, threads, opts, log)
     waiting: list[tuple[Job, dict[str, Any]]] = []  # finished, task normaliser not known yet
     recorded = 0
 
@@ -912,9 +926,36 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
             outcomes = schedule(todo, executor, opts.jobs, submit, on_outcome)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+    for line in comparison(rows, outcomes, rates_file):
+        log(line)
     failed = [o for o in outcomes if o.error]
     unrecorded = [o for o in outcomes if o.summary is not None and any(o.job is j for j, _ in waiting)]
     return SweepResult(len(jobs), len(jobs) - len(todo), recorded, failed, unrecorded, runs_file)
+
+
+def predict(
+    cfg: SweepConfig, root: Path, todo: list[Job], files: dict[str, str], threads: int | None, opts: SweepOptions,
+    log: Callable[[str], None],
+) -> tuple[list[Any], Path | None]:  # fmt: skip
+    """Every stage's predicted time from the cached rates (laom.experiments.cost), for the
+    table at the end. A sweep never calibrates, and a prediction that fails (a rates file
+    gone bad mid-way, a stage the model does not know) never stops one: it is noted."""
+    from laom.experiments import cost
+
+    try:
+        book = cost.RateBook.load(opts.rates or cost.default_rates_path())
+        rows = cost.plan_runs(cfg, root, todo, files, threads, opts.workers, opts.num_envs)
+        cost.price(rows, book)
+    except Exception as exc:
+        log(f"note: no time prediction for this sweep ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+        return [], None
+    return rows, book.path
+
+
+def comparison(rows: list[Any], outcomes: list[Outcome], rates_file: Path | None) -> list[str]:
+    from laom.experiments.cost import comparison_lines
+
+    return comparison_lines(rows, outcomes, rates_file) if rows else []
 
 
 def describe(outcome: Outcome) -> str:
@@ -1090,14 +1131,27 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     from laom.training.cli import maybe_reexec_with_malloc_env
 
     maybe_reexec_with_malloc_env()
+    from laom.experiments import cost
+
     check_output(args.out, "--out", kind="dir", create_parents=True)  # before the files are read
+    require(args.plan or not args.recalibrate, "--recalibrate: only with --plan (a sweep itself never calibrates)")
+    rates = args.rates or str(cost.default_rates_path())
+    if args.plan:
+        check_output(rates, "--rates", kind="file", create_parents=True)
+    # A --rates that is not a rates file is refused before any work; the default file is
+    # only read at the end of a plain sweep, whose prediction notes a bad one and goes on.
+    book = cost.RateBook.load(rates) if (args.plan or args.rates) else None
     cfg = make_config(
         args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
         chunk=args.chunk, overrides=extra, log=print,
     )  # fmt: skip
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
-                        progress=not args.no_progress)  # fmt: skip
+                        progress=not args.no_progress, rates=rates)  # fmt: skip
+    if book is not None and args.plan:
+        cost.run_plan(cfg, args.out, book, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs,
+                      force=args.force, recalibrate=args.recalibrate, log=lambda m: print(m, flush=True))  # fmt: skip
+        return 0
     result = run_sweep(opts, log=lambda m: print(m, flush=True))
     print(f"{result.finished} run(s) recorded in {result.runs_file} ({result.already_done} were already done)")
     for outcome in result.unrecorded:
