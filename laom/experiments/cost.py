@@ -766,6 +766,7 @@ class StageRow:
     status: str
     folder: str
     works: list[Work] = field(default_factory=list)
+    key: str = ""  # the stage's cache key ("" until its labelled subset exists, and for evaluate)
     seconds: float = 0.0
     missing: list[Rate] = field(default_factory=list)
 
@@ -836,7 +837,7 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
     stage's folder comes from the pipeline's own planner, so "cached" means exactly what
     the run will find."""
     from laom.experiments import sweep as sw
-    from laom.training.pipeline import chain, digest, plan_chain, split_overrides
+    from laom.training.pipeline import chain, plan_chain, split_overrides
 
     sizes = _Sizes(cfg)
     claimed: set[str] = set()
@@ -871,15 +872,23 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
                 if status in TRAINS:
                     claimed.add(str(p.path))
             works = stage_work(name, p.cfg, configs, method, inputs) if status in TRAINS else []
-            rows.append(StageRow(job.id, name, status, folder, works))
+            rows.append(StageRow(job.id, name, status, folder, works, "" if name in fresh else p.key))
         if cfg.episodes > 0:
             acting = planned[-1]
-            evaluation = {"episodes": cfg.episodes, "seed": cfg.eval_seed, "max_steps": cfg.max_steps, "split": None}
-            summary = f"pipeline-{method}-{digest({'acting': acting.key, **evaluation, 'normalizer': None})}.json"
+            summary = evaluation_file(cfg, method, acting.key)
             done = acting.stage.name not in fresh and (root / "cache" / summary).is_file()
             works = [] if done else evaluate_work(acting.cfg, configs, inputs)
             rows.append(StageRow(job.id, "evaluate", "cached" if done else "train", summary if done else "", works))
     return rows
+
+
+def evaluation_file(cfg: Any, method: str, acting_key: str) -> str:
+    """The pipeline summary a sweep run writes once evaluated (run_pipeline's name for it:
+    the sweep gives no split and no normaliser): its presence means the episodes are done."""
+    from laom.training.pipeline import digest
+
+    evaluation = {"episodes": cfg.episodes, "seed": cfg.eval_seed, "max_steps": cfg.max_steps, "split": None}
+    return f"pipeline-{method}-{digest({'acting': acting_key, **evaluation, 'normalizer': None})}.json"
 
 
 def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: int = 4) -> SweepPlan:
