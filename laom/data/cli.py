@@ -106,6 +106,25 @@ def register(sub: Any) -> None:
     c.add_argument("--out", type=path_arg, required=True, help="the dataset file (.hdf5); an existing one is resumed")
     c.set_defaults(func=cmd_collect)
 
+    r = sub.add_parser(
+        "relabel",
+        help="store a LAM's latent actions (and decoded actions) beside each trajectory",
+        description=(
+            "Copy --data to --out with each trajectory's latent actions (latent_actions, "
+            "[T-1, latent_dim], row t = z(o_t, o_t+1)) and, with --decoder, the decoder's "
+            "actions for them (decoded_actions). One trajectory at a time, so files larger "
+            "than memory work; re-running the same command finishes an interrupted --out."
+        ),
+    )
+    r.add_argument("--lam", type=path_arg, required=True, help="LAM run folder (laom train lam, a pipeline's lam-* stage) or its lam.pt")
+    r.add_argument("--decoder", type=path_arg, default=None, help="decoder run (laom train decoder) or its policy.pt: also store decoded actions")
+    r.add_argument("--data", type=path_arg, required=True, help="the dataset file to relabel (.hdf5)")
+    r.add_argument("--out", type=path_arg, required=True, help="the relabelled copy (.hdf5); an interrupted one is resumed")
+    r.add_argument("--batch-size", type=int, default=256, help="frame pairs per forward pass")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_relabel)
+
 
 def _fmt_bytes(n: int) -> str:
     size = float(n)
@@ -230,5 +249,21 @@ def cmd_collect(args: argparse.Namespace) -> int:
             f"wrote {res.written} episode(s), {res.frames} frames in {res.seconds:.1f} s "
             f"({res.fps:.0f} frames/s); mean return {sum(res.returns) / len(res.returns):.1f}; "
             f"{res.path} now has {res.written + res.skipped} episode(s)"
+        )
+    return 0
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from laom.data.relabel import relabel
+
+    res = relabel(
+        args.lam, args.data, args.out, args.decoder, device=args.device,
+        batch_size=args.batch_size, progress=not args.quiet,
+    )  # fmt: skip
+    if res.written:
+        arrays = f"latent_actions [T-1, {res.latent_dim}]" + (", decoded_actions" if res.decoded else "")
+        print(
+            f"wrote {res.written} trajectories ({res.frames} frames) in {res.seconds:.1f} s with "
+            f"{arrays}; {res.path} now holds {res.written + res.skipped}"
         )
     return 0

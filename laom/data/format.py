@@ -253,6 +253,19 @@ def create(path: str | os.PathLike[str], attrs: Mapping[str, Any], force: bool =
     return path
 
 
+def _put_datasets(group: h5py.Group, datasets: Mapping[str, np.ndarray | None] | None) -> None:
+    """Write extra arrays into a trajectory group, replacing any of the same name (never
+    the group's own obs/states/actions); a None value removes that dataset, so a copied
+    group keeps no stale one."""
+    for name, values in (datasets or {}).items():
+        if name in FIELDS:
+            raise ValueError(f"extra dataset {name!r} would replace the trajectory's own {name}")
+        if name in group:
+            del group[name]
+        if values is not None:
+            group.create_dataset(name, data=np.asarray(values))
+
+
 class Writer:
     """Appends whole trajectories to a dataset file; each append is all-or-nothing.
 
@@ -321,9 +334,13 @@ class Writer:
         traj_return: float,
         attrs: Mapping[str, Any] | None = None,
         distractors: Mapping[str, np.ndarray] | None = None,
+        datasets: Mapping[str, np.ndarray | None] | None = None,
     ) -> None:
         """Add trajectory group ``str(index)`` with its arrays, atomically; ``distractors``
-        (name -> [T, ...] per-frame records) go to its optional ``distractors`` subgroup."""
+        (name -> [T, ...] per-frame records) go to its optional ``distractors`` subgroup.
+        ``datasets`` are any other arrays kept beside them (``laom relabel``'s latent
+        actions; a name may hold ``/``), written in the same transaction so a trajectory
+        never appears without them."""
         obs = np.asarray(obs)
         states = np.asarray(states, dtype=np.float32)
         actions = np.asarray(actions, dtype=np.float32)
@@ -350,13 +367,20 @@ class Writer:
                 sub = group.create_group(DISTRACTORS)
                 for name, values in records.items():
                     sub.create_dataset(name, data=values)
+            _put_datasets(group, datasets)
 
         self._transaction(write, index, float(traj_return))
 
     def copy_group(
-        self, source: h5py.Group, index: int, attrs: Mapping[str, Any] | None = None
+        self,
+        source: h5py.Group,
+        index: int,
+        attrs: Mapping[str, Any] | None = None,
+        datasets: Mapping[str, np.ndarray | None] | None = None,
     ) -> None:
-        """Copy a trajectory group as stored (no decompress/recompress), atomically."""
+        """Copy a trajectory group as stored (no decompress/recompress), atomically;
+        ``datasets`` are added to the copy (replacing any of the same name) in the same
+        transaction."""
         if index in self._indices:
             raise ValueError(f"{self.path}: trajectory {index} already exists")
         traj_return = float(plain(source.attrs["traj_return"]))
@@ -365,6 +389,7 @@ class Writer:
             source.file.copy(source, self._h5, name=str(index))
             for key, value in (attrs or {}).items():
                 self._h5[str(index)].attrs[key] = value
+            _put_datasets(self._h5[str(index)], datasets)
 
         self._transaction(write, index, traj_return)
 
