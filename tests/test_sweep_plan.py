@@ -132,6 +132,7 @@ def test_estimator_arithmetic_with_injected_rates(data: Path, tmp_path: Path) ->
     assert ">0:04?" in text and "no rate for lam-lapo forward" in text
 
 
+@pytest.mark.integration  # real updates and an environment: seconds, not milliseconds
 def test_calibration_is_written_and_reused(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cost, "BUDGET_S", 0.05)  # a couple of timed calls per rate
     monkeypatch.setattr(cost, "EVAL_STEPS", 5)
