@@ -289,11 +289,13 @@ def data_inputs(path: str, flag: str = "--data") -> tuple[dict[str, Any], dict[s
 
 
 def lam_train(cfg: Any, inputs: Inputs) -> Rate:
+    """A LAM's whole update (the method's model and its shape), samples/s."""
     return Rate(f"lam-{cfg.method} train", "samples", shape_of(cfg, **inputs.frames),
                 lambda: measure_lam(cfg, inputs))  # fmt: skip
 
 
 def lam_forward(cfg: Any, inputs: Inputs) -> Rate:
+    """A frozen LAM's latent action (latent BC's labels, the probes), transitions/s."""
     return Rate(f"lam-{cfg.method} forward", "transitions", shape_of(cfg, **inputs.frames),
                 lambda: measure_lam(cfg, inputs))  # fmt: skip
 
@@ -307,25 +309,30 @@ def policy_fields() -> set[str]:
 
 
 def policy_train(cfg: Any, inputs: Inputs, kind: str, frame_stack: int, out_dim: int) -> Rate:
+    """A pixel policy's update through fit (latent BC, BC, BC-full, the IDM's policy), samples/s."""
     shape = shape_of(cfg, policy_fields(), frame_stack=frame_stack, out_dim=out_dim, **inputs.frames)
     return Rate(f"{kind} train", "samples", shape, lambda: measure_policy(cfg, inputs, kind, frame_stack, out_dim))
 
 
 def policy_forward(cfg: Any, inputs: Inputs, kind: str, frame_stack: int, out_dim: int) -> Rate:
+    """A frozen pixel policy over transitions (decoder inputs, offline MSE), transitions/s."""
     shape = shape_of(cfg, policy_fields(), frame_stack=frame_stack, out_dim=out_dim, **inputs.frames)
     return Rate(f"{kind} forward", "transitions", shape, lambda: measure_policy(cfg, inputs, kind, frame_stack, out_dim))
 
 
 def decoder_train(cfg: Any, inputs: Inputs, latent_dim: int) -> Rate:
+    """The action decoder's MLP update on cached latents, samples/s."""
     shape = shape_of(cfg, latent_dim=latent_dim, action_dim=inputs.frames["action_dim"])
     return Rate("decoder train", "samples", shape, lambda: measure_decoder(cfg, inputs, latent_dim))
 
 
 def idm_train(cfg: Any, inputs: Inputs) -> Rate:
+    """The IDM baseline's supervised IDM update, samples/s."""
     return Rate("idm train", "samples", shape_of(cfg, **inputs.frames), lambda: measure_idm(cfg, inputs))
 
 
 def idm_forward(cfg: Any, inputs: Inputs) -> Rate:
+    """The IDM's pseudo-labelling pass over --data, transitions/s."""
     return Rate("idm forward", "transitions", shape_of(cfg, **inputs.frames), lambda: measure_idm(cfg, inputs))
 
 
@@ -364,6 +371,7 @@ def eval_rates(inputs: Inputs, frame_stack: int, policy: Callable[[], Any], epis
 
 
 def lam_updates(cfg: Any, transitions: int) -> int:
+    """What LAMTrainer's schedule gives: epochs over the data (or --total_updates)."""
     from laom.training.common import schedule_lengths
 
     return schedule_lengths(cfg, max(1, transitions // cfg.batch_size))[0]
@@ -734,7 +742,7 @@ def calibrate(rates: Iterable[Rate], book: RateBook, log: Callable[[str], None] 
         log(f"  [{len(measured)}/{len(todo)}] measuring {rate.kind} ...")
         start = time.perf_counter()
         try:
-            results = rate.measure()  # type: ignore[misc]
+            results = rate.measure()
         except LaomError:
             raise
         except Exception as exc:  # one line: the plan cannot be priced, the user can act on it
@@ -916,6 +924,7 @@ def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: 
 
 
 def price(rows: Sequence[StageRow], book: RateBook) -> None:
+    """Fill every row's seconds (and the rates it lacks) from ``book``."""
     for row in rows:
         row.seconds, row.missing = estimate(row.works, book)
 

@@ -953,6 +953,7 @@ def predict(
 
 
 def comparison(rows: list[Any], outcomes: list[Outcome], rates_file: Path | None) -> list[str]:
+    """The predicted vs actual lines for the end of a sweep (none when nothing was predicted)."""
     from laom.experiments.cost import comparison_lines
 
     return comparison_lines(rows, outcomes, rates_file) if rows else []
