@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	@# The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	@# The minari extra too, so the export/import round-trip tests run (registry packages only).
+	$(BIN)/pip install -q -e ".[dev,minari]"
 	touch $(STAMP)
 
 setup: $(STAMP)

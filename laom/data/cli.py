@@ -1,4 +1,5 @@
-"""``laom data ...`` (info, validate, sample-labeled, merge) and ``laom collect``.
+"""``laom data ...`` (info, validate, sample-labeled, merge, export, import), ``laom collect``
+and ``laom relabel``.
 
 Imports of h5py and the collection machinery happen inside the command functions so
 that ``laom --help`` stays instant.
@@ -67,6 +68,34 @@ def register(sub: Any) -> None:
         help="merge even if a shard is unfinished or missing",
     )
     p.set_defaults(func=cmd_merge)
+
+    p = dsub.add_parser(
+        "export",
+        help="write a dataset file as a Minari dataset (pixels, states, actions, latents)",
+        description=(
+            "Write FILE as a new dataset folder in another format: minari (pip install "
+            "'laom[minari]'); lerobot is refused with the reason (its package does not install "
+            "beside our pins). Frames are stored losslessly; per-frame extras (distractor "
+            "records, relabelled latent actions) go to the episodes' infos."
+        ),
+    )
+    p.add_argument("file", type=path_arg)
+    p.add_argument("--format", required=True, help="minari (lerobot: not available, see --help)")
+    p.add_argument("--out", type=path_arg, required=True, help="the dataset folder to create (must not exist)")
+    p.add_argument("--dataset-id", default=None, help="Minari dataset id, (namespace/)name-vN (default: laom/OUT-NAME-v0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+    p = dsub.add_parser(
+        "import",
+        help="read a folder written by `laom data export` back into the release layout",
+    )
+    p.add_argument("src", type=path_arg, help="the exported dataset folder")
+    p.add_argument("--out", type=path_arg, required=True, help="the dataset file to write (.hdf5)")
+    p.add_argument("--compression", default="none", help="how obs is stored: none, lzf, gzip[:LEVEL]")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_import)
 
     c = sub.add_parser(
         "collect",
@@ -216,6 +245,33 @@ def cmd_merge(args: argparse.Namespace) -> int:
         f"wrote {res.path}: {res.trajectories} trajectories, {res.transitions} transitions, "
         f"dataset_return {res.dataset_return:.2f}"
     )
+    return 0
+
+
+def _carried(extras: list[str]) -> str:
+    return f"; also {', '.join(extras)}" if extras else ""
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from laom.data.interchange import export_dataset
+
+    res = export_dataset(
+        args.file, args.format, args.out, dataset_id=args.dataset_id, progress=not args.quiet
+    )
+    print(
+        f"wrote {res.path} ({args.format}): {res.trajectories} episodes, {res.frames} frames of "
+        f"pixels, states and actions{_carried(res.extras)}"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from laom.data.interchange import import_dataset
+
+    res = import_dataset(
+        args.src, args.out, force=args.force, compression=args.compression, progress=not args.quiet
+    )
+    print(f"wrote {res.path}: {res.trajectories} trajectories, {res.frames} frames{_carried(res.extras)}")
     return 0
 
 
