@@ -83,19 +83,21 @@ def test_latents_beside_each_trajectory(inputs: dict[str, Path], tmp_path: Path)
 def test_resumes_after_interruption(inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out.hdf5"
     real = relabel_module._labels
-    calls = {"n": 0}
+    calls = {"n": 0, "cut": 1}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == calls["cut"]:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(relabel_module, "_labels", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        relabel(inputs["lam"], inputs["data"], out, progress=False, log=lambda _: None)
-    with h5py.File(out, "r") as f:
-        assert sorted(f) == ["0"]  # the finished trajectory is kept, the cut one is absent
+    for cut, kept in ((1, []), (2, ["0"])):  # cut before the first trajectory, then after it
+        calls.update(n=0, cut=cut)
+        with pytest.raises(KeyboardInterrupt):
+            relabel(inputs["lam"], inputs["data"], out, progress=False, log=lambda _: None)
+        with h5py.File(out, "r") as f:
+            assert sorted(f) == kept  # finished trajectories are kept, the cut one is absent
     monkeypatch.setattr(relabel_module, "_labels", real)
     lines: list[str] = []
     res = relabel(inputs["lam"], inputs["data"], out, progress=False, log=lines.append)

@@ -265,7 +265,8 @@ def relabel(
         mine = _identity(file_sha256(lam_file), decoder_sha, src.attrs)
 
         existing: list[int] = []
-        if out.exists():
+        resuming = out.exists()
+        if resuming:
             try:
                 with DatasetReader(out) as done:  # also undoes a trajectory cut by a kill
                     _check_resume(out, done.attrs, mine)
@@ -281,7 +282,7 @@ def relabel(
             log(f"{out}: all {len(existing)} trajectories already relabelled")
             return result
 
-        if not existing:
+        if not resuming:  # (an --out cut before its first trajectory is resumed, not recreated)
             attrs = {key: src.h5.attrs[key] for key in src.h5.attrs}
             attrs.update(mine)
             attrs.update({
