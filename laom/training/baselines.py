@@ -33,8 +33,8 @@ from laom.errors import LaomError, require
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 from laom.training import distributed
 from laom.training.bc import (
-    POOLINGS,
     PixelPolicy,
+    PolicyNetConfig,
     build_policy,
     cached_labels,
     env_attrs,
@@ -49,7 +49,7 @@ from laom.training.bc import (
     validate_common,
     validate_policy_fields,
 )
-from laom.training.common import RunDir, Runtime, TrainConfig, setup_runtime
+from laom.training.common import RunDir, Runtime, setup_runtime
 from laom.training.options import opt
 
 IDM_ARCHS = ("stacked", "shared")
@@ -105,7 +105,7 @@ class ActionIDM(nn.Module):
 
 
 @dataclass
-class BCBaselineConfig(TrainConfig):
+class BCBaselineConfig(PolicyNetConfig):
     """BC on true actions. Defaults are the CPU preset (configs/cpu/bc-baseline.yaml)."""
 
     data: str = opt("", "the labelled subset (BC) or the full dataset (BC-full)")
@@ -123,17 +123,7 @@ class BCBaselineConfig(TrainConfig):
     # A 2-trajectory subset is ~4 batches of 512 per epoch: 10 epochs would be 40
     # updates. This floor (our choice; the paper does not say) keeps small subsets trained.
     min_updates: int = opt(500, "train at least this many updates, whatever the dataset size", ge=0)
-    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
-    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
-    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
-                                            item_ge=1, nonempty=True)  # fmt: skip
-    pooling: str = opt("flatten", "policy read-out: flatten (the whole feature map) | mean (the release's)",
-                       choices=POOLINGS)  # fmt: skip
-    head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
-    relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
-    shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
     use_aug: bool = opt(False, "LAOM's eight-warp augmentation chain")
-    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
     eval_samples: int = opt(20000, "transitions of --eval-data for the offline action MSE", ge=1)
     # learning curve (RUN/curve.jsonl): offline MSE on --eval-data and online return
     curve_every: int = opt(0, "updates between learning-curve points in RUN/curve.jsonl; 0 = no curve", ge=0)

@@ -125,7 +125,25 @@ class PixelPolicy(nn.Module):
 
 
 @dataclass
-class BCConfig(TrainConfig):
+class PolicyNetConfig(TrainConfig):
+    """The pixel policy's network and input pipeline, one definition for every stage that
+    trains one (latent BC, BC, BC-full, the IDM baseline's policy): they share one recipe
+    (docs/acting_policies.md), so a change to it cannot reach one stage and miss another."""
+
+    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
+    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
+    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
+                                            item_ge=1, nonempty=True)  # fmt: skip
+    pooling: str = opt("flatten", "policy read-out: flatten (the whole feature map) | mean (the release's)",
+                       choices=POOLINGS)  # fmt: skip
+    head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
+    relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
+    shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
+    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
+
+
+@dataclass
+class BCConfig(PolicyNetConfig):
     """Latent BC. Defaults are the CPU preset (configs/cpu/bc.yaml)."""
 
     lam: str = opt("", "LAM run directory (holds lam.pt)")
@@ -140,20 +158,10 @@ class BCConfig(TrainConfig):
     warmup_epochs: float = 0.1
     checkpoint_every: int = 200
     min_updates: int = opt(0, "train at least this many updates, whatever the dataset size", ge=0)
-    encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
-    num_res_blocks: int = opt(2, "residual blocks per encoder stage", ge=0)
-    encoder_channels: tuple[int, ...] = opt((16, 32, 32), "channels of each encoder stage, e.g. 16,32,32",
-                                            item_ge=1, nonempty=True)  # fmt: skip
-    pooling: str = opt("flatten", "policy read-out: flatten (the whole feature map) | mean (the release's)",
-                       choices=POOLINGS)  # fmt: skip
-    head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
-    relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
-    shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
     use_aug: bool = opt(False, "LAOM's augmentation chain (the paper's latent BC uses none)")
     cache_latents: bool = opt(True, "label the dataset once; false: label every batch on the fly")
     cache_dtype: str = opt("float16", "dtype of the cached latents", choices=("float16", "float32"))
     label_batch_size: int = opt(256, "batch for labelling the dataset with the LAM", ge=1)
-    channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
 
 
 # --------------------------------------------------------------------------- shared helpers
