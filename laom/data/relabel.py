@@ -77,20 +77,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _lam_file(run: Path) -> Path:
-    file = run / "lam.pt" if run.is_dir() else run
+def _run_file(run: Path, flag: str, artifact: str, command: str) -> Path:
+    """A run folder's ``artifact`` (or the file itself): the file is what relabel hashes
+    for resuming, so it is resolved here, with the flag named, before any model loads."""
+    file = run / artifact if run.is_dir() else run
     if not file.is_file():
-        state = "no such file or folder" if not run.exists() else "no lam.pt in it (a `laom train lam` run?)"
-        raise LaomError(f"--lam {run}: {state}")
+        state = "no such file or folder" if not run.exists() else f"no {artifact} in it (a `{command}` run?)"
+        raise LaomError(f"{flag} {run}: {state}")
     return file
+
+
+def _lam_file(run: Path) -> Path:
+    return _run_file(run, "--lam", "lam.pt", "laom train lam")
 
 
 def _decoder_file(run: Path) -> Path:
-    file = run / "policy.pt" if run.is_dir() else run
-    if not file.is_file():
-        state = "no such file or folder" if not run.exists() else "no policy.pt in it (a `laom train decoder` run?)"
-        raise LaomError(f"--decoder {run}: {state}")
-    return file
+    return _run_file(run, "--decoder", "policy.pt", "laom train decoder")
 
 
 def _load_decoder(run: Path, device: Any) -> Any:
