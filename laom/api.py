@@ -5,6 +5,8 @@ exactly as ``laom pipeline`` does (same stages, same cache of finished stages, s
 summary), and :func:`load_lam` turns a trained latent action model into an object whose
 :meth:`LatentActionModel.encode` labels raw dataset frames with latent actions. Both
 are thin layers over the code the CLI runs, so the two cannot disagree.
+:class:`LatentActionModel` is defined beside the labelling pass it runs
+(:mod:`laom.data.labelling`), where ``laom relabel`` uses it too.
 """
 
 from __future__ import annotations
@@ -13,126 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from laom.data.labelling import LatentActionModel
 from laom.errors import LaomError, require
 
-
-class LatentActionModel:
-    """A trained latent action model (LAPO, LAOM or LAOM+supervision), ready to label video.
-
-    Frames go in as a dataset stores them (uint8, [T, H, W, 3], one trajectory), and the
-    model sees them as it did in training: stacks of the last ``frame_stack`` frames
-    (padded with the trajectory's first frame), channel-first, scaled to [-1, 1]. The
-    preparation is the labelling pass latent BC trains on, so ``encode`` gives the very
-    targets the later stages use. ``module`` is the underlying ``torch.nn.Module``.
-    """
-
-    def __init__(self, module: Any, meta: dict[str, Any], path: str = "") -> None:
-        self.module = module
-        self.meta = dict(meta)
-        self.path = path
-
-    @classmethod
-    def load(cls, run: str | Path, device: str = "cpu") -> LatentActionModel:
-        """Load a LAM run folder (``laom train lam --out RUN``, or a pipeline's
-        ``lam-*`` stage) or its ``lam.pt`` file onto ``device`` (cpu, cuda, cuda:N, auto)."""
-        from laom.models import load_lam as load_module
-        from laom.training.common import resolve_device
-
-        target = resolve_device(device)
-        module, meta = load_module(run, map_location=target)
-        return cls(module, meta, str(run))
-
-    @property
-    def method(self) -> str:
-        """lapo, laom or laom-labels."""
-        return str(self.meta.get("method", ""))
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.meta.get("latent_dim") or self.module.latent_dim)
-
-    @property
-    def frame_stack(self) -> int:
-        return int(self.meta["frame_stack"])
-
-    @property
-    def img_hw(self) -> int:
-        return int(self.meta["img_hw"])
-
-    @property
-    def device(self) -> Any:
-        return next(self.module.parameters()).device
-
-    def encode(self, frames: np.ndarray | Sequence[np.ndarray], batch_size: int = 256) -> Any:
-        """Latent actions of every transition (t, t+1) of one or more trajectories.
-
-        ``frames``: uint8 [T, H, W, 3] (one trajectory, the HDF5 file's ``obs``), a
-        batch [B, T, H, W, 3], or a list of trajectories of any lengths. Returns float32
-        [T-1, latent_dim] (resp. [B, T-1, latent_dim], or a list): row t is
-        z = IDM(o_t, o_{t+1}) and lines up with the dataset's ``actions[t]``, the action
-        that led from o_t to o_{t+1}. Frames never mix across trajectories: each one's
-        first stacks are padded with its own first frame.
-        """
-        require(batch_size >= 1, f"batch_size {batch_size}: expected >= 1")
-        if isinstance(frames, np.ndarray) and frames.ndim == 5:
-            trajectories, shape = list(frames), "batch"
-        elif isinstance(frames, (list, tuple)):
-            trajectories, shape = [np.asarray(f) for f in frames], "list"
-        else:
-            trajectories, shape = [np.asarray(frames)], "one"
-        require(len(trajectories) > 0, "frames: expected at least one trajectory")
-        for i, traj in enumerate(trajectories):
-            what = "frames" if shape == "one" else f"frames[{i}]"
-            if traj.dtype != np.uint8:
-                raise LaomError(
-                    f"{what}: expected uint8 frames as stored in datasets, got {traj.dtype}"
-                )
-            if traj.ndim != 4 or traj.shape[1:] != (self.img_hw, self.img_hw, 3):
-                raise LaomError(
-                    f"{what}: expected shape [T, {self.img_hw}, {self.img_hw}, 3] "
-                    f"(the model's image size), got {list(traj.shape)}"
-                )
-            if len(traj) < 2:
-                raise LaomError(f"{what}: {len(traj)} frame(s); a transition needs at least 2")
-        latents = self._encode(trajectories, batch_size)
-        if shape == "one":
-            return latents[0]
-        return np.stack(latents) if shape == "batch" else latents
-
-    def _encode(self, trajectories: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
-        from laom.data.sampler import FrameData
-        from laom.training.bc import label_transitions
-        from laom.training.common import Runtime
-
-        lengths = [len(t) for t in trajectories]
-        n = sum(lengths)
-        data = FrameData(
-            frames=np.ascontiguousarray(np.concatenate(trajectories).transpose(0, 3, 1, 2)),
-            actions=np.zeros((n, 0), np.float32),
-            states=np.zeros((n, 0), np.float32),
-            traj_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            path="frames",
-        )
-        out = np.zeros((n, self.latent_dim), np.float32)
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            label_transitions(
-                self.module.latent_action, data, self.frame_stack, out, Runtime(self.device, None),
-                batch_size, progress=False,
-            )  # fmt: skip
-        finally:
-            self.module.train(was_training)
-        starts = data.traj_offsets
-        return [out[starts[i] : starts[i + 1] - 1] for i in range(len(lengths))]
-
-    def __repr__(self) -> str:
-        return (
-            f"LatentActionModel(method={self.method!r}, latent_dim={self.latent_dim}, "
-            f"frame_stack={self.frame_stack}, img_hw={self.img_hw}, path={self.path!r})"
-        )
+__all__ = ["LatentActionModel", "load_lam", "override_args", "run_pipeline"]
 
 
 def load_lam(run: str | Path, device: str = "cpu") -> LatentActionModel:

@@ -1,5 +1,6 @@
 """What every command that writes shares: a check of its output path before any work,
-and the code version stamped into what it writes.
+the code version stamped into what it writes, and a write that a kill cannot leave
+half done.
 
 Every command that writes (``train``, ``pipeline``, ``sweep``, ``report``, ``demo``,
 ``collect``, ``evaluate``, ``env preview``, ``expert train/export``, the ``data`` tools)
@@ -10,6 +11,9 @@ written, instead of an ``OSError`` traceback hours later.
 
 :func:`code_version` is the laom version and, in a git checkout, the commit: recorded in
 every summary so a result can be traced to the code that made it.
+
+:func:`atomic_write_text` replaces a file whole (temp file, then rename): a summary,
+config or evaluation record that readers take as finished is never seen half written.
 
 This module sits beside :mod:`laom.errors` at the bottom of the import order (standard
 library only), so every layer can use it.
@@ -117,3 +121,11 @@ def read_code_version(root: Path) -> dict[str, Any]:
         status = git("status", "--porcelain", "--untracked-files=no")
         out["git_dirty"] = None if status is None else bool(status.strip())
     return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a kill leaves the
+    old content or the new, never a truncated file that parses as finished."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -18,7 +18,7 @@ from laom.api import LatentActionModel, override_args
 from laom.data.sampler import load_frames
 from laom.errors import LaomError
 from laom.models import LAOM, LAPO, save_lam
-from laom.training.common import Runtime
+from laom.models.device import Runtime
 from laom.training.lam import encode_transitions
 from laom.training.synthetic import write_moving_square
 

@@ -138,7 +138,7 @@ class FakePolicy:
 def fake_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """evaluate_run without environments: episode i of seed s returns 100 * s + i."""
     import laom.evaluation.online as online
-    import laom.evaluation.policy as policy
+    import laom.models.policy as policy
     from laom.evaluation.online import EvalResult
 
     calls: list[int] = []
@@ -164,7 +164,7 @@ def evaluate(run: Path, capsys: pytest.CaptureFixture, *extra: str) -> list[str]
 def test_a_smaller_evaluation_never_replaces_the_reference(
     tmp_path: Path, capsys: pytest.CaptureFixture, fake_evaluation: list[int]
 ) -> None:
-    from laom.evaluation.cli import normalizer_source
+    from laom.evaluation.run import normalizer_source
 
     run = tmp_path / "bc-full"
     run.mkdir()
@@ -205,7 +205,7 @@ def test_a_smaller_evaluation_never_replaces_the_reference(
 def test_reference_repairs_an_eval_json_overwritten_by_an_older_laom(tmp_path: Path, capsys, fake_evaluation) -> None:
     """Before this fix eval.json was a copy of the latest evaluation: a run evaluated
     with 25 and then 1 episode has eval.json = the one-episode result."""
-    from laom.evaluation.cli import resolve_normalizer
+    from laom.evaluation.run import resolve_normalizer
 
     run = tmp_path / "run"
     run.mkdir()

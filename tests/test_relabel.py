@@ -15,10 +15,8 @@ from laom.api import load_lam
 from laom.cli import main
 from laom.data.format import validate
 from laom.data.relabel import DECODED_ACTIONS, LATENT_ACTIONS, relabel
-from laom.evaluation.policy import load_policy_file, save_policy
 from laom.models import LAOM, save_lam
-from laom.training.bc import PixelPolicy
-from laom.training.decoder import ActionDecoder
+from laom.models.policy import ActionDecoder, PixelPolicy, load_policy_file, save_policy
 from laom.training.synthetic import write_moving_square
 
 HW, STACK, LATENT = 16, 2, 8

@@ -90,8 +90,7 @@ def make_lam_run(path: Path, img_hw: int = HW, action_dim: int = 2) -> Path:
 
 def make_latent_run(path: Path) -> Path:
     """An untrained latent policy saved like a finished latent BC run."""
-    from laom.evaluation.policy import save_policy
-    from laom.training.bc import PixelPolicy
+    from laom.models.policy import PixelPolicy, save_policy
 
     path.mkdir(parents=True)
     meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 2, "domain_name": "square", "task_name": "move",
@@ -105,9 +104,13 @@ def make_latent_run(path: Path) -> Path:
 
 
 def test_policy_save_load_round_trip(tmp_path: Path) -> None:
-    from laom.evaluation.policy import ActingPolicy, load_policy, save_policy
-    from laom.training.bc import PixelPolicy
-    from laom.training.decoder import ActionDecoder
+    from laom.models.policy import (
+        ActingPolicy,
+        ActionDecoder,
+        PixelPolicy,
+        load_policy,
+        save_policy,
+    )
 
     torch.manual_seed(0)
     policy = PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8))
@@ -124,7 +127,7 @@ def test_policy_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_pixel_policy_pools_over_space() -> None:
-    from laom.training.bc import PixelPolicy
+    from laom.models.policy import PixelPolicy
 
     policy = PixelPolicy((6, 32, 32), 5, encoder_scale=2, channels=(4, 8, 8))
     assert policy(torch.zeros(3, 6, 32, 32)).shape == (3, 5)
@@ -134,8 +137,7 @@ def test_pixel_policy_pools_over_space() -> None:
 def test_policy_read_outs_and_their_round_trip(tmp_path: Path) -> None:
     """Flattened map + MLP head (the CPU recipe) and the release's pool-then-head both
     rebuild from the policy file; an unknown read-out is refused."""
-    from laom.evaluation.policy import ActingPolicy, load_policy, save_policy
-    from laom.training.bc import PixelPolicy
+    from laom.models.policy import ActingPolicy, PixelPolicy, load_policy, save_policy
 
     obs = np.random.default_rng(1).integers(0, 256, (4, HW, HW, 6), dtype=np.uint8)
     meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 3, "domain_name": "cheetah", "task_name": "run"}
@@ -239,7 +241,7 @@ def test_unknown_field_is_one_line(files: dict[str, Path], capsys: pytest.Captur
 @pytest.mark.integration
 def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
     """LAM -> latent BC -> decoder through the CLI; the decoder run acts."""
-    from laom.evaluation.policy import load_policy
+    from laom.models.policy import load_policy
 
     lam, bc, dec = (str(tmp_path / n) for n in ("lam", "bc", "dec"))
     ok(["train", "lam", "--method", "laom", "--data", str(files["data"]), "--out", lam, *TINY_LAM, *FAST])
@@ -271,7 +273,7 @@ def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
-    from laom.evaluation.policy import load_policy
+    from laom.models.policy import load_policy
 
     out = tmp_path / "idm"
     ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--eval-data", str(files["labeled"]),
@@ -338,7 +340,7 @@ def test_evaluate_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 
 
 def test_normalizer_errors(tmp_path: Path) -> None:
-    from laom.evaluation.cli import resolve_normalizer
+    from laom.evaluation.run import resolve_normalizer
 
     assert resolve_normalizer("823") == 823.0
     with pytest.raises(LaomError, match="non-zero"):

@@ -4,8 +4,8 @@ The output is the input file, trajectory by trajectory, with one or two more dat
 each group (a file any reader of the release's layout still loads):
 
 * ``latent_actions`` float32 [T-1, latent_dim]: row t is z = IDM(o_t, o_{t+1}), prepared
-  exactly as latent BC's labelling pass prepares frames (:meth:`laom.api.LatentActionModel.encode`),
-  so row t lines up with ``actions[t]``, the action that led from o_t to o_{t+1}. A
+  exactly as latent BC's labelling pass prepares frames
+  (:meth:`laom.data.labelling.LatentActionModel.encode`), so row t lines up with ``actions[t]``, the action that led from o_t to o_{t+1}. A
   trajectory's last frame has no successor, hence T-1 rows.
 * ``decoded_actions`` float32 [T-1, action_dim], with ``--decoder RUN``: the action
   decoder of a ``laom train decoder`` run applied to those latents, which says how much of
@@ -97,7 +97,7 @@ def _decoder_file(run: Path) -> Path:
 
 def _load_decoder(run: Path, device: Any) -> Any:
     """The acting policy of a decoder run; only its decoder (latent -> action) is used."""
-    from laom.evaluation.policy import load_policy_file
+    from laom.models.policy import load_policy_file
 
     try:
         policy = load_policy_file(_decoder_file(run), device)
@@ -227,9 +227,9 @@ def relabel(
     Every check (paths, the LAM against the data, the decoder against the LAM, an existing
     ``out``) runs before the first frame is encoded; see the module docstring.
     """
-    from laom.api import LatentActionModel
+    from laom.data.labelling import LatentActionModel
+    from laom.models.device import resolve_device
     from laom.progress import progress as progress_bar
-    from laom.training.common import resolve_device
 
     lam_run, data, out = Path(lam), Path(data), Path(out)
     if batch_size < 1:

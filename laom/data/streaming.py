@@ -914,3 +914,20 @@ def training_sampler(
     return BatchSampler(
         data, batch_size, frame_stack, max_offset, seed, keys, pin_memory=pin_memory
     )
+
+
+def all_actions(data: FrameData | StreamingData) -> np.ndarray:
+    """Every frame's action [N, A] (a streamed dataset reads only its action arrays)."""
+    if isinstance(data, FrameData):
+        return data.actions
+    from laom.data.format import open_dataset
+
+    with open_dataset(data.path) as reader:
+        return np.concatenate([np.asarray(reader.h5[name]["actions"], np.float32) for name in data.names])
+
+
+def load_some(data: StreamingData, trajectories: np.ndarray, max_frames: int) -> FrameData:
+    """The first of ``trajectories`` (in that order) that together hold ``max_frames`` frames."""
+    lengths = data.lengths[trajectories]
+    keep = int(np.searchsorted(np.cumsum(lengths), max_frames)) + 1
+    return data.load(sorted(trajectories[:keep]))

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from laom.outputs import atomic_write_text
+
 REFERENCE = "eval.json"
 PATTERN = "eval-*ep-s*-*.json"
 
@@ -111,8 +113,6 @@ def _locked(run: Path) -> Iterator[None]:
 def record(run: Path, path: Path, result: dict[str, Any]) -> str:
     """Write ``result`` to its per-setting ``path``, bring ``eval.json`` up to date, and
     say in one line what became of ``eval.json``."""
-    from laom.training.common import atomic_write_text
-
     run = Path(run)
     with _locked(run):
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")

@@ -173,7 +173,7 @@ class RateBook:
 
     def save(self) -> None:
         """Written whole under a temporary name and renamed: a kill never leaves half a file."""
-        from laom.training.common import atomic_write_text
+        from laom.outputs import atomic_write_text
 
         if self.path is None:
             return
@@ -535,7 +535,7 @@ def measure_lam(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     and the LAM's latent action over transitions, as latent BC labels them."""
     import numpy as np
 
-    from laom.training.bc import label_transitions
+    from laom.data.labelling import label_transitions
     from laom.training.common import setup_runtime
     from laom.training.lam import LAMTrainer
 
@@ -621,6 +621,7 @@ def measure_decoder(cfg: Any, inputs: Inputs, latent_dim: int) -> dict[Rate, flo
     import torch
     import torch.nn.functional as F
 
+    from laom.models.policy import ActionDecoder
     from laom.training.common import (
         make_optimizer,
         make_scheduler,
@@ -628,7 +629,6 @@ def measure_decoder(cfg: Any, inputs: Inputs, latent_dim: int) -> dict[Rate, flo
         setup_runtime,
         step_generator,
     )
-    from laom.training.decoder import ActionDecoder
 
     runtime = setup_runtime(cfg)
     device = runtime.device
@@ -653,8 +653,9 @@ def measure_idm(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     import numpy as np
     import torch
 
+    from laom.data.labelling import label_transitions
     from laom.training.baselines import ActionIDM
-    from laom.training.bc import label_transitions, make_augment, make_sampler
+    from laom.training.bc import make_augment, make_sampler
     from laom.training.common import setup_runtime
 
     hw, action_dim, fs = inputs.frames["img_hw"], inputs.frames["action_dim"], cfg.frame_stack
@@ -714,9 +715,8 @@ def random_policy(cfg: Any, inputs: Inputs, frame_stack: int | None = None, out_
                   decoder: Any = None) -> Any:  # fmt: skip
     """An untrained acting policy of the run's shape (what it outputs does not change the
     time a step takes)."""
-    from laom.evaluation.policy import ActingPolicy
+    from laom.models.policy import ActingPolicy, ActionDecoder
     from laom.training.bc import build_policy
-    from laom.training.decoder import ActionDecoder
 
     hw, action_dim = inputs.frames["img_hw"], inputs.frames["action_dim"]
     fs = cfg.frame_stack if frame_stack is None else frame_stack

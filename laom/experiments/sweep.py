@@ -383,7 +383,7 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
     """
     changed = check_sweep_dir(root, cfg, force)
     root.mkdir(parents=True, exist_ok=True)
-    from laom.training.common import atomic_write_text
+    from laom.outputs import atomic_write_text
 
     atomic_write_text(root / "sweep.yaml", yaml.safe_dump(sweep_record(cfg), sort_keys=False))
     return changed
@@ -576,7 +576,7 @@ def append_run(path: Path, run: dict[str, Any]) -> None:
 def renormalize(path: Path, norms: Normalizers) -> int:
     """Re-apply the current normaliser to recorded lines whose task's normaliser is
     known; returns how many lines changed (the file is rewritten atomically)."""
-    from laom.training.common import atomic_write_text
+    from laom.outputs import atomic_write_text
 
     if not path.is_file():
         return 0
@@ -604,7 +604,7 @@ def renormalize(path: Path, norms: Normalizers) -> int:
 
 def drop_stale(path: Path, keys: set[str]) -> int:
     """Move lines whose run key is not in ``keys`` to runs.stale.jsonl (after --force)."""
-    from laom.training.common import atomic_write_text
+    from laom.outputs import atomic_write_text
 
     if not path.is_file():
         return 0

@@ -1,5 +1,7 @@
 """Models: the ResNet family, LAOM's MLP heads, FSQ, augmentations and the latent action
-models (LAPO, LAOM, LAOM+supervision), plus saving/loading them for later stages."""
+models (LAPO, LAOM, LAOM+supervision), plus saving/loading them for later stages. The
+acting policies and their file are in :mod:`laom.models.policy`, the device and precision
+networks run in are in :mod:`laom.models.device`; the bottom layer, importing no other."""
 
 from __future__ import annotations
 

@@ -27,20 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from laom.data.labelling import label_transitions
 from laom.data.sampler import Batch, FrameData
-from laom.data.streaming import StreamingData, open_training_data
+from laom.data.streaming import all_actions, open_training_data
 from laom.errors import LaomError, require
+from laom.models.device import Runtime
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.models.policy import ActingPolicy, PixelPolicy, save_policy
 from laom.training import distributed
 from laom.training.bc import (
-    PixelPolicy,
     PolicyNetConfig,
     build_policy,
     cached_labels,
     env_attrs,
     file_identity,
     fit,
-    label_transitions,
     load_labeled,
     make_augment,
     make_sampler,
@@ -49,7 +50,7 @@ from laom.training.bc import (
     validate_common,
     validate_policy_fields,
 )
-from laom.training.common import RunDir, Runtime, setup_runtime
+from laom.training.common import RunDir, setup_runtime
 from laom.training.options import opt
 
 IDM_ARCHS = ("stacked", "shared")
@@ -108,6 +109,7 @@ class ActionIDM(nn.Module):
 class BCBaselineConfig(PolicyNetConfig):
     """BC on true actions. Defaults are the CPU preset (configs/cpu/bc-baseline.yaml)."""
 
+    STAGE = "bc-baseline"
     data: str = opt("", "the labelled subset (BC) or the full dataset (BC-full)")
     eval_data: str = opt("", "optional: offline action MSE on this file")
     out: str = opt("", "run directory")
@@ -136,6 +138,7 @@ class IDMConfig(BCBaselineConfig):
     """IDM baseline: the ``idm_*`` fields are the IDM on the labelled subset, the rest the
     BC policy on its pseudo-labels. Defaults are the CPU preset (configs/cpu/idm.yaml)."""
 
+    STAGE = "idm"
     labeled: str = opt("", "small labelled subset the IDM learns from")
     data: str = opt("", "large dataset the IDM labels and BC learns from")
     min_updates: int = 0
@@ -150,16 +153,6 @@ class IDMConfig(BCBaselineConfig):
     idm_arch: str = opt("stacked", "stacked: one ResNet over both stacks | shared: the release's (shared encoder "
                         "+ MLP head)", choices=IDM_ARCHS)  # fmt: skip
     label_batch_size: int = opt(256, "batch for pseudo-labelling --data with the IDM", ge=1)
-
-
-def all_actions(data: FrameData | StreamingData) -> np.ndarray:
-    """Every frame's action [N, A] (a streamed dataset reads only its action arrays)."""
-    if isinstance(data, FrameData):
-        return data.actions
-    from laom.data.format import open_dataset
-
-    with open_dataset(data.path) as reader:
-        return np.concatenate([np.asarray(reader.h5[name]["actions"], np.float32) for name in data.names])
 
 
 def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[str, Any]:
@@ -196,7 +189,7 @@ def _train_policy(
 
 
 def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, train_actions: np.ndarray) -> dict[str, Any]:
-    from laom.evaluation.policy import ActingPolicy, offline_action_mse
+    from laom.evaluation.policy import offline_action_mse
 
     eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
     acting = ActingPolicy(policy, None, meta).eval()
@@ -238,8 +231,6 @@ def _validate_baseline(cfg: BCBaselineConfig) -> None:
 
 def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
-    from laom.evaluation.policy import save_policy
-
     _validate_baseline(cfg)
     run = RunDir(cfg.out)
     run.prepare(cfg)
@@ -254,7 +245,8 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
 
     train_actions = all_actions(data)[data.valid_steps]
     policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta, train_actions.mean(0))
-    save_policy(run.path / "policy.pt", policy, None, meta)
+    if distributed.is_main():
+        save_policy(run.path / "policy.pt", policy, None, meta)
     summary: dict[str, Any] = {
         "stage": "bc-baseline", "method": "bc", **result, "epochs": result["updates"] / per_epoch,
         "trajectories": data.num_trajectories, "transitions": len(data.valid_steps),
@@ -272,8 +264,6 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     Three phases, each resumable: RUN/idm/ (the IDM; its own checkpoints and metrics),
     RUN/pseudo_actions.npy (the large dataset labelled by the IDM), RUN/bc/ (the policy).
     """
-    from laom.evaluation.policy import save_policy
-
     _validate_baseline(cfg)
     require(bool(cfg.labeled), "--labeled is required")
     run = RunDir(cfg.out)
@@ -333,7 +323,8 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     bc_run.prepare(cfg)
     label_mean = labeled.actions[labeled.valid_steps].mean(0)
     policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta, label_mean)
-    save_policy(run.path / "policy.pt", policy, None, meta)
+    if distributed.is_main():
+        save_policy(run.path / "policy.pt", policy, None, meta)
     summary: dict[str, Any] = {
         "stage": "idm", "method": "idm", **result, "epochs": result["updates"] / per_epoch,
         "idm_updates": cfg.idm_updates, "idm_final_loss": idm_summary.get("final_loss"),

@@ -1,13 +1,15 @@
 """Stage 2: latent behaviour cloning, plus the pixel-regression loop every later stage uses.
 
-The policy pi(o_t) is the ResNet family (scale 32 in the paper, whose feature map is
-mean-pooled over space into one linear layer; at the CPU preset's scale 1 the whole map
-is flattened into an MLP head, with DrQ's random shift) mapped to the frozen LAM's latent
-action z_t = IDM(o_t, o_{t+1}). Loss: MSE to z_t, over every transition of the large
-unlabelled dataset. The same policy network with an action-sized head is the BC
-baseline and the IDM baseline's policy (``laom/training/baselines.py``).
+The policy pi(o_t) is the ResNet family (:class:`laom.models.policy.PixelPolicy`; scale
+32 in the paper, whose feature map is mean-pooled over space into one linear layer; at
+the CPU preset's scale 1 the whole map is flattened into an MLP head, with DrQ's random
+shift) mapped to the frozen LAM's latent action z_t = IDM(o_t, o_{t+1}). Loss: MSE to
+z_t, over every transition of the large unlabelled dataset. The same policy network
+with an action-sized head is the BC baseline and the IDM baseline's policy
+(``laom/training/baselines.py``).
 
-The LAM is frozen, so its labels are computed once, in batches, and cached in the run
+The LAM is frozen, so its labels are computed once, in batches
+(:func:`laom.data.labelling.label_transitions`), and cached in the run
 directory (``latents.npy``, float16 by default: 5M transitions x 8192 dims is 82 GB in
 float16, so ``--cache_latents false`` labels each batch on the fly instead). Training
 then never runs the LAM again, which on CPU roughly halves the cost of every update.
@@ -36,15 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, to_model_input
-from laom.data.streaming import StreamingData, open_training_data, training_sampler
+from laom.data.labelling import label_transitions
+from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, model_input
+from laom.data.streaming import StreamingData, load_some, open_training_data, training_sampler
 from laom.errors import LaomError, require
-from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.models.device import Runtime
+from laom.models.policy import POOLINGS, PixelPolicy, save_policy
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.common import (
     RunDir,
-    Runtime,
     TrainConfig,
     TrainLog,
     check_stage_inputs,
@@ -62,66 +65,6 @@ LATENT_POLICY_FILE = "latent_policy.pt"
 # The policy probes: transitions they fit on and are scored on, and the share of --data's
 # trajectories held out for scoring (whole trajectories, so no frame is on both sides).
 POLICY_PROBE_FIT, POLICY_PROBE_TEST, POLICY_PROBE_HOLDOUT = 10000, 5000, 0.2
-
-
-POOLINGS = ("mean", "flatten")
-
-
-class PixelPolicy(nn.Module):
-    """Frame stack [B, 3F, H, W] in [-1, 1] -> vector [B, out_dim] (a latent or a real action).
-
-    Two read-outs of the encoder's feature map:
-
-    * ``pooling="mean"`` (the release's): average over space, then a linear head. Cheap
-      at the paper's scale 32 (1024 channels), but at scale 1 it leaves 32 numbers that
-      cannot say *where* a limb is, and a pose is where limbs are.
-    * ``pooling="flatten"``: the whole map, as pixel RL encoders (DrQ, SAC-AE) read it;
-      with ``hidden_dim`` an MLP head. This is what makes small policies recover the
-      expert at CPU scale (docs/acting_policies.md).
-
-    ``relu_before_pool`` (mean pooling only) applies ReLU6 to the map before averaging
-    (ours); the release averages the raw residual-stream output. A flattened map always
-    goes through ReLU6, as in the IDM heads.
-    """
-
-    def __init__(
-        self,
-        obs_shape: Sequence[int],
-        out_dim: int,
-        encoder_scale: int = 1,
-        num_res_blocks: int = 2,
-        channels: Sequence[int] = DEFAULT_CHANNELS,
-        pooling: str = "mean",
-        hidden_dim: int = 0,
-        relu_before_pool: bool = True,
-    ) -> None:
-        super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.kwargs = dict(
-            obs_shape=list(obs_shape), out_dim=out_dim, encoder_scale=encoder_scale,
-            num_res_blocks=num_res_blocks, channels=list(channels), pooling=pooling,
-            hidden_dim=hidden_dim, relu_before_pool=relu_before_pool,
-        )  # fmt: skip
-        self.pooling = pooling
-        self.relu_before_pool = relu_before_pool
-        self.encoder = ResNetEncoder(obs_shape, encoder_scale, num_res_blocks, channels)
-        features = self.encoder.out_shape[0] if pooling == "mean" else self.encoder.out_dim
-        if hidden_dim > 0:
-            self.head = nn.Sequential(
-                nn.Linear(features, hidden_dim), nn.ReLU6(), nn.Linear(hidden_dim, out_dim)
-            )
-        else:
-            self.head = nn.Linear(features, out_dim)
-        self.apply(orthogonal_init)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(obs)
-        if self.pooling == "mean":
-            features = (F.relu6(h) if self.relu_before_pool else h).mean(dim=(2, 3))
-        else:
-            features = F.relu6(h).flatten(1)
-        return self.head(features)
 
 
 @dataclass
@@ -146,6 +89,7 @@ class PolicyNetConfig(TrainConfig):
 class BCConfig(PolicyNetConfig):
     """Latent BC. Defaults are the CPU preset (configs/cpu/bc.yaml)."""
 
+    STAGE = "bc"
     lam: str = opt("", "LAM run directory (holds lam.pt)")
     data: str = opt("", "the large unlabelled dataset (actions are never read)")
     out: str = opt("", "run directory")
@@ -165,11 +109,6 @@ class BCConfig(PolicyNetConfig):
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def model_input(stacks: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = to_model_input(stacks, device)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def env_attrs(data: FrameData) -> dict[str, Any]:
@@ -254,47 +193,6 @@ def schedule(cfg: TrainConfig, sampler: BatchSampler, min_updates: int = 0) -> t
         warmup = round(warmup * min_updates / total)
         total = min_updates
     return total, warmup
-
-
-@torch.no_grad()
-def label_transitions(
-    label: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    data: FrameData,
-    frame_stack: int,
-    out: np.ndarray,
-    runtime: Runtime,
-    batch_size: int = 256,
-    channels_last: bool = False,
-    progress: bool = True,
-    desc: str = "label",
-) -> None:
-    """``out[t] = label(o_t, o_{t+1})`` for every transition t of ``data`` (rows indexed by frame).
-
-    A streamed dataset is labelled block by block (whole trajectories, bounded memory).
-    """
-    from laom.progress import progress as progress_bar
-
-    if isinstance(data, StreamingData):
-        bar = progress_bar(data.num_frames, desc, "frame", enabled=progress, leave=False)
-        for first, block in data.blocks():
-            rows = out[first : first + block.num_frames]
-            label_transitions(label, block, frame_stack, rows, runtime, batch_size, channels_last, False)
-            bar.update(block.num_frames)
-        bar.close()
-        return
-
-    steps = data.valid_steps
-    sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs", "next_obs"))
-    bar = progress_bar(len(steps), desc, "step", enabled=progress, leave=False)
-    for i in range(0, len(steps), sampler.batch_size):
-        chunk = steps[i : i + sampler.batch_size]
-        arrays = sampler.gather(chunk, np.ones_like(chunk))
-        obs = model_input(arrays["obs"], runtime.device, channels_last)
-        nxt = model_input(arrays["next_obs"], runtime.device, channels_last)
-        with runtime.autocast():
-            out[chunk] = label(obs, nxt).float().cpu().numpy()
-        bar.update(len(chunk))
-    bar.close()
 
 
 def cached_labels(
@@ -455,7 +353,6 @@ def validate_common(cfg: TrainConfig) -> None:
 
 def train_bc(cfg: BCConfig) -> dict[str, Any]:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
-    from laom.evaluation.policy import save_policy
     from laom.models import load_lam
 
     validate_common(cfg)
@@ -510,7 +407,8 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
         desc=f"latent bc ({meta['method']})", extra={"signature": meta},
     )  # fmt: skip
-    save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)
+    if distributed.is_main():
+        save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)
     probes = policy_probes(policy, data, frame_stack, runtime, cfg.seed) if distributed.is_main() else {}
     summary = {
         "stage": "bc", "method": meta["method"], **result, "epochs": total / sampler.updates_per_epoch,
@@ -558,9 +456,7 @@ def policy_probes(
         return empty
     rng = np.random.default_rng([seed, 13])
     if isinstance(data, StreamingData):  # whole trajectories, about as many frames as needed
-        from laom.training.lam import _load_some
-
-        data = _load_some(data, rng.permutation(data.num_trajectories), POLICY_PROBE_FIT + POLICY_PROBE_TEST)
+        data = load_some(data, rng.permutation(data.num_trajectories), POLICY_PROBE_FIT + POLICY_PROBE_TEST)
     if data.distractors is None or data.num_trajectories < 2:
         return empty
     order = rng.permutation(data.num_trajectories)

@@ -1,7 +1,11 @@
-"""``laom train ...`` commands.
+"""``laom train ...`` and ``laom pipeline`` commands: every argparse parser of the
+training layer, so the stage and pipeline modules below stay plain functions that the
+sweep, the demo and the Python API call with the same arguments.
 
 ``laom train lam --method lapo|laom|laom-labels --data FILE [--labeled FILE]
-[--eval-data FILE] --out RUN/ [--config PRESET|PATH] [--field value ...]``
+[--eval-data FILE] --out RUN/ [--config PRESET|PATH] [--field value ...]``;
+``laom train bc|decoder|idm|bc-baseline`` take their input runs or files the same way,
+and ``laom pipeline --method M`` chains them (:mod:`laom.training.pipeline`).
 
 Config precedence: the method's built-in CPU preset < ``--config`` YAML (a path, or a
 preset name: ``paper``/``cpu`` = ``configs/<name>/lam-<method>.yaml``) < ``--field
@@ -15,12 +19,16 @@ import argparse
 import json
 import os
 import sys
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from laom.errors import LaomError
+from laom.training.options import field_help, kinds, metavar, spec_of
+from laom.training.pipeline import FILE_FIELDS, METHODS, method_stages, stage_help
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -93,6 +101,164 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- config fields in --help
+
+
+HelpGroups = list[tuple[str, str, dict[str, type]]]  # (title, flag prefix, variants)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout without line breaks inside hyphenated words (laom-labels,
+    --eval-data), which would read as something else."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class _ConfigHelp(argparse.Action):
+    """``-h/--help`` that first adds every config field to the help, imported only now
+    (the stage modules import torch, which ``laom --help`` should not wait for)."""
+
+    def __init__(self, option_strings: list[str], dest: str, groups: Callable[[argparse.Namespace], HelpGroups],
+                 skip: Sequence[str] = (), **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help, with every config field and its default, and exit")  # fmt: skip
+        self.groups = groups
+        self.skip = set(skip)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+        parser.usage = parser.format_usage().split(":", 1)[1].strip().replace("%", "%%")
+        taken = {s for a in parser._actions for s in a.option_strings}
+        chosen = getattr(namespace, "method", None)  # `--method lapo --help`: lapo's defaults only
+        for title, prefix, variants in self.groups(namespace):
+            if chosen in variants:
+                variants = {chosen: variants[chosen]}
+            group = parser.add_argument_group(title)
+            first = next(iter(variants.values()))
+            for name, kind in kinds(first).items():
+                flag = f"--{prefix}{name}"
+                if name in self.skip or flag in taken:
+                    continue
+                group.add_argument(flag, metavar=metavar(kind, spec_of(first, name)).replace("%", "%%"),
+                                   help=field_help(variants, name), default=argparse.SUPPRESS)  # fmt: skip
+        parser.formatter_class = _HelpFormatter
+        parser.print_help()
+        parser.exit()
+
+
+def add_config_help(parser: argparse.ArgumentParser, groups: Callable[[argparse.Namespace], HelpGroups],
+                    skip: Sequence[str] = ()) -> None:  # fmt: skip
+    """Give ``parser`` (made with ``add_help=False``) a help listing the config fields of
+    ``groups(args parsed so far)``; fields named in ``skip`` (set by the command itself)
+    are left out. A ``--method`` given before ``--help`` narrows per-method defaults."""
+    parser.add_argument("-h", "--help", action=_ConfigHelp, groups=groups, skip=skip)
+
+
+# --------------------------------------------------------------------------- stages and pipeline
+
+
+def _pipeline_command(args: argparse.Namespace, extra: list[str]) -> int:
+    maybe_reexec_with_malloc_env()
+    from laom.training.pipeline import PipelineOptions, run_pipeline
+
+    opts = PipelineOptions(
+        method=args.method, data=args.data or "", labeled=args.labeled or "", out=args.out,
+        eval_data=args.eval_data or "", preset=args.preset, episodes=args.episodes, eval_seed=args.eval_seed,
+        workers=args.workers, num_envs=args.num_envs, max_steps=args.max_steps, split=args.split,
+        normalizer=args.normalizer, progress=not args.no_progress, overrides=extra,
+    )  # fmt: skip
+    summary = run_pipeline(opts, log=lambda m: print(m, flush=True))
+    shown = {k: summary.get(k) for k in ("method", "action_probe_mse", "return_mean", "return_std", "normalized_return")}
+    print(json.dumps({k: v for k, v in shown.items() if v is not None}))
+    print(f"summary: {summary['summary_file']}")
+    return 0
+
+
+def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pipeline",
+        add_help=False,
+        help="run a method end to end (LAM, latent BC, decoder, evaluation), reusing finished stages",
+        description=(
+            "Chain the stages of a method under ROOT/<stage>-<hash>/ and evaluate the acting policy. "
+            "A stage whose config and input files are unchanged is reused; an interrupted one resumes. "
+            "Stage settings: --STAGE.FIELD VALUE (stages: lam, bc, decoder, idm, bc-baseline), or "
+            "--FIELD VALUE for every stage that has the field (e.g. --threads 2). "
+            "`--method M --help` lists only M's stages."
+        ),
+    )
+    p.add_argument("--method", required=True, choices=METHODS, help="the method whose stages run")
+    p.add_argument("--data", default=None, help="large (unlabelled) HDF5 dataset")
+    p.add_argument("--labeled", default=None, help="small action-labelled HDF5 subset")
+    p.add_argument("--eval-data", dest="eval_data", default=None, help="held-out file: LAM probe test set, offline action MSE")
+    p.add_argument("--out", required=True, help="root folder for the stage directories")
+    p.add_argument("--preset", default="cpu", help="cpu (default), paper, or a folder of <stage>.yaml files")
+    p.add_argument("--episodes", type=int, default=25, help="online evaluation episodes (0: skip)")
+    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=0, help="seed of the evaluation episodes")
+    p.add_argument("--workers", type=int, default=0, help="evaluation environment processes")
+    p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
+    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short")
+    p.add_argument("--split", default=None, choices=("train", "eval"), help="background videos (default: the dataset's)")
+    p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_pipeline_command, accepts_extra=True)
+    add_config_help(p, lambda ns: [stage_help(s, f"{s}.") for s in method_stages(ns.method)], skip=FILE_FIELDS)
+
+
+def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]:
+    def command(args: argparse.Namespace, extra: list[str]) -> int:
+        from laom.training.common import parse_config, resolve_preset
+
+        maybe_reexec_with_malloc_env()
+        if stage == "bc":
+            from laom.training.bc import BCConfig as cls
+            from laom.training.bc import train_bc as train
+        elif stage == "decoder":
+            from laom.training.decoder import DecoderConfig as cls
+            from laom.training.decoder import train_decoder as train
+        elif stage == "idm":
+            from laom.training.baselines import IDMConfig as cls
+            from laom.training.baselines import train_idm as train
+        else:
+            from laom.training.baselines import BCBaselineConfig as cls
+            from laom.training.baselines import train_bc_baseline as train
+        fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "data", "labeled", "eval_data", "out")}
+        cfg = parse_config(cls, resolve_preset(args.config, stage), extra, **{k: v for k, v in fixed.items() if v is not None})
+        summary = train(cfg)
+        keys = ("stage", "method", "updates", "final_loss", "relative_loss", "train_action_mse", "pseudo_label_mse", "offline", "samples_per_s")
+        print(json.dumps({k: summary[k] for k in keys if summary.get(k) is not None}))
+        print(f"run: {cfg.out}")
+        return 0
+
+    return command
+
+
+def register_stages(stages: argparse._SubParsersAction) -> None:
+    """Add ``laom train bc | decoder | idm | bc-baseline`` to the ``train`` command."""
+    common = "Any config field can be overridden with --field value; re-running with the same --out resumes."
+    specs = {
+        "bc": ("latent behaviour cloning: a pixel policy regresses a frozen LAM's latent actions",
+               [("--lam", "LAM run directory"), ("--data", "large dataset the LAM labels")]),
+        "decoder": ("action decoder: an MLP from a latent policy's output to true actions, on a labelled subset",
+                    [("--policy", "latent BC run directory"), ("--labeled", "small labelled dataset"),
+                     ("--eval-data", "optional held-out file for offline action MSE")]),
+        "idm": ("IDM baseline: supervised IDM on --labeled, pseudo-labels --data, BC on them",
+                [("--labeled", "small labelled dataset"), ("--data", "large dataset to pseudo-label"),
+                 ("--eval-data", "optional held-out file for offline action MSE")]),
+        "bc-baseline": ("BC baseline: a pixel policy regresses the true actions of --data (a labelled subset, or the full dataset for BC-full)",
+                        [("--data", "labelled dataset"), ("--eval-data", "optional held-out file for offline action MSE")]),
+    }  # fmt: skip
+    for name, (help_text, flags) in specs.items():
+        p = stages.add_parser(name, help=help_text.split(":")[0], description=f"{help_text}. {common}", add_help=False)
+        for flag, text in flags:
+            p.add_argument(flag, dest=flag[2:].replace("-", "_"), required=flag != "--eval-data", help=text)
+        p.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
+        p.add_argument("--config", default=None, help=f"YAML file or preset name (cpu, paper = configs/<name>/{name}.yaml)")
+        p.set_defaults(func=_stage_command(name), accepts_extra=True)
+        add_config_help(p, lambda ns, name=name: [stage_help(name)], skip=FILE_FIELDS)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="train a stage (lam, bc, decoder, idm, bc-baseline)"
@@ -128,13 +294,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="YAML file or preset name (cpu, paper); default: built-in cpu preset",
     )
     lam.set_defaults(func=_train_lam, accepts_extra=True)
-    from laom.training.options import add_config_help
-    from laom.training.pipeline import FILE_FIELDS, stage_help
-
     add_config_help(lam, lambda ns: [stage_help("lam")], skip=FILE_FIELDS)
 
     # Later stages and the end-to-end pipeline (laom/training/pipeline.py).
-    from laom.training.pipeline import register_pipeline, register_stages
-
     register_stages(stages)
     register_pipeline(subparsers)

@@ -42,6 +42,8 @@ import torch
 import yaml
 
 from laom.errors import LaomError
+from laom.models.device import Runtime, autocast_dtype, resolve_device
+from laom.outputs import atomic_write_text
 from laom.training.options import check_fields, normalize_overrides, opt
 
 C = TypeVar("C")
@@ -52,6 +54,10 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @dataclass
 class TrainConfig:
     """Fields every training stage has. Stages subclass this and add their own."""
+
+    # The stage a config class trains, as trackers name it (laom.training.tracking). A
+    # class attribute, not a field: no flag, no line in config.yaml, no part of a key.
+    STAGE = ""
 
     seed: int = opt(0, "random seed of initialisation, batches and augmentations", ge=0)
     device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N",
@@ -236,41 +242,6 @@ def tune_malloc() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LaomError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise LaomError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None = plain fp32).
-
-    "auto" picks bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), where the
-    conv stacks run 2-3x faster than in fp32 (benchmarks/lam_speed.py).
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto":
-        if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
-            return torch.bfloat16
-        return None
-    raise LaomError(f"--precision {precision}: expected auto, fp32 or bf16")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party code using the legacy global RNG
@@ -292,20 +263,6 @@ def step_generator(
     g = torch.Generator(device=device)
     g.manual_seed(step_seed(seed, update, stream))
     return g
-
-
-@dataclass
-class Runtime:
-    device: torch.device
-    amp_dtype: torch.dtype | None
-
-    def autocast(self) -> Any:
-        """Context manager: bf16 autocast when enabled, else a no-op."""
-        return torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        )
 
 
 def setup_runtime(cfg: TrainConfig) -> Runtime:
@@ -395,12 +352,6 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -68,7 +68,8 @@ class LearningCurve:
         if not self.due(update):
             return
         from laom.evaluation.online import evaluate
-        from laom.evaluation.policy import ActingPolicy, env_kwargs, offline_action_mse
+        from laom.evaluation.policy import env_kwargs, offline_action_mse
+        from laom.models.policy import ActingPolicy
 
         was_training = model.training
         model.eval()

@@ -1,11 +1,12 @@
 """Stage 3: the action decoder, which turns a latent policy into one that acts.
 
-A small MLP (two hidden layers of 256, ReLU6) maps the latent policy's *predicted*
-z = pi(o_t) to the true action a_t, trained on the small labelled subset: MSE, 2500
-updates of batch 512 (drawn with replacement, so the count is the same whatever the
-labelled size), lr 3e-4. Training on pi's predictions rather than on the LAM's labels
-fits the decoder to the inputs it will see when acting. The latent policy is frozen, so
-pi(o_t) is computed once for every labelled transition and the loop only runs the MLP.
+A small MLP (:class:`laom.models.policy.ActionDecoder`: two hidden layers of 256,
+ReLU6) maps the latent policy's *predicted* z = pi(o_t) to the true action a_t, trained
+on the small labelled subset: MSE, 2500 updates of batch 512 (drawn with replacement,
+so the count is the same whatever the labelled size), lr 3e-4. Training on pi's
+predictions rather than on the LAM's labels fits the decoder to the inputs it will see
+when acting. The latent policy is frozen, so pi(o_t) is computed once for every
+labelled transition and the loop only runs the MLP.
 
 The run's ``policy.pt`` holds pi and the decoder together: decoder(pi(o)) is the acting
 policy ``laom evaluate`` runs.
@@ -22,17 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laom.data.sampler import BatchSampler
+from laom.data.sampler import BatchSampler, model_input
 from laom.errors import require
-from laom.models.encoder import orthogonal_init
+from laom.models.policy import ActingPolicy, ActionDecoder, load_policy_file, save_policy
 from laom.training import distributed
-from laom.training.bc import (
-    LATENT_POLICY_FILE,
-    load_labeled,
-    model_input,
-    require_run,
-    validate_common,
-)
+from laom.training.bc import LATENT_POLICY_FILE, load_labeled, require_run, validate_common
 from laom.training.common import (
     RunDir,
     TrainConfig,
@@ -46,29 +41,11 @@ from laom.training.common import (
 from laom.training.options import opt
 
 
-class ActionDecoder(nn.Module):
-    """Latent action [B, D] -> action [B, A]: ``num_layers`` hidden layers with ReLU6."""
-
-    def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_layers: int = 2) -> None:
-        super().__init__()
-        self.kwargs = dict(latent_dim=latent_dim, action_dim=action_dim, hidden_dim=hidden_dim, num_layers=num_layers)
-        layers: list[nn.Module] = []
-        width = latent_dim
-        for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.ReLU6()]
-            width = hidden_dim
-        layers.append(nn.Linear(width, action_dim))
-        self.net = nn.Sequential(*layers)
-        self.apply(orthogonal_init)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
 @dataclass
 class DecoderConfig(TrainConfig):
     """Action decoder. Defaults are the paper's values, cheap enough for CPU (configs/cpu/decoder.yaml)."""
 
+    STAGE = "decoder"
     policy: str = opt("", "latent BC run directory (holds latent_policy.pt)")
     labeled: str = opt("", "the small action-labelled dataset")
     eval_data: str = opt("", "optional: offline action MSE of the acting policy on this file")
@@ -99,12 +76,7 @@ def predict_latents(policy: nn.Module, data: Any, frame_stack: int, device: torc
 
 def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
-    from laom.evaluation.policy import (
-        ActingPolicy,
-        load_policy_file,
-        offline_action_mse,
-        save_policy,
-    )
+    from laom.evaluation.policy import offline_action_mse
 
     validate_common(cfg)
     policy_file = require_run(cfg.policy, "--policy", LATENT_POLICY_FILE)
@@ -160,7 +132,8 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
         train_mse = float(F.mse_loss(decoder(z), actions))
 
     acting_meta = {**meta, "outputs": "action", "labeled": str(Path(cfg.labeled).resolve())}
-    save_policy(run.path / "policy.pt", latent_policy.policy, decoder, acting_meta)
+    if distributed.is_main():
+        save_policy(run.path / "policy.pt", latent_policy.policy, decoder, acting_meta)
     summary: dict[str, Any] = {
         "stage": "decoder", "method": meta.get("method", ""), "updates": total, "final_loss": last_loss,
         "train_action_mse": train_mse, "labeled_transitions": len(z),

@@ -32,15 +32,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
-from laom.data.streaming import StreamingData, open_training_data, training_sampler
+from laom.data.streaming import (
+    StreamingData,
+    all_actions,
+    load_some,
+    open_training_data,
+    training_sampler,
+)
 from laom.errors import LaomError
 from laom.models import LAOM, LAPO, save_lam
 from laom.models.augment import Augmenter
+from laom.models.device import Runtime
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.common import (
     RunDir,
-    Runtime,
     TrainConfig,
     TrainLog,
     check_stage_inputs,
@@ -71,6 +77,7 @@ class LAMConfig(TrainConfig):
     LAPO with LAOM's defaults (no quantisation, LAOM's augmentations).
     """
 
+    STAGE = "lam"
     method: str = opt("laom", "lapo | laom | laom-labels (each has its own config class)",
                       choices=METHODS)  # fmt: skip
     data: str = opt("", "unlabelled training file (actions are only read for the probe)")
@@ -206,8 +213,6 @@ def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
 
 def action_variance(data: FrameData | StreamingData) -> float:
     """Mean per-dimension variance of the data's actions: the probe MSE of chance."""
-    from laom.training.baselines import all_actions
-
     acts = all_actions(data)[data.valid_steps].astype(np.float64)
     return float(max(acts.var(axis=0).mean(), 1e-12))
 
@@ -288,15 +293,8 @@ def _split_holdout(
     k = min(n - 1, max(1, round(fraction * n)))
     order = np.random.default_rng([seed, 7]).permutation(n)
     if isinstance(data, StreamingData):
-        return _load_some(data, order[k:], max_frames), _load_some(data, order[:k], max_frames)
+        return load_some(data, order[k:], max_frames), load_some(data, order[:k], max_frames)
     return data.subset(sorted(order[k:])), data.subset(sorted(order[:k]))
-
-
-def _load_some(data: StreamingData, trajectories: np.ndarray, max_frames: int) -> FrameData:
-    """The first of ``trajectories`` (in that order) that together hold ``max_frames`` frames."""
-    lengths = data.lengths[trajectories]
-    keep = int(np.searchsorted(np.cumsum(lengths), max_frames)) + 1
-    return data.load(sorted(trajectories[:keep]))
 
 
 @torch.no_grad()
@@ -555,7 +553,7 @@ def load_training_data(
         probe_train = data
         if isinstance(data, StreamingData):  # the probe's sample of it, in memory
             order = np.random.default_rng([cfg.seed, 7]).permutation(data.num_trajectories)
-            probe_train = _load_some(data, order, cfg.probe_samples)
+            probe_train = load_some(data, order, cfg.probe_samples)
         probe_test = load_frames(cfg.eval_data)
         check_same_task(data, probe_test, "--eval-data")
     else:

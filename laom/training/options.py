@@ -2,12 +2,12 @@
 
 A stage config is a dataclass whose fields are declared with :func:`opt`, which carries
 the field's one-line help and its valid range. Everything a user meets comes from
-there: ``--help`` lists every field with its default (:func:`add_config_help`),
-``--field value`` is read the way a user types it, lists included (``16,32,32``,
-``"[16, 32, 32]"`` or ``16 32 32``; :func:`normalize_overrides`), and
-:func:`check_fields` refuses an out-of-range value, naming it, before a stage reads any
-data. A subclass that only changes a default (``batch_size: int = 64``) keeps the
-base field's help and range.
+there: ``--help`` lists every field with its default (:func:`field_help`; the parsers
+that show it are in :mod:`laom.training.cli`), ``--field value`` is read the way a
+user types it, lists included (``16,32,32``, ``"[16, 32, 32]"`` or ``16 32 32``;
+:func:`normalize_overrides`), and :func:`check_fields` refuses an out-of-range value,
+naming it, before a stage reads any data. A subclass that only changes a default
+(``batch_size: int = 64``) keeps the base field's help and range.
 
 This module imports no torch: the stage modules import :func:`opt` from here, and help
 is built only when asked for.
@@ -15,15 +15,13 @@ is built only when asked for.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import math
 import re
-import textwrap
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,54 +343,3 @@ def field_help(variants: dict[str, type], name: str) -> str:
     if spec.item_ge is not None:
         limits = f"each >= {show(spec.item_ge)}"
     return f"{spec.help} ({limits + '; ' if limits else ''}default: {default})".replace("%", "%%")
-
-
-HelpGroups = list[tuple[str, str, dict[str, type]]]  # (title, flag prefix, variants)
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's layout without line breaks inside hyphenated words (laom-labels,
-    --eval-data), which would read as something else."""
-
-    def _split_lines(self, text: str, width: int) -> list[str]:
-        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
-
-
-class _ConfigHelp(argparse.Action):
-    """``-h/--help`` that first adds every config field to the help, imported only now
-    (the stage modules import torch, which ``laom --help`` should not wait for)."""
-
-    def __init__(self, option_strings: list[str], dest: str, groups: Callable[[argparse.Namespace], HelpGroups],
-                 skip: Sequence[str] = (), **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
-                         help="show this help, with every config field and its default, and exit")  # fmt: skip
-        self.groups = groups
-        self.skip = set(skip)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
-        parser.usage = parser.format_usage().split(":", 1)[1].strip().replace("%", "%%")
-        taken = {s for a in parser._actions for s in a.option_strings}
-        chosen = getattr(namespace, "method", None)  # `--method lapo --help`: lapo's defaults only
-        for title, prefix, variants in self.groups(namespace):
-            if chosen in variants:
-                variants = {chosen: variants[chosen]}
-            group = parser.add_argument_group(title)
-            first = next(iter(variants.values()))
-            for name, kind in kinds(first).items():
-                flag = f"--{prefix}{name}"
-                if name in self.skip or flag in taken:
-                    continue
-                group.add_argument(flag, metavar=metavar(kind, spec_of(first, name)).replace("%", "%%"),
-                                   help=field_help(variants, name), default=argparse.SUPPRESS)  # fmt: skip
-        parser.formatter_class = _HelpFormatter
-        parser.print_help()
-        parser.exit()
-
-
-def add_config_help(parser: argparse.ArgumentParser, groups: Callable[[argparse.Namespace], HelpGroups],
-                    skip: Sequence[str] = ()) -> None:  # fmt: skip
-    """Give ``parser`` (made with ``add_help=False``) a help listing the config fields of
-    ``groups(args parsed so far)``; fields named in ``skip`` (set by the command itself)
-    are left out. A ``--method`` given before ``--help`` narrows per-method defaults."""
-    parser.add_argument("-h", "--help", action=_ConfigHelp, groups=groups, skip=skip)

@@ -28,7 +28,6 @@ MSE of the LAM, offline action MSE, and the online return (normalised if asked).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -39,8 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from laom.errors import LaomError, require
-from laom.outputs import check_output, code_version
-from laom.training.options import add_config_help
+from laom.outputs import atomic_write_text, check_output, code_version
 
 METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -282,8 +280,6 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
 
 def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -> list[StageResult]:
     """Train (or reuse, or resume) every planned stage in order."""
-    from laom.training.common import atomic_write_text
-
     results = []
     for p in planned:
         cached = (p.path / "summary.json").is_file()
@@ -337,8 +333,7 @@ def check_inputs(method: str, data: str, labeled: str, eval_data: str, episodes:
 
 def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``opts.method`` end to end; returns (and writes) the pipeline summary."""
-    from laom.evaluation.cli import evaluate_run, resolve_normalizer
-    from laom.training.common import atomic_write_text
+    from laom.evaluation.run import evaluate_run, resolve_normalizer
 
     require(opts.method in METHODS, f"--method {opts.method}: expected one of {', '.join(METHODS)}")
     require(bool(opts.out), "--out is required")
@@ -405,108 +400,3 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     summary.update(code_version())
     atomic_write_text(out_file, json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _pipeline_command(args: argparse.Namespace, extra: list[str]) -> int:
-    from laom.training.cli import maybe_reexec_with_malloc_env
-
-    maybe_reexec_with_malloc_env()
-    opts = PipelineOptions(
-        method=args.method, data=args.data or "", labeled=args.labeled or "", out=args.out,
-        eval_data=args.eval_data or "", preset=args.preset, episodes=args.episodes, eval_seed=args.eval_seed,
-        workers=args.workers, num_envs=args.num_envs, max_steps=args.max_steps, split=args.split,
-        normalizer=args.normalizer, progress=not args.no_progress, overrides=extra,
-    )  # fmt: skip
-    summary = run_pipeline(opts, log=lambda m: print(m, flush=True))
-    shown = {k: summary.get(k) for k in ("method", "action_probe_mse", "return_mean", "return_std", "normalized_return")}
-    print(json.dumps({k: v for k, v in shown.items() if v is not None}))
-    print(f"summary: {summary['summary_file']}")
-    return 0
-
-
-def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "pipeline",
-        add_help=False,
-        help="run a method end to end (LAM, latent BC, decoder, evaluation), reusing finished stages",
-        description=(
-            "Chain the stages of a method under ROOT/<stage>-<hash>/ and evaluate the acting policy. "
-            "A stage whose config and input files are unchanged is reused; an interrupted one resumes. "
-            "Stage settings: --STAGE.FIELD VALUE (stages: lam, bc, decoder, idm, bc-baseline), or "
-            "--FIELD VALUE for every stage that has the field (e.g. --threads 2). "
-            "`--method M --help` lists only M's stages."
-        ),
-    )
-    p.add_argument("--method", required=True, choices=METHODS, help="the method whose stages run")
-    p.add_argument("--data", default=None, help="large (unlabelled) HDF5 dataset")
-    p.add_argument("--labeled", default=None, help="small action-labelled HDF5 subset")
-    p.add_argument("--eval-data", dest="eval_data", default=None, help="held-out file: LAM probe test set, offline action MSE")
-    p.add_argument("--out", required=True, help="root folder for the stage directories")
-    p.add_argument("--preset", default="cpu", help="cpu (default), paper, or a folder of <stage>.yaml files")
-    p.add_argument("--episodes", type=int, default=25, help="online evaluation episodes (0: skip)")
-    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=0, help="seed of the evaluation episodes")
-    p.add_argument("--workers", type=int, default=0, help="evaluation environment processes")
-    p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
-    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short")
-    p.add_argument("--split", default=None, choices=("train", "eval"), help="background videos (default: the dataset's)")
-    p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
-    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_pipeline_command, accepts_extra=True)
-    add_config_help(p, lambda ns: [stage_help(s, f"{s}.") for s in method_stages(ns.method)], skip=FILE_FIELDS)
-
-
-def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]:
-    def command(args: argparse.Namespace, extra: list[str]) -> int:
-        from laom.training.cli import maybe_reexec_with_malloc_env
-        from laom.training.common import parse_config, resolve_preset
-
-        maybe_reexec_with_malloc_env()
-        if stage == "bc":
-            from laom.training.bc import BCConfig as cls
-            from laom.training.bc import train_bc as train
-        elif stage == "decoder":
-            from laom.training.decoder import DecoderConfig as cls
-            from laom.training.decoder import train_decoder as train
-        elif stage == "idm":
-            from laom.training.baselines import IDMConfig as cls
-            from laom.training.baselines import train_idm as train
-        else:
-            from laom.training.baselines import BCBaselineConfig as cls
-            from laom.training.baselines import train_bc_baseline as train
-        fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "data", "labeled", "eval_data", "out")}
-        cfg = parse_config(cls, resolve_preset(args.config, stage), extra, **{k: v for k, v in fixed.items() if v is not None})
-        summary = train(cfg)
-        keys = ("stage", "method", "updates", "final_loss", "relative_loss", "train_action_mse", "pseudo_label_mse", "offline", "samples_per_s")
-        print(json.dumps({k: summary[k] for k in keys if summary.get(k) is not None}))
-        print(f"run: {cfg.out}")
-        return 0
-
-    return command
-
-
-def register_stages(stages: argparse._SubParsersAction) -> None:
-    """Add ``laom train bc | decoder | idm | bc-baseline`` to the ``train`` command."""
-    common = "Any config field can be overridden with --field value; re-running with the same --out resumes."
-    specs = {
-        "bc": ("latent behaviour cloning: a pixel policy regresses a frozen LAM's latent actions",
-               [("--lam", "LAM run directory"), ("--data", "large dataset the LAM labels")]),
-        "decoder": ("action decoder: an MLP from a latent policy's output to true actions, on a labelled subset",
-                    [("--policy", "latent BC run directory"), ("--labeled", "small labelled dataset"),
-                     ("--eval-data", "optional held-out file for offline action MSE")]),
-        "idm": ("IDM baseline: supervised IDM on --labeled, pseudo-labels --data, BC on them",
-                [("--labeled", "small labelled dataset"), ("--data", "large dataset to pseudo-label"),
-                 ("--eval-data", "optional held-out file for offline action MSE")]),
-        "bc-baseline": ("BC baseline: a pixel policy regresses the true actions of --data (a labelled subset, or the full dataset for BC-full)",
-                        [("--data", "labelled dataset"), ("--eval-data", "optional held-out file for offline action MSE")]),
-    }  # fmt: skip
-    for name, (help_text, flags) in specs.items():
-        p = stages.add_parser(name, help=help_text.split(":")[0], description=f"{help_text}. {common}", add_help=False)
-        for flag, text in flags:
-            p.add_argument(flag, dest=flag[2:].replace("-", "_"), required=flag != "--eval-data", help=text)
-        p.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
-        p.add_argument("--config", default=None, help=f"YAML file or preset name (cpu, paper = configs/<name>/{name}.yaml)")
-        p.set_defaults(func=_stage_command(name), accepts_extra=True)
-        add_config_help(p, lambda ns, name=name: [stage_help(name)], skip=FILE_FIELDS)

@@ -19,18 +19,11 @@ import yaml
 
 
 def stage_of(cfg: Any) -> str:
-    """The stage a config trains: lam, bc, decoder, idm or bc-baseline."""
-    from laom.training.baselines import BCBaselineConfig, IDMConfig
-    from laom.training.bc import BCConfig
-    from laom.training.decoder import DecoderConfig
-    from laom.training.lam import LAMConfig
+    """The stage a config trains: lam, bc, decoder, idm or bc-baseline.
 
-    # IDMConfig subclasses BCBaselineConfig, so it is tested first.
-    for cls, name in ((LAMConfig, "lam"), (BCConfig, "bc"), (DecoderConfig, "decoder"), (IDMConfig, "idm"),
-                      (BCBaselineConfig, "bc-baseline")):  # fmt: skip
-        if isinstance(cfg, cls):
-            return name
-    return type(cfg).__name__.removesuffix("Config").lower() or "run"
+    Each stage's config class names its stage (``STAGE``), so this module, which every
+    stage's metrics writer uses, imports none of the stage modules."""
+    return getattr(cfg, "STAGE", "") or type(cfg).__name__.removesuffix("Config").lower() or "run"
 
 
 def _upstream_config(run: str) -> dict[str, Any]:
