@@ -73,6 +73,19 @@ def test_keys_depend_on_what_the_stage_reads(files: dict[str, Path]) -> None:
     assert keys("laom", files) == base
 
 
+def test_compile_changes_no_key(files: dict[str, Path]) -> None:
+    """torch.compile changes speed, not results: --compile true must find the stages trained
+    without it, under the keys that stage folders written before this fix already carry
+    (their manifests hold compile false)."""
+    base = keys("laom", files)
+    assert keys("laom", files, extra=["--compile", "true"]) == base
+    assert keys("bc", files, extra=["--compile", "true"]) == keys("bc", files)
+    stages = pl.chain("laom", str(files["data"]), str(files["labeled"]), "")
+    routed = pl.split_overrides([*TINY, "--compile", "true"], stages, "laom")
+    planned = pl.plan_chain(stages, Path("/nonexistent"), "cpu", routed)
+    assert all(p.cfg.compile is True and p.manifest["config"]["compile"] is False for p in planned)
+
+
 def test_override_routing(files: dict[str, Path]) -> None:
     stages = pl.chain("laom", str(files["data"]), str(files["labeled"]), "")
     routed = pl.split_overrides(["--seed", "3", "--bc.epochs=4", "--lam.frame_stack", "2"], stages, "laom")

@@ -44,7 +44,7 @@ import yaml
 from laom.errors import LaomError
 from laom.models.device import Runtime, autocast_dtype, resolve_device
 from laom.outputs import atomic_write_text
-from laom.training.options import check_fields, normalize_overrides, opt
+from laom.training.options import NON_RESULT_FIELDS, check_fields, normalize_overrides, opt
 
 C = TypeVar("C")
 
@@ -80,22 +80,6 @@ class TrainConfig:
     wandb: bool = opt(False, "also log metrics to Weights & Biases (pip install laom[wandb])")
     wandb_project: str = opt("laom", "wandb project name")
 
-
-# Fields that may differ when a run is resumed (they do not change the result).
-RESUMABLE_FIELDS = {
-    "compile",
-    "device",
-    "threads",
-    "checkpoint_every",
-    "log_every",
-    "progress",
-    "tensorboard",
-    "wandb",
-    "wandb_project",
-    "curve_every",
-    "curve_episodes",
-    "curve_workers",
-}
 
 # Config fields naming a file or run directory: the same place written relative or
 # absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
@@ -406,7 +390,7 @@ class RunDir:
             diff = sorted(
                 k
                 for k in set(old) | set(new)
-                if k not in RESUMABLE_FIELDS and not _same_setting(k, old.get(k), new.get(k))
+                if k not in NON_RESULT_FIELDS and not _same_setting(k, old.get(k), new.get(k))
             )
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])

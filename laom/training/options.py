@@ -29,6 +29,14 @@ from laom.errors import LaomError
 
 META_KEY = "laom"
 
+# Fields that change how fast a stage runs or what it logs, never what it computes: a run
+# may be resumed with other values (RunDir), and a pipeline stage's key leaves them out,
+# so changing one neither refuses a resume nor retrains a stage. One list for both.
+NON_RESULT_FIELDS = frozenset({
+    "compile", "device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard",
+    "wandb", "wandb_project", "curve_every", "curve_episodes", "curve_workers",
+})  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Spec:

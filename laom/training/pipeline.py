@@ -10,7 +10,7 @@ Each method is a chain of stages::
 A stage's directory is ``ROOT/<stage>-<method>-<key>`` (``lam-laom-70ecee3c``: readable
 without opening its config; ``idm-<key>`` where stage and method are one), where ``key``
 hashes what determines its result: the resolved config (minus ``out`` and the fields that only change speed or
-logging: device, threads, checkpoint/log intervals, progress, loggers), the identity of
+logging: device, threads, torch.compile, checkpoint/log intervals, progress, loggers), the identity of
 every input file (absolute path, size, mtime), and the keys of the stages it builds on.
 So a sweep over labelled budgets trains each LAM and latent BC once: for lapo and laom
 only the decoder (and the evaluation) reads --labeled; for laom-labels the LAM itself
@@ -39,11 +39,14 @@ from typing import Any
 
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
+from laom.training.options import NON_RESULT_FIELDS, default_of
 
 METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
-# Config fields that do not change a stage's result (same as RunDir's resumable fields).
-NON_RESULT_FIELDS = {"out", "device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard", "wandb", "wandb_project", "curve_every", "curve_episodes", "curve_workers"}
+# Non-result fields (options.NON_RESULT_FIELDS) that keys made before they were known as
+# such still hold: the manifest keeps them at their default, so those keys stay valid and
+# any other value finds the same stage instead of training it again.
+KEYED_AT_DEFAULT = frozenset({"compile"})
 
 
 @dataclass
@@ -194,7 +197,12 @@ def stage_manifest(stage: Stage, cfg: Any, upstream_keys: dict[str, str]) -> dic
     from laom.training.bc import file_identity
     from laom.training.common import config_to_dict
 
-    config = {k: v for k, v in config_to_dict(cfg).items() if k not in NON_RESULT_FIELDS}
+    config = {}
+    for name, value in config_to_dict(cfg).items():
+        if name in KEYED_AT_DEFAULT:
+            config[name] = default_of(type(cfg), name)
+        elif name != "out" and name not in NON_RESULT_FIELDS:  # out: the folder the key names
+            config[name] = value
     for name, path in stage.files.items():
         config[name] = file_identity(path) if path else ""
     for name, upstream in stage.upstream.items():
