@@ -36,6 +36,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check laom tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)
@@ -43,10 +44,11 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check laom tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check laom tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .import_linter_cache
