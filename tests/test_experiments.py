@@ -621,6 +621,9 @@ def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
     rows, notes = summary_lines(runs, expert=400.0)
     assert rows[1][-1] == "1.50" and rows[0][4] == "75%"
     assert any("BC-full's (300)" in n for n in notes)
+    assert any("every probe is at 0.50-0.50 of chance" in n for n in notes)
+    runs[1]["action_probe_mse"] = 0.2  # 0.33 of chance: the latents learned something
+    assert not any("of chance, so" in n for n in summary_lines(runs, expert=400.0)[1])
 
 
 def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
     fails(["train", "lam", "--method", "laom", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "g")],
           capsys, "no such file")  # fmt: skip
     for flag, value, match in (("--label_norm", "foo", "--label_norm foo"), ("--probe_every", "-1", "--probe_every -1"),
-                               ("--online_probe_lr", "0", "--online_probe_lr 0"), ("--probe_curve_samples", "0", "probe_curve_samples")):
+                               ("--online_probe_lr", "-1", "--online_probe_lr -1"), ("--probe_curve_samples", "0", "probe_curve_samples")):
         fails([*base, "--method", "laom", "--out", str(tmp_path / "h"), flag, value], capsys, match)
         assert not (tmp_path / "h").exists()
 
@@ -374,3 +374,16 @@ def test_supervision_makes_latent_actions_linearly_decodable_despite_distractors
     assert supervised["action_probe_mse"] < 0.5 * variance, supervised
     unsupervised = run("laom")
     assert unsupervised["action_probe_mse"] > supervised["action_probe_mse"]
+
+
+def test_online_probe_trains_at_the_lams_rate_unless_told(files, tmp_path):
+    """The release's protocol trains its probe at the LAM's learning rate; an explicit
+    --online_probe_lr overrides it (this project's earlier 1e-3)."""
+    from laom.data.sampler import load_frames
+    from laom.training.common import setup_runtime
+
+    data = load_frames(str(files["data"]))
+    for given, expected in ((0.0, 3e-4), (1e-3, 1e-3)):
+        cfg = cfg_for("laom", files, tmp_path / "p", learning_rate=3e-4, online_probe_lr=given)
+        trainer = lam_mod.LAMTrainer(cfg, data, None, setup_runtime(cfg))
+        assert trainer.probe_optimizer.param_groups[0]["lr"] == pytest.approx(expected)

@@ -119,7 +119,10 @@ class LAMConfig(TrainConfig):
                           "expert; raw: the release's", choices=LABEL_NORMS)  # fmt: skip
     # evaluation
     online_probe: bool = opt(True, "the release's protocol: a linear probe z -> a_t trained beside the LAM")
-    online_probe_lr: float = opt(1e-3, "learning rate of the online probe", gt=0)
+    # The release trains its online probe at the LAM's own rate; 1e-3 was this project's
+    # earlier default (docs/lam_probes.md has curves at both).
+    online_probe_lr: float = opt(0.0, "learning rate of the online probe; 0 = the LAM's learning_rate, "
+                                 "as in the release", ge=0)  # fmt: skip
     probe_every: int = opt(0, "updates between closed-form probe points in probe_curve.jsonl; 0 = none", ge=0)
     probe_curve_samples: int = opt(10000, "transitions per side (fit, test) at each curve point; keep above latent_dim",
                                    ge=1)  # fmt: skip
@@ -466,7 +469,7 @@ class LAMTrainer:
                 self.probe.weight.uniform_(-bound, bound, generator=gen)
                 self.probe.bias.zero_()
             self.probe = self.probe.to(runtime.device)
-            self.probe_optimizer = torch.optim.Adam(self.probe.parameters(), lr=cfg.online_probe_lr)
+            self.probe_optimizer = torch.optim.Adam(self.probe.parameters(), lr=cfg.online_probe_lr or cfg.learning_rate)
             self.action_variance = action_variance(data)
 
     def state_dict(self) -> dict[str, Any]:
