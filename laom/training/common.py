@@ -48,7 +48,7 @@ from laom.training.options import NON_RESULT_FIELDS, check_fields, normalize_ove
 
 C = TypeVar("C")
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
