@@ -109,6 +109,19 @@ def build_inputs(root: Path) -> None:
     (root / "badsweep" / "runs.jsonl").write_text("{not json\n")
 
 
+def build_artifacts(root: Path, selected: Sequence[Case]) -> None:
+    """What only some cases read and costs seconds to make: a tiny LAM run (relabel) and a
+    Minari export (import), built only when a selected case needs them."""
+    need = {name for case in selected for name in case.extra.get("needs", ())}
+    if "lam" in need:
+        subprocess.run([*laom_command(), "train", "lam", "--method", "laom", "--data", str(root / "data.hdf5"),
+                        "--out", str(root / "lamrun"), *TINY, "--progress", "false"],
+                       check=True, capture_output=True)  # fmt: skip
+    if "minari" in need:
+        subprocess.run([*laom_command(), "data", "export", str(root / "data.hdf5"), "--format", "minari",
+                        "--out", str(root / "minari"), "--quiet"], check=True, capture_output=True)  # fmt: skip
+
+
 def cases() -> list[Case]:
     T = "{T}"
     d, lab, ch, wk = f"{T}/data.hdf5", f"{T}/labeled.hdf5", f"{T}/cheetah.hdf5", f"{T}/walker.hdf5"
@@ -124,6 +137,10 @@ def cases() -> list[Case]:
     sweep = ["sweep", "--tasks", "square-move", "--methods", "bc", "--labeled", "2", "--seeds", "0", "--data", d,
              "--out", out, "--episodes", "0", "--chunk", "10"]  # fmt: skip
     ev = ["evaluate", "--policy", f"{T}/fakerun", "--episodes", "1"]
+    rel = ["relabel", "--lam", f"{T}/lamrun", "--data", d, "--out", f"{T}/r.hdf5", "--quiet"]
+    exp = ["data", "export", d, "--format", "minari", "--out", f"{T}/exp", "--quiet"]
+    imp = ["data", "import", f"{T}/minari", "--out", f"{T}/i.hdf5", "--quiet"]
+    lam_run, minari = {"needs": ("lam",)}, {"needs": ("minari",)}
     demo = ["demo", "--out", out]
 
     def c(id: str, argv: list[str], *names: str, **kw) -> Case:
@@ -327,6 +344,40 @@ def cases() -> list[Case]:
         c("evaluate/normalizer-word", [*ev, "--normalizer", "abc"], "--normalizer", "abc"),
         c("evaluate/device-tpu", [*ev, "--device", "tpu"], "--device", "tpu"),
         c("evaluate/num-envs-word", [*ev, "--num-envs", "four"], "--num-envs", "four"),
+        # ----------------------------------------------------------------- relabel
+        c("relabel/lam-missing", ["relabel", "--lam", f"{T}/nolam", *rel[3:]], "--lam", "nolam"),
+        c("relabel/lam-is-text", ["relabel", "--lam", f"{T}/notes.txt", *rel[3:]], "--lam", "notes.txt"),
+        c("relabel/lam-run-without-model", ["relabel", "--lam", f"{T}/fakerun", *rel[3:]], "--lam", "fakerun"),
+        c("relabel/data-text", [*rel[:4], f"{T}/text.hdf5", *rel[5:]], "text.hdf5", extra=lam_run),
+        c("relabel/data-gray", [*rel[:4], f"{T}/gray.hdf5", *rel[5:]], "gray.hdf5", extra=lam_run),
+        c("relabel/data-other-frame-size", [*rel[:4], f"{T}/big.hdf5", *rel[5:]], "big.hdf5", extra=lam_run),
+        c("relabel/out-is-data", [*rel[:6], d, "--quiet"], "--out", "data.hdf5", extra=lam_run),
+        c("relabel/out-existing-other-file", [*rel[:6], f"{T}/keep.hdf5", "--quiet"], "--out", "keep.hdf5",
+          extra=lam_run),  # fmt: skip
+        c("relabel/out-under-file", [*rel[:6], f"{T}/afile/r.hdf5", "--quiet"], "--out", "afile", extra=lam_run),
+        c("relabel/batch-size-0", [*rel, "--batch-size", "0"], "--batch-size 0", extra=lam_run),
+        c("relabel/device-tpu", [*rel, "--device", "tpu"], "--device", "tpu", extra=lam_run),
+        c("relabel/decoder-is-text", [*rel, "--decoder", f"{T}/notes.txt"], "--decoder", "notes.txt", extra=lam_run),
+        c("relabel/decoder-run-without-model", [*rel, "--decoder", f"{T}/fakerun"], "--decoder", "fakerun",
+          extra=lam_run),  # fmt: skip
+        c("relabel/unicode-out", [*rel[:6], f"{T}/{UNICODE}/réétiqueté.hdf5", "--quiet"], ok=True, extra=lam_run),
+        # ----------------------------------------------------------------- data export / import
+        c("export/format-unknown", [*exp[:4], "parquet", *exp[5:]], "--format", "parquet"),
+        c("export/format-lerobot", [*exp[:4], "lerobot", *exp[5:]], "lerobot"),
+        c("export/src-missing", [*exp[:2], f"{T}/missing.hdf5", *exp[3:]], "missing.hdf5"),
+        c("export/src-text", [*exp[:2], f"{T}/text.hdf5", *exp[3:]], "text.hdf5"),
+        c("export/src-other-layout", [*exp[:2], f"{T}/other.hdf5", *exp[3:]], "other.hdf5"),
+        c("export/out-exists", [*exp[:6], f"{T}/emptydir", "--quiet"], "--out", "emptydir"),
+        c("export/out-under-file", [*exp[:6], f"{T}/afile/exp", "--quiet"], "--out", "afile"),
+        c("export/dataset-id-bad", [*exp, "--dataset-id", "no spaces allowed"], "--dataset-id"),
+        c("export/unicode-out", [*exp[:6], f"{T}/{UNICODE}/exporté", "--quiet"], ok=True),
+        c("import/src-missing", ["data", "import", f"{T}/nominari", *imp[3:]], "nominari"),
+        c("import/src-is-file", ["data", "import", f"{T}/notes.txt", *imp[3:]], "notes.txt"),
+        c("import/src-empty-dir", ["data", "import", f"{T}/emptydir", *imp[3:]], "emptydir"),
+        c("import/out-existing", [*imp[:4], f"{T}/keep.hdf5", "--quiet"], "--out", "keep.hdf5", extra=minari),
+        c("import/out-under-file", [*imp[:4], f"{T}/afile/i.hdf5", "--quiet"], "--out", "afile", extra=minari),
+        c("import/compression-bogus", [*imp, "--compression", "brotli"], "--compression", extra=minari),
+        c("import/round-trip", imp, ok=True, extra=minari),
         # ----------------------------------------------------------------- report
         c("report/sweep-missing", ["report", f"{T}/nosweep", "--out", f"{T}/rep"], "nosweep"),
         c("report/sweep-empty-dir", ["report", f"{T}/emptydir", "--out", f"{T}/rep"], "emptydir"),
@@ -473,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="laom-bad-inputs-"))
     try:
         build_inputs(root)
+        build_artifacts(root, selected)
         results = run_corpus(selected, root)
     finally:
         if args.keep:
