@@ -9,8 +9,8 @@ Shapes:
 * ``ref``: the brief's comparison point with the release (batch 64, 3 stacked 64 px frames,
   encoder scale 1 with 2 res blocks, latent dim 256, heads 256, future offset 10,
   augmentations on; LAPO with FSQ (2, 2, 4); labelled batch ``--labeled-batch``);
-* ``cpu``: the presets in configs/cpu (LAPO there has augmentations off);
-* ``paper``: the presets in configs/paper (batch 512, scale 6, latent 8192).
+* ``cpu``: the presets in laom/configs/cpu (LAPO there has augmentations off);
+* ``paper``: the presets in laom/configs/paper (batch 512, scale 6, latent 8192).
 
 Each figure times ``LAMTrainer.step`` (gather, normalise, augment, forward, backward,
 AdamW, EMA) after warm-up steps, best of ``--repeats``, on random 64 px frames.
@@ -37,8 +37,9 @@ import numpy as np
 import torch
 
 from laom.data.sampler import FrameData
-from laom.training.common import REPO_CONFIGS, parse_config, setup_runtime
+from laom.training.common import parse_config, setup_runtime
 from laom.training.lam import CONFIGS, LAMTrainer
+from laom.training.presets import preset_file
 
 REF = ["--batch_size", "64", "--frame_stack", "3", "--encoder_scale", "1", "--num_res_blocks", "2",
        "--latent_dim", "256", "--head_dim", "256", "--future_offset", "10", "--use_aug", "true"]  # fmt: skip
@@ -69,7 +70,7 @@ def measure(
 ) -> tuple[float, float, float | None]:
     """(wall-clock samples/s, samples per CPU-second of this process, conv share or
     None), best of repeats."""
-    preset = None if shape == "ref" else REPO_CONFIGS / shape / f"lam-{method}.yaml"
+    preset = None if shape == "ref" else preset_file(shape, f"lam-{method}")
     overrides = (REF if shape == "ref" else []) + extra
     if shape == "ref" and method == "laom-labels":
         overrides += ["--labeled_batch_size", str(args.labeled_batch)]

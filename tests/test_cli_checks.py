@@ -16,13 +16,14 @@ import pytest
 from laom.cli import main
 from laom.errors import LaomError
 from laom.training import pipeline as pl
-from laom.training.common import REPO_CONFIGS, parse_config
+from laom.training.common import parse_config
 from laom.training.lam import CONFIGS, LAMConfig, LAPOConfig, lam_config, train_lam
 from laom.training.options import check_fields, kinds, show, spec_of
+from laom.training.presets import preset_file
 from laom.training.synthetic import write_moving_square
 
 HW = 16
-ALL_CONFIGS = {**{f"lam-{m}": c for m, c in CONFIGS.items()}, **{s: pl.stage_configs(s)[s] for s in pl.STAGE_NAMES[1:]}}
+ALL_CONFIGS = pl.preset_stages()
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +196,8 @@ def test_a_field_means_the_same_in_every_stage():
 @pytest.mark.parametrize("preset", ["cpu", "paper", "demo"])
 def test_every_preset_is_in_range(preset):
     for stage, cls in ALL_CONFIGS.items():
-        path = REPO_CONFIGS / preset / f"{stage}.yaml"
-        if path.is_file():
+        path = preset_file(preset, stage)
+        if path is not None:
             parse_config(cls, path, [])  # check_fields runs inside
 
 
@@ -215,7 +216,7 @@ def test_a_method_config_refuses_another_methods_name():
 
 
 def test_train_lam_refuses_a_preset_of_another_method(data, tmp_path, capsys):
-    preset = REPO_CONFIGS / "cpu" / "lam-lapo.yaml"
+    preset = preset_file("cpu", "lam-lapo")
     one_line_error(["train", "lam", "--method", "laom", "--data", str(data), "--out", str(tmp_path / "r"),
                     "--config", str(preset)], capsys, "sets method 'lapo' but --method is 'laom'")  # fmt: skip
 

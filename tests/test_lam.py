@@ -19,13 +19,13 @@ from laom.cli import main
 from laom.errors import LaomError
 from laom.models import load_lam
 from laom.training.common import (
-    REPO_CONFIGS,
     parse_config,
     read_metrics,
     resolve_preset,
     warmup_linear_decay,
 )
 from laom.training.lam import CONFIGS, train_lam
+from laom.training.presets import preset_file
 from laom.training.synthetic import write_moving_square
 
 HW = 16
@@ -68,7 +68,7 @@ def cfg_for(method: str, files: dict[str, Path], out: Path, **kw) -> lam_mod.LAM
 
 @pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
 def test_cpu_presets_are_the_code_defaults(method):
-    raw = yaml.safe_load((REPO_CONFIGS / "cpu" / f"lam-{method}.yaml").read_text())
+    raw = yaml.safe_load(preset_file("cpu", f"lam-{method}").read_text())
     defaults = CONFIGS[method]()
     for key, value in raw.items():
         got = getattr(defaults, key)
@@ -77,7 +77,7 @@ def test_cpu_presets_are_the_code_defaults(method):
 
 @pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
 def test_paper_presets_hold_table_5(method):
-    cfg = parse_config(CONFIGS[method], REPO_CONFIGS / "paper" / f"lam-{method}.yaml", [])
+    cfg = parse_config(CONFIGS[method], preset_file("paper", f"lam-{method}"), [])
     assert (cfg.batch_size, cfg.epochs, cfg.learning_rate, cfg.warmup_epochs) == (512, 10, 1e-4, 3)
     assert (cfg.future_offset, cfg.latent_dim, cfg.encoder_scale, cfg.num_res_blocks) == (
         10,
@@ -101,7 +101,7 @@ def test_paper_presets_hold_table_5(method):
 
 def test_overrides_and_unknown_fields():
     preset = resolve_preset("paper", "lam-laom")
-    assert preset == REPO_CONFIGS / "paper" / "lam-laom.yaml"
+    assert preset == preset_file("paper", "lam-laom")
     cfg = parse_config(
         CONFIGS["laom"],
         preset,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from laom.training.common import REPO_CONFIGS
 from laom.training.presets import (
     CPU_TRANSITIONS,
     PAPER_TRANSITIONS,
@@ -14,6 +13,7 @@ from laom.training.presets import (
     derive,
     load_preset,
     markdown_table,
+    preset_file,
     updates,
 )
 
@@ -22,15 +22,15 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 @pytest.mark.parametrize("stage", sorted(RULES))
 def test_every_cpu_value_has_a_rule_and_follows_from_the_paper(stage):
-    paper = load_preset(REPO_CONFIGS, "paper", stage)
-    cpu = load_preset(REPO_CONFIGS, "cpu", stage)
+    paper = load_preset("paper", stage)
+    cpu = load_preset("cpu", stage)
     assert set(cpu) == set(RULES[stage]), f"fields without a rule or rules without a field in {stage}"
     assert derive(stage, paper, cpu) == cpu
 
 
 def test_share_rules_keep_the_papers_shares():
-    paper = load_preset(REPO_CONFIGS, "paper", "lam-laom-labels")
-    cpu = load_preset(REPO_CONFIGS, "cpu", "lam-laom-labels")
+    paper = load_preset("paper", "lam-laom-labels")
+    cpu = load_preset("cpu", "lam-laom-labels")
     lag = lambda v, n: 1 / v["target_tau"] / updates(v, n)  # noqa: E731
     assert lag(cpu, CPU_TRANSITIONS) == pytest.approx(lag(paper, PAPER_TRANSITIONS), rel=0.01)
     assert cpu["warmup_epochs"] / cpu["epochs"] == pytest.approx(paper["warmup_epochs"] / paper["epochs"], rel=0.01)
@@ -39,13 +39,13 @@ def test_share_rules_keep_the_papers_shares():
 
 
 def test_a_changed_cpu_value_breaks_its_rule():
-    paper = load_preset(REPO_CONFIGS, "paper", "lam-laom")
-    cpu = {**load_preset(REPO_CONFIGS, "cpu", "lam-laom"), "target_tau": 0.001}
+    paper = load_preset("paper", "lam-laom")
+    cpu = {**load_preset("cpu", "lam-laom"), "target_tau": 0.001}
     assert derive("lam-laom", paper, cpu)["target_tau"] != cpu["target_tau"]
 
 
 def test_readme_holds_the_preset_table():
-    assert markdown_table(REPO_CONFIGS) in README.read_text()
+    assert markdown_table() in README.read_text()
 
 
 def _config_class(stage: str) -> type:
@@ -62,7 +62,7 @@ def _config_class(stage: str) -> type:
 @pytest.mark.parametrize("stage", sorted(RULES))
 def test_cpu_presets_are_the_code_defaults(stage):
     defaults = _config_class(stage)()
-    for key, value in load_preset(REPO_CONFIGS, "cpu", stage).items():
+    for key, value in load_preset("cpu", stage).items():
         got = getattr(defaults, key)
         assert (list(got) if isinstance(got, tuple) else got) == value, key
 
@@ -71,7 +71,7 @@ def test_cpu_presets_are_the_code_defaults(stage):
 def test_paper_policy_presets_are_the_releases(stage):
     from laom.training.common import parse_config
 
-    cfg = parse_config(_config_class(stage), REPO_CONFIGS / "paper" / f"{stage}.yaml", [])
+    cfg = parse_config(_config_class(stage), preset_file("paper", stage), [])
     assert (cfg.pooling, cfg.relu_before_pool, cfg.head_hidden, cfg.shift_aug) == ("mean", False, 0, 0)
 
 
@@ -79,11 +79,99 @@ def test_paper_policy_presets_are_the_releases(stage):
 def test_demo_preset_parses_and_keeps_the_cpu_recipe(stage):
     from laom.training.common import parse_config
 
-    path = REPO_CONFIGS / "demo" / f"{stage}.yaml"
-    assert path.is_file(), f"the demo preset lacks {stage}"
+    path = preset_file("demo", stage)
+    assert path is not None, f"the demo preset lacks {stage}"
     cfg = parse_config(_config_class(stage), path, [])
     if stage in ("bc", "bc-baseline", "idm"):
         assert (cfg.pooling, cfg.head_hidden, cfg.shift_aug) == ("flatten", 256, 4)
     if stage.startswith("lam-laom"):
         epochs_updates = cfg.epochs * 20_000 / cfg.batch_size  # the demo's 20 trajectories
         assert 1 / cfg.target_tau / epochs_updates == pytest.approx(0.01, rel=0.05)  # the EMA rule
+
+
+# --------------------------------------------------------------------------- shipped as package data
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(str(p.relative_to(REPO)) for p in (REPO / "laom" / "configs").glob("*/*.yaml"))
+
+
+def test_presets_are_found_through_importlib_resources_from_any_directory(tmp_path, monkeypatch):
+    from importlib.resources import files
+
+    from laom.training.common import resolve_preset
+    from laom.training.presets import preset_names
+
+    assert preset_names() == ("cpu", "demo", "paper")
+    assert {Path(n).parent.name for n in SHIPPED} == {"cpu", "demo", "paper"}
+    monkeypatch.chdir(tmp_path)  # nothing relative to the working directory
+    for name in SHIPPED:
+        _, _, preset, stage = Path(name).with_suffix("").parts
+        assert preset_file(preset, stage) == Path(str(files("laom") / "configs" / preset / f"{stage}.yaml"))
+        assert resolve_preset(preset, stage) == preset_file(preset, stage)
+    assert preset_file("paper", "no-such-stage") is None and preset_file("..", "pyproject") is None
+
+
+def test_a_zipped_install_reads_presets_through_a_file_on_disk(tmp_path, monkeypatch):
+    """A zip has no path to hand draccus: the preset is extracted, with the same text."""
+    import zipfile
+
+    import laom.training.presets as presets_mod
+
+    archive = tmp_path / "laom.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("laom/configs/paper/bc.yaml", "batch_size: 7\n")
+    monkeypatch.setattr(presets_mod, "presets_root", lambda: zipfile.Path(archive, "laom/configs/"))
+    assert presets_mod.preset_names() == ("paper",)
+    path = preset_file("paper", "bc")
+    assert isinstance(path, Path) and path.read_text() == "batch_size: 7\n"
+    assert preset_file("paper", "idm") is None and preset_file("cpu", "bc") is None
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip install .` would install, built offline from a copy of the sources
+    (the build's own folders stay out of the checkout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(REPO / "laom", src / "laom", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-q", str(src), "-w", str(tmp / "dist")], check=True, capture_output=True)  # fmt: skip
+    (built,) = (tmp / "dist").glob("laom-*.whl")
+    return built
+
+
+def test_the_wheel_ships_every_preset(wheel):
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert sorted(n for n in names if n.startswith("laom/configs/")) == SHIPPED
+
+
+@pytest.mark.integration
+def test_an_installed_wheel_loads_the_paper_preset_outside_the_checkout(wheel, tmp_path, capsys):
+    """What issue 14 saw fail: `--config paper` after a non-editable install."""
+    import os
+    import subprocess
+    import sys
+
+    from laom.cli import main
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True)  # fmt: skip
+    script = ("import sys, laom; from laom.cli import main; print(laom.__file__, file=sys.stderr); "
+              "sys.exit(main(['config', 'show', 'lam-laom', '--config', 'paper']))")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the checkout's editable install
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip() == str(site / "laom" / "__init__.py")
+    capsys.readouterr()
+    assert main(["config", "show", "lam-laom", "--config", "paper"]) == 0
+    assert run.stdout == capsys.readouterr().out

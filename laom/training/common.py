@@ -48,8 +48,6 @@ from laom.training.options import NON_RESULT_FIELDS, check_fields, normalize_ove
 
 C = TypeVar("C")
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
 
 @dataclass
 class TrainConfig:
@@ -98,18 +96,28 @@ def _same_setting(name: str, old: Any, new: Any) -> bool:
 
 
 def resolve_preset(config: str | None, stage: str) -> Path | None:
-    """``--config`` value -> YAML path. A bare preset name ("paper", "cpu") means
-    ``configs/<name>/<stage>.yaml`` of this repository."""
+    """``--config`` value -> the YAML file of ``stage``: a YAML file as given, a folder of
+    ``<stage>.yaml`` files (as ``laom pipeline --preset`` takes), or the name of a preset
+    shipped with laom (cpu, demo, paper; read from the installed package, so it works
+    outside a checkout)."""
+    from laom.training.presets import preset_file, preset_names
+
     if not config:
         return None
     path = Path(config)
     if path.is_file():
         return path
     if "/" not in config and not config.endswith((".yaml", ".yml")):
-        preset = REPO_CONFIGS / config / f"{stage}.yaml"
-        if preset.is_file():
+        preset = preset_file(config, stage)
+        if preset is not None:
             return preset
-        raise LaomError(f"--config {config}: no preset {preset}")
+        if not path.is_dir():
+            raise LaomError(f"--config {config}: no preset {config}/{stage}.yaml "
+                            f"(presets: {', '.join(preset_names())}; or a YAML file, or a folder of them)")  # fmt: skip
+    if path.is_dir():
+        if (path / f"{stage}.yaml").is_file():
+            return path / f"{stage}.yaml"
+        raise LaomError(f"--config {config}: no {path / f'{stage}.yaml'}")
     raise LaomError(f"--config {config}: no such file")
 
 

@@ -54,7 +54,7 @@ class Stage:
     """One stage of a chain: what to train, from which files and upstream stages."""
 
     name: str  # lam | bc | decoder | idm | bc-baseline
-    preset: str  # YAML stem under configs/<preset>/
+    preset: str  # YAML stem of the stage in a preset (laom/configs/<preset>/<stem>.yaml)
     config_cls: type
     train: Callable[[Any], dict[str, Any]]
     files: dict[str, str]  # config field -> input file path ("" = unused)
@@ -103,18 +103,20 @@ def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[
 
 
 def preset_path(preset: str, stem: str) -> Path | None:
-    """``cpu`` (built-in defaults where no file exists), ``paper``, or a folder of YAML files."""
-    from laom.training.common import REPO_CONFIGS
+    """``cpu`` (built-in defaults where no file exists), ``paper``, ``demo`` (shipped with
+    the package: laom.training.presets), or a folder of YAML files."""
+    from laom.training.presets import preset_file, preset_names
 
-    folder = REPO_CONFIGS / preset if "/" not in preset and not Path(preset).is_dir() else Path(preset)
-    path = folder / f"{stem}.yaml"
-    if path.is_file():
+    shipped = "/" not in preset and not Path(preset).is_dir()  # a folder of that name wins
+    path = preset_file(preset, stem) if shipped else Path(preset) / f"{stem}.yaml"
+    if path is not None and path.is_file():
         return path
     if preset == "cpu":
         return None
-    if not folder.is_dir():
-        raise LaomError(f"--preset {preset}: no such preset (cpu, paper) or folder")
-    raise LaomError(f"--preset {preset}: no {path}")
+    known = preset in preset_names() if shipped else Path(preset).is_dir()
+    if not known:
+        raise LaomError(f"--preset {preset}: no such preset ({', '.join(preset_names())}) or folder")
+    raise LaomError(f"--preset {preset}: no {path or f'{preset}/{stem}.yaml'}")
 
 
 STAGE_NAMES = ("lam", "bc", "decoder", "idm", "bc-baseline")
@@ -132,6 +134,16 @@ def stage_configs(stage: str) -> dict[str, type]:
     if stage == "lam":
         return dict(CONFIGS)
     return {stage: {"bc": BCConfig, "decoder": DecoderConfig, "idm": IDMConfig, "bc-baseline": BCBaselineConfig}[stage]}
+
+
+def preset_stages() -> dict[str, type]:
+    """Config class by the stem of its preset file: one lam entry per method, since their
+    defaults and presets differ (lam-lapo, lam-laom, lam-laom-labels), then bc, decoder,
+    idm, bc-baseline. The stages ``laom config show`` resolves."""
+    out = {f"lam-{method}": cls for method, cls in stage_configs("lam").items()}
+    for stage in STAGE_NAMES[1:]:
+        out.update(stage_configs(stage))
+    return out
 
 
 def method_stages(method: str | None) -> tuple[str, ...]:

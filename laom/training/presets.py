@@ -1,5 +1,10 @@
-"""The CPU presets as rules applied to the paper's: every value of ``configs/cpu`` derived
-from ``configs/paper`` and stated.
+"""The stage presets shipped with the package (``laom/configs/<preset>/<stage>.yaml``),
+and the CPU presets as rules applied to the paper's: every value of ``laom/configs/cpu``
+derived from ``laom/configs/paper`` and stated.
+
+The YAML files are package data found through :mod:`importlib.resources`, so
+``--config paper`` works from a wheel or a non-editable ``pip install .`` as it does
+from a checkout (:func:`preset_file`).
 
 Shrinking a preset by hand shrinks exactly the settings a paper credits and keeps others
 that only make sense at its scale (an EMA horizon of 1,000 updates in a run of 1,500).
@@ -16,13 +21,19 @@ trajectories of 1000 steps) against the paper's 5,000 trajectories.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # for type checkers only: Python 3.10 has it under another module
+    from importlib.resources.abc import Traversable
 
 PAPER_TRANSITIONS = 5_000_000  # 5,000 trajectories x 1,000 steps per task
 CPU_TRANSITIONS = 100_000  # the CPU presets' reference dataset: 100 trajectories
@@ -31,6 +42,40 @@ CPU_TRANSITIONS = 100_000  # the CPU presets' reference dataset: 100 trajectorie
 RELEASE_ACTION_VARIANCE = 35.4
 
 Values = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- the shipped presets
+
+
+def presets_root() -> Traversable:
+    """The folder of the shipped presets, wherever the package is installed: a checkout,
+    site-packages, or a zip (where files are read through this handle, not a path)."""
+    return files("laom").joinpath("configs")
+
+
+def preset_names() -> tuple[str, ...]:
+    """The shipped presets (cpu, demo, paper): the folders under :func:`presets_root`."""
+    return tuple(sorted(p.name for p in presets_root().iterdir() if p.is_dir()))
+
+
+# A zipped install has no file on disk for draccus to read: such presets are extracted
+# once per process and removed at exit. From a folder, as_file returns the file itself.
+_EXTRACTED = contextlib.ExitStack()
+atexit.register(_EXTRACTED.close)
+
+
+def preset_file(preset: str, stage: str) -> Path | None:
+    """``<stage>.yaml`` of the shipped preset ``preset`` as a file on disk, or None when
+    ``preset`` is not a shipped preset or has no file for ``stage``."""
+    if preset not in preset_names():
+        return None
+    resource = presets_root().joinpath(preset, f"{stage}.yaml")
+    if not resource.is_file():
+        return None
+    return Path(_EXTRACTED.enter_context(as_file(resource)))
+
+
+# --------------------------------------------------------------------------- the CPU rules
 
 
 @dataclass(frozen=True)
@@ -205,8 +250,10 @@ RULES: dict[str, dict[str, Rule]] = {
 }
 
 
-def load_preset(configs: Path, preset: str, stage: str) -> dict[str, Any]:
-    values = yaml.safe_load((configs / preset / f"{stage}.yaml").read_text()) or {}
+def load_preset(preset: str, stage: str) -> dict[str, Any]:
+    """A shipped preset's values as written in its YAML (lists, not tuples), without the
+    dataclass defaults the file leaves out: what the rules compare."""
+    values = yaml.safe_load(presets_root().joinpath(preset, f"{stage}.yaml").read_text()) or {}
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
 
 
@@ -225,12 +272,12 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def markdown_table(configs: Path) -> str:
+def markdown_table() -> str:
     """README's preset table: field | paper | cpu | rule, for every stage."""
     lines = ["| preset | field | paper | cpu | rule |", "|---|---|---|---|---|"]
     for stage, rules in RULES.items():
-        paper = load_preset(configs, "paper", stage)
-        cpu = load_preset(configs, "cpu", stage)
+        paper = load_preset("paper", stage)
+        cpu = load_preset("cpu", stage)
         for field, rule in rules.items():
             if rule.kind == "bookkeeping":
                 continue
@@ -241,6 +288,4 @@ def markdown_table(configs: Path) -> str:
 
 
 if __name__ == "__main__":  # python -m laom.training.presets: print README's table
-    from laom.training.common import REPO_CONFIGS
-
-    print(markdown_table(REPO_CONFIGS))
+    print(markdown_table())
