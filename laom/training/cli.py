@@ -1,14 +1,17 @@
-"""``laom train ...`` and ``laom pipeline`` commands: every argparse parser of the
-training layer, so the stage and pipeline modules below stay plain functions that the
+"""``laom train ...``, ``laom pipeline`` and ``laom config show`` commands: every
+argparse parser of the training layer, so the stage and pipeline modules below stay plain functions that the
 sweep, the demo and the Python API call with the same arguments.
 
 ``laom train lam --method lapo|laom|laom-labels --data FILE [--labeled FILE]
 [--eval-data FILE] --out RUN/ [--config PRESET|PATH] [--field value ...]``;
 ``laom train bc|decoder|idm|bc-baseline`` take their input runs or files the same way,
 and ``laom pipeline --method M`` chains them (:mod:`laom.training.pipeline`).
+``laom config show STAGE [--config ...] [--field value ...]`` prints the config ``laom
+train`` would run a stage with (:func:`resolve_stage_config`, which both use).
 
-Config precedence: the method's built-in CPU preset < ``--config`` YAML (a path, or a
-preset name: ``paper``/``cpu`` = ``configs/<name>/lam-<method>.yaml``) < ``--field
+Config precedence: the method's built-in CPU preset < ``--config`` YAML (a path, a
+folder of ``<stage>.yaml`` files, or a preset shipped in the package: ``cpu``, ``demo``,
+``paper`` = ``laom/configs/<name>/lam-<method>.yaml``) < ``--field
 value`` overrides (any field of :class:`laom.training.lam.LAMConfig`) < the explicit
 flags above. Re-running a command with the same --out resumes it.
 """
@@ -28,7 +31,7 @@ import yaml
 
 from laom.errors import LaomError
 from laom.training.options import field_help, kinds, metavar, spec_of
-from laom.training.pipeline import FILE_FIELDS, METHODS, method_stages, stage_help
+from laom.training.pipeline import FILE_FIELDS, METHODS, STAGE_NAMES, method_stages, stage_help
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -66,26 +69,38 @@ def _yaml_field(path: Path | None, name: str) -> Any:
     return loaded.get(name) if isinstance(loaded, dict) else None
 
 
+def resolve_stage_config(stage: str, config: str | None, overrides: Sequence[str], *,
+                         fixed: dict[str, Any] | None = None, against: str | None = None) -> Any:  # fmt: skip
+    """The config ``laom train`` runs ``stage`` (a preset stem: lam-laom, bc, ...) with:
+    defaults < ``--config`` < ``--field value`` < ``fixed`` (the command's own flags).
+    ``laom config show`` prints this very object, so what it shows cannot drift from
+    what trains. ``against`` ends the message when a YAML names another method (``laom
+    train lam`` names its --method there)."""
+    from laom.training.common import parse_config, resolve_preset
+    from laom.training.pipeline import preset_stages
+
+    classes = preset_stages()
+    if stage not in classes:
+        raise LaomError(f"unknown stage {stage!r} (stages: {', '.join(classes)})")
+    preset = resolve_preset(config, stage)
+    method = stage.removeprefix("lam-") if stage.startswith("lam-") else None
+    against = against or f"the stage is {stage}"
+    named = _yaml_field(preset, "method") if method else None
+    if named is not None and named != method:
+        raise LaomError(f"--config {config} sets method {named!r} but {against}")
+    cfg = parse_config(classes[stage], preset, overrides, **(fixed or {}))
+    if method is not None and cfg.method != method:
+        raise LaomError(f"--config sets method {cfg.method!r} but {against}")
+    return cfg
+
+
 def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
     maybe_reexec_with_malloc_env()
-    from laom.training.common import parse_config, resolve_preset
-    from laom.training.lam import CONFIGS, train_lam
+    from laom.training.lam import train_lam
 
-    preset = resolve_preset(args.config, f"lam-{args.method}")
-    method = _yaml_field(preset, "method")
-    if method is not None and method != args.method:
-        raise LaomError(f"--config {args.config} sets method {method!r} but --method is {args.method!r}")
-    cfg = parse_config(
-        CONFIGS[args.method],
-        preset,
-        extra,
-        data=args.data,
-        labeled=args.labeled,
-        eval_data=args.eval_data,
-        out=args.out,
-    )
-    if cfg.method != args.method:
-        raise LaomError(f"--config sets method {cfg.method!r} but --method is {args.method!r}")
+    files = {"data": args.data, "labeled": args.labeled, "eval_data": args.eval_data, "out": args.out}
+    cfg = resolve_stage_config(f"lam-{args.method}", args.config, extra,
+                               fixed=files, against=f"--method is {args.method!r}")  # fmt: skip
     summary = train_lam(cfg)
     keys = (
         "method",
@@ -208,23 +223,17 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
 
 def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]:
     def command(args: argparse.Namespace, extra: list[str]) -> int:
-        from laom.training.common import parse_config, resolve_preset
-
         maybe_reexec_with_malloc_env()
         if stage == "bc":
-            from laom.training.bc import BCConfig as cls
             from laom.training.bc import train_bc as train
         elif stage == "decoder":
-            from laom.training.decoder import DecoderConfig as cls
             from laom.training.decoder import train_decoder as train
         elif stage == "idm":
-            from laom.training.baselines import IDMConfig as cls
             from laom.training.baselines import train_idm as train
         else:
-            from laom.training.baselines import BCBaselineConfig as cls
             from laom.training.baselines import train_bc_baseline as train
         fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "data", "labeled", "eval_data", "out")}
-        cfg = parse_config(cls, resolve_preset(args.config, stage), extra, **{k: v for k, v in fixed.items() if v is not None})
+        cfg = resolve_stage_config(stage, args.config, extra, fixed={k: v for k, v in fixed.items() if v is not None})
         summary = train(cfg)
         keys = ("stage", "method", "updates", "final_loss", "relative_loss", "train_action_mse", "pseudo_label_mse", "offline", "samples_per_s")
         print(json.dumps({k: summary[k] for k in keys if summary.get(k) is not None}))
@@ -254,9 +263,42 @@ def register_stages(stages: argparse._SubParsersAction) -> None:
         for flag, text in flags:
             p.add_argument(flag, dest=flag[2:].replace("-", "_"), required=flag != "--eval-data", help=text)
         p.add_argument("--out", required=True, help="run directory (created; resumed if it exists)")
-        p.add_argument("--config", default=None, help=f"YAML file or preset name (cpu, paper = configs/<name>/{name}.yaml)")
+        p.add_argument("--config", default=None, help=f"YAML file, folder of <stage>.yaml files, or preset name (cpu, demo, paper = laom/configs/<name>/{name}.yaml)")
         p.set_defaults(func=_stage_command(name), accepts_extra=True)
         add_config_help(p, lambda ns, name=name: [stage_help(name)], skip=FILE_FIELDS)
+
+
+# --------------------------------------------------------------------------- config show
+
+
+def _config_show(args: argparse.Namespace, extra: list[str]) -> int:
+    from laom.training.common import config_to_yaml
+
+    sys.stdout.write(config_to_yaml(resolve_stage_config(args.stage, args.config, extra)))
+    return 0
+
+
+def register_config(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``laom config show STAGE``: a run's config.yaml before the run, to check what a
+    preset and overrides add up to without training or reading any data."""
+    lams = [f"lam-{m}" for m in METHODS if "lam" in method_stages(m)]
+    stages = ", ".join([*lams, *STAGE_NAMES[1:]])
+    config = subparsers.add_parser("config", help="show the config a stage would train with")
+    actions = config.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    show = actions.add_parser(
+        "show",
+        help="print a stage's resolved config as YAML",
+        description=(
+            "Print the config `laom train` would run STAGE with, as YAML (what the run writes to "
+            "its config.yaml): the built-in defaults < --config < --FIELD VALUE overrides. Paths "
+            "(--data, --out, ...) are fields too. Nothing is read but the preset."
+        ),
+    )
+    show.add_argument("stage", metavar="STAGE", help=f"one of {stages}")
+    show.add_argument("--config", default=None, help="a preset (cpu, demo, paper), a YAML file, or a folder "
+                      "of <stage>.yaml files; default: the built-in defaults (= the cpu preset)")  # fmt: skip
+    show.set_defaults(func=_config_show, accepts_extra=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -291,7 +333,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lam.add_argument(
         "--config",
         default=None,
-        help="YAML file or preset name (cpu, paper); default: built-in cpu preset",
+        help="YAML file, folder of <stage>.yaml files, or preset name (cpu, demo, paper); default: built-in cpu preset",
     )
     lam.set_defaults(func=_train_lam, accepts_extra=True)
     add_config_help(lam, lambda ns: [stage_help("lam")], skip=FILE_FIELDS)
@@ -299,3 +341,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Later stages and the end-to-end pipeline (laom/training/pipeline.py).
     register_stages(stages)
     register_pipeline(subparsers)
+    register_config(subparsers)
