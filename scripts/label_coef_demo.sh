@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LAOM+supervision's label weight at the demo's scale (configs/demo: 20 trajectories,
+# LAOM+supervision's label weight at the demo's scale (laom/configs/demo: 20 trajectories,
 # latent 256, 1 epoch = 312 updates, 4 labelled trajectories), one seed: the probe on
 # held-out novel videos and the release's online probe, against LAOM without labels.
 # Needs the demo's data (`laom demo` writes it under demo_out/). Resumable.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Probe curves of the latent action models at the CPU preset (configs/cpu, rules in
+# Probe curves of the latent action models at the CPU preset (laom/configs/cpu, rules in
 # laom/training/presets.py): probe MSE on held-out novel videos and the release's online
 # probe against training samples, seed 0, cheetah-run with distractors. Needs the data of
 # scripts/acting_policies.sh. LAOM+supervision runs second: the paper's main claim is

@@ -2,7 +2,7 @@
 
 Collects a cheetah-run dataset with procedural distractors using the built-in expert,
 trains LAOM, LAOM+supervision and BC (LAPO on request) and BC on every action at the
-demo preset (configs/demo: the CPU preset's rules and acting-policy recipe, small
+demo preset (laom/configs/demo: the CPU preset's rules and acting-policy recipe, small
 latents), evaluates them online,
 writes the report and prints a one-screen summary. Every step is a regular laom command
 run in this process, so the demo is resumable for free: each of them skips finished work.

@@ -107,7 +107,7 @@ class ActionIDM(nn.Module):
 
 @dataclass
 class BCBaselineConfig(PolicyNetConfig):
-    """BC on true actions. Defaults are the CPU preset (configs/cpu/bc-baseline.yaml)."""
+    """BC on true actions. Defaults are the CPU preset (laom/configs/cpu/bc-baseline.yaml)."""
 
     STAGE = "bc-baseline"
     data: str = opt("", "the labelled subset (BC) or the full dataset (BC-full)")
@@ -136,7 +136,7 @@ class BCBaselineConfig(PolicyNetConfig):
 @dataclass
 class IDMConfig(BCBaselineConfig):
     """IDM baseline: the ``idm_*`` fields are the IDM on the labelled subset, the rest the
-    BC policy on its pseudo-labels. Defaults are the CPU preset (configs/cpu/idm.yaml)."""
+    BC policy on its pseudo-labels. Defaults are the CPU preset (laom/configs/cpu/idm.yaml)."""
 
     STAGE = "idm"
     labeled: str = opt("", "small labelled subset the IDM learns from")

@@ -87,7 +87,7 @@ class PolicyNetConfig(TrainConfig):
 
 @dataclass
 class BCConfig(PolicyNetConfig):
-    """Latent BC. Defaults are the CPU preset (configs/cpu/bc.yaml)."""
+    """Latent BC. Defaults are the CPU preset (laom/configs/cpu/bc.yaml)."""
 
     STAGE = "bc"
     lam: str = opt("", "LAM run directory (holds lam.pt)")

@@ -43,7 +43,7 @@ from laom.training.options import opt
 
 @dataclass
 class DecoderConfig(TrainConfig):
-    """Action decoder. Defaults are the paper's values, cheap enough for CPU (configs/cpu/decoder.yaml)."""
+    """Action decoder. Defaults are the paper's values, cheap enough for CPU (laom/configs/cpu/decoder.yaml)."""
 
     STAGE = "decoder"
     policy: str = opt("", "latent BC run directory (holds latent_policy.pt)")

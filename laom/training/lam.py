@@ -69,7 +69,7 @@ PROBE_CURVE_FILE = "probe_curve.jsonl"
 
 @dataclass
 class LAMConfig(TrainConfig):
-    """LAM training. Defaults are the CPU preset of LAOM (configs/cpu/lam-laom.yaml).
+    """LAM training. Defaults are the CPU preset of LAOM (laom/configs/cpu/lam-laom.yaml).
 
     Each method has its own class with its own preset (:data:`CONFIGS`: LAPOConfig,
     LAMConfig, LAOMLabelsConfig; :func:`lam_config` picks by name). A class refuses
@@ -144,7 +144,7 @@ class LAMConfig(TrainConfig):
 
 @dataclass
 class LAPOConfig(LAMConfig):
-    """LAPO CPU preset (configs/cpu/lam-lapo.yaml): FSQ, pixel FDM, no augmentation."""
+    """LAPO CPU preset (laom/configs/cpu/lam-lapo.yaml): FSQ, pixel FDM, no augmentation."""
 
     method: str = "lapo"
     fsq_levels: tuple[int, ...] = (2, 2, 4)
@@ -153,7 +153,7 @@ class LAPOConfig(LAMConfig):
 
 @dataclass
 class LAOMLabelsConfig(LAMConfig):
-    """LAOM+supervision CPU preset (configs/cpu/lam-laom-labels.yaml): EMA target (as the
+    """LAOM+supervision CPU preset (laom/configs/cpu/lam-laom-labels.yaml): EMA target (as the
     release), labelled batch and label weight by the rules of laom/training/presets.py."""
 
     method: str = "laom-labels"
