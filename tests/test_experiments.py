@@ -303,6 +303,18 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     assert agg["curves"]["probe"]["laom"]["cheetah-run seed 1"][1]["action_probe_rel"] == pytest.approx(0.9)
     assert set(agg["curves"]["policy"]) == {"bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
     assert (tmp_path / "report" / "curves.png").is_file()
+    # Offline-only curves (the demo's BC-full) are drawn as action error / chance, with no
+    # empty panel: the figure's policy axis carries the runs' lines.
+    for r in runs:
+        if r["method"] == "bc-full":
+            rows = [{"update": u, "offline_action_mse": 0.5 / u, "constant_action_mse": 0.6} for u in (1, 2)]
+            (Path(r["stages"]["bc-baseline"]["dir"]) / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    agg = rp.write_report(write_runs(tmp_path / "sweep2", runs), tmp_path / "report2")
+    fig = rp.figure_curves(agg)
+    policy_ax = fig.axes[1]
+    assert "held-out" in policy_ax.get_title()
+    ys = sorted(y for line in policy_ax.get_lines() for y in line.get_ydata() if y != 1.0)
+    assert ys[0] == pytest.approx(0.25 / 0.6) and ys[-1] == pytest.approx(0.5 / 0.6)
 
 
 def matplotlib_rgba(c: str) -> tuple[float, float, float]:

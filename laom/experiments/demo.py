@@ -18,8 +18,8 @@ from laom.errors import LaomError
 from laom.outputs import check_output
 
 # LAPO is left out by default: its pixel decoder makes its LAM the slowest one, and with
-# its latent BC, decoder and evaluation it would add ~4 minutes to the demo's 12.9 on 2
-# AVX2 cores (README), past 15; `--methods bc,lapo,laom,laom-labels` adds it.
+# its latent BC, decoder and evaluation it adds 5.0 minutes to the demo's 12.9 on 2 AVX2
+# cores (README), past 15; `--methods bc,lapo,laom,laom-labels` adds it.
 DEMO_METHODS = "bc,laom,laom-labels"
 
 
