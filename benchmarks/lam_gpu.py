@@ -47,6 +47,7 @@ import torch
 
 from laom.data.sampler import FrameData
 from laom.errors import LaomError
+from laom.methods import lam_reads_labels
 from laom.models.device import Runtime, resolve_device
 from laom.outputs import check_output
 from laom.training.common import (
@@ -100,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--eval-data", default="", help="probe test file; none = held-out trajectories of --data"
     )
-    p.add_argument("--labeled", default="", help="labelled file (laom-labels with --data)")
+    p.add_argument("--labeled", default="", help="labelled file (a labelled LAM, e.g. laom-labels, with --data)")
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock limit of the whole run")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     p.add_argument(
@@ -153,10 +154,11 @@ def build_config(args: argparse.Namespace) -> LAMConfig:
     ):
         if value and not args.data:
             raise UsageError(f"{flag}: only with --data (without it the frames are synthetic)")
-    if args.labeled and args.method != "laom-labels":
-        raise UsageError(f"--labeled: only with --method laom-labels (got {args.method})")
-    if args.data and args.method == "laom-labels" and not args.labeled:
-        raise UsageError("--labeled: --method laom-labels with --data needs the labelled file")
+    labelled = ", ".join(m for m in METHODS if lam_reads_labels(m))
+    if args.labeled and not lam_reads_labels(args.method):
+        raise UsageError(f"--labeled: only with --method {labelled} (got {args.method})")
+    if args.data and lam_reads_labels(args.method) and not args.labeled:
+        raise UsageError(f"--labeled: --method {args.method} with --data needs the labelled file")
     overrides = list(TINY) if args.shape == "tiny" else []
     batch = args.batch_size or (TINY_BATCH if args.shape == "tiny" else 0)
     if batch:
@@ -242,7 +244,7 @@ def run(args: argparse.Namespace, cfg: LAMConfig) -> dict[str, Any]:
         trajectories, length, hw = SYNTHETIC[args.shape]
         data = synthetic_frames(trajectories, length, hw, cfg.seed)
         labeled = (
-            synthetic_frames(2, length, hw, cfg.seed + 1) if cfg.method == "laom-labels" else None
+            synthetic_frames(2, length, hw, cfg.seed + 1) if lam_reads_labels(cfg.method) else None
         )
         probe_train = probe_test = data
         probing = False

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from laom.data.sampler import FrameData
+from laom.methods import lam_reads_labels
 from laom.training.common import parse_config, setup_runtime
 from laom.training.lam import CONFIGS, LAMTrainer
 from laom.training.presets import preset_file
@@ -72,14 +73,14 @@ def measure(
     None), best of repeats."""
     preset = None if shape == "ref" else preset_file(shape, f"lam-{method}")
     overrides = (REF if shape == "ref" else []) + extra
-    if shape == "ref" and method == "laom-labels":
+    if shape == "ref" and lam_reads_labels(method):
         overrides += ["--labeled_batch_size", str(args.labeled_batch)]
     cfg = parse_config(CONFIGS[method], preset, overrides)
     cfg.total_updates = 10**6
     if args.threads:
         cfg.threads = args.threads
     runtime = setup_runtime(cfg)
-    trainer = LAMTrainer(cfg, data, labeled if method == "laom-labels" else None, runtime)
+    trainer = LAMTrainer(cfg, data, labeled if lam_reads_labels(method) else None, runtime)
     for u in range(args.warmup):
         trainer.step(u)
     best, best_cpu = float("inf"), float("inf")

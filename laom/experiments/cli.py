@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-# Kept in sync with laom.experiments.sweep.METHODS (a test checks), without importing it.
-METHODS = ("bc", "idm", "lapo", "laom", "laom-labels", "bc-full")
+from laom import methods
+
+# The method registry's names (laom.methods imports no torch, so `laom --help` stays instant).
+METHODS = methods.names()
+# The paper's grid: its five methods (bc-full runs anyway as the normaliser).
+DEFAULT_METHODS = "bc,idm,lapo,laom,laom-labels"
 
 
 def _sweep(args: argparse.Namespace, extra: list[str]) -> int:
@@ -41,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--tasks", required=True, help="comma-separated, e.g. cheetah-run,walker-run")
-    p.add_argument("--methods", default="bc,idm,lapo,laom,laom-labels", help=f"comma-separated from {', '.join(METHODS)}")
+    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated from {', '.join(METHODS)}")
     p.add_argument("--labeled", default="2,4,8,16,32,64,128", help="labelled trajectory budgets (chunks of --chunk steps)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--data", required=True, help="large dataset: a file, or a template with {task}")

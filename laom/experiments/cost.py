@@ -50,6 +50,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from laom import methods as registry
 from laom.errors import LaomError, require
 
 RATES_VERSION = 1
@@ -410,7 +411,7 @@ def stage_work(name: str, cfg: Any, chain: dict[str, Any], method: str, inputs: 
             points = total // cfg.probe_every + 1 + (1 if total % cfg.probe_every else 0)
             probed += points * (min(cfg.probe_curve_samples, fit) + min(cfg.probe_curve_samples, held))
         works.append(Work(lam_forward(cfg, inputs), probed, "probe transitions"))
-        extra = labeled.frames if method == "laom-labels" else 0
+        extra = labeled.frames if registry.get(method).lam_reads_labels else 0
         works.append(Work(read, data.frames + extra + test_frames, "frames read"))
     elif name == "bc":
         lam = chain["lam"]
@@ -542,7 +543,7 @@ def measure_lam(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     batch = max(cfg.batch_size, cfg.labeled_batch_size)
     data = random_frames(inputs, cfg.frame_stack, batch, cfg.future_offset)
     runtime = setup_runtime(cfg)
-    trainer = LAMTrainer(cfg, data, data if cfg.method == "laom-labels" else None, runtime)
+    trainer = LAMTrainer(cfg, data, data if registry.lam_reads_labels(cfg.method) else None, runtime)
     trainer.model.train()
     train = _timed(lambda u: trainer.step(u), cfg.batch_size, BUDGET_S)
     model = trainer.model.eval()
@@ -800,13 +801,7 @@ class SweepPlan:
 def reads_subset(method: str) -> set[str]:
     """The stages of ``method`` whose key depends on the labelled subset (they read it, or
     build on a stage that does): a subset not made yet gives them a new folder."""
-    from laom.training.pipeline import chain
-
-    out: set[str] = set()
-    for stage in chain(method, "<data>", "<labeled>", "<eval>"):
-        if "<labeled>" in stage.files.values() or any(up in out for up in stage.upstream.values()):
-            out.add(stage.name)
-    return out
+    return set(registry.get(method).label_stages)
 
 
 class _Sizes:
@@ -856,7 +851,8 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
         fresh = reads_subset(method) if (job.labeled is not None and not subset) else set()
         data = cfg.data[task]
         labeled = subset or data  # a stand-in with the right layout until the subset exists
-        stages = chain(method, data if method != "bc" else "", labeled if method != "bc-full" else "", cfg.eval_data[task])
+        spec = registry.get(method)
+        stages = chain(method, data if spec.reads("data") else "", labeled if spec.reads("labeled") else "", cfg.eval_data[task])
         overrides = [*sw.overrides_for(method, cfg.overrides), "--seed", str(job.seed)]
         if threads is not None:
             overrides += ["--threads", str(threads)]

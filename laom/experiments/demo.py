@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from laom import methods as registry
 from laom.errors import LaomError
 from laom.outputs import check_output
 
@@ -193,7 +194,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-episodes", type=int, default=4, help="trajectories in the held-out (novel videos) dataset")
     p.add_argument("--episode-steps", type=int, default=1000, help="steps per collected trajectory")
     p.add_argument("--labeled", type=int, default=4, help="labelled trajectories")
-    p.add_argument("--methods", default=DEMO_METHODS, help="comma-separated: bc, idm, lapo, laom, laom-labels")
+    budgeted = [m.name for m in registry.METHODS.values() if m.reads("labeled")]  # bc-full runs anyway
+    p.add_argument("--methods", default=DEMO_METHODS, help=f"comma-separated: {', '.join(budgeted)}")
     p.add_argument("--preset", default="demo", help="stage presets: demo (sized for 15 minutes on 2 cores), cpu, paper, or a folder")
     p.add_argument("--rollouts", type=int, default=5, help="online evaluation episodes per method")
     p.add_argument("--img-hw", type=int, default=64, help="frame height and width in pixels")

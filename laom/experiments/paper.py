@@ -9,6 +9,8 @@ averages over cheetah-run, walker-run, hopper-hop and humanoid-walk with distrac
 
 from __future__ import annotations
 
+from laom import methods
+
 # Labelled-trajectory budgets of the paper's return figures (1000-step chunks).
 BUDGETS: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
 
@@ -56,12 +58,6 @@ PROBE_MSE_ABLATION: tuple[tuple[str, float], ...] = (
 PROBE_MSE: dict[str, float] = {"lapo": 29.17, "laom": 2.74}
 PROBE_MSE_NO_DISTRACTORS: dict[str, float] = {"lapo": 16.41, "laom": 1.93}
 
-# How the paper names our methods (figure legends).
-LABELS: dict[str, str] = {
-    "bc": "BC",
-    "idm": "IDM",
-    "lapo": "LAPO",
-    "laom": "LAOM",
-    "laom-labels": "LAOM+supervision",
-    "bc-full": "BC (full data)",
-}
+# How the paper names our methods (figure legends): the method registry's labels, which
+# give the paper's names to its methods and ours to the variants it does not have.
+LABELS: dict[str, str] = {m.name: m.label for m in methods.METHODS.values()}

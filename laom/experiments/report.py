@@ -39,15 +39,13 @@ from typing import Any
 
 import yaml
 
+from laom import methods as registry
 from laom.errors import require
 from laom.experiments import paper as paper_data
 from laom.experiments.sweep import METHODS, read_runs
 from laom.outputs import check_output, code_version
 
-COLORS = {
-    "bc": "tab:blue", "idm": "tab:orange", "lapo": "tab:green", "laom": "tab:red", "laom-labels": "tab:purple",
-    "bc-full": "tab:gray",
-}  # fmt: skip
+COLORS = {m.name: m.color for m in registry.METHODS.values()}
 # Methods without a colour of their own (variants from named sweeps) take these in turn.
 EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "gold", "navy")
 BAND = "mean ± std over seeds (population std, ddof=0)"

@@ -49,12 +49,13 @@ from typing import Any
 
 import yaml
 
+from laom import methods as registry
 from laom.errors import LaomError, require
 from laom.outputs import check_output
 
-METHODS = ("bc", "idm", "lapo", "laom", "laom-labels", "bc-full")
+METHODS = registry.names()
 # Methods whose first stages do not read the labelled file: their runs share them.
-SHARED_STAGE_METHODS = ("lapo", "laom")
+SHARED_STAGE_METHODS = tuple(m.name for m in registry.METHODS.values() if m.shares_stages)
 SWEEP_VERSION = 1
 
 
@@ -254,8 +255,9 @@ def make_config(
     a second rather than hours into the sweep."""
     task_list = parse_list(tasks, "--tasks")
     method_list = parse_methods(methods)
-    budgets = parse_ints(labeled, "--labeled", 1) if any(m != "bc-full" for m in method_list) else []
-    require(bool(budgets) or method_list == ["bc-full"], "--labeled: expected at least one budget")
+    budgeted = any(registry.get(m).reads("labeled") for m in method_list)  # bc-full has no budget
+    budgets = parse_ints(labeled, "--labeled", 1) if budgeted else []
+    require(bool(budgets) or not budgeted, "--labeled: expected at least one budget")
     seed_list = parse_ints(seeds, "--seeds", 0)
     require(episodes >= 0, f"--episodes {episodes}: expected >= 0")
     require(chunk >= 1, f"--chunk {chunk}: expected >= 1")
@@ -445,7 +447,7 @@ def make_labeled(root: Path, cfg: SweepConfig, log: Callable[[str], None] = prin
     """Every (task, budget, seed) subset, made with ``laom data sample-labeled``'s code."""
     from laom.data.labeled import sample_labeled
 
-    needs = any(m != "bc-full" for m in cfg.methods)
+    needs = any(registry.get(m).reads("labeled") for m in cfg.methods)
     paths: dict[tuple[str, int, int], str] = {}
     if not needs:
         return paths
@@ -502,7 +504,7 @@ def plan_jobs(cfg: SweepConfig) -> list[Job]:
     jobs: list[Job] = []
     if needs_bc_full(cfg):
         jobs += [Job(t, "bc-full", None, s) for t in cfg.tasks for s in cfg.seeds]
-    methods = [m for m in cfg.methods if m != "bc-full"]
+    methods = [m for m in cfg.methods if registry.get(m).reads("labeled")]
     for n in cfg.labeled:
         for task in cfg.tasks:
             for method in methods:
@@ -985,12 +987,8 @@ def stage_kind(method: str, stage: str) -> str:
 def job_stage_kinds(job: Job, evaluates: bool) -> list[str]:
     """The stage kinds a planned run will train: a lapo/laom run that waits for its
     group's first run reuses that run's LAM and latent BC and trains only its decoder."""
-    if job.method in ("lapo", "laom", "laom-labels"):
-        names = ["decoder"] if job.after else ["lam", "bc", "decoder"]
-    elif job.method == "idm":
-        names = ["idm"]
-    else:
-        names = ["bc-baseline"]
+    spec = registry.get(job.method)
+    names = [s for s in spec.stage_names if not job.after or s in spec.label_stages]
     return [stage_kind(job.method, n) for n in names] + (["evaluate"] if evaluates else [])
 
 

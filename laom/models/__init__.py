@@ -1,10 +1,12 @@
 """Models: the ResNet family, LAOM's MLP heads, FSQ, augmentations and the latent action
 models (LAPO, LAOM, LAOM+supervision), plus saving/loading them for later stages. The
 acting policies and their file are in :mod:`laom.models.policy`, the device and precision
-networks run in are in :mod:`laom.models.device`; the bottom layer, importing no other."""
+networks run in are in :mod:`laom.models.device`. Which class each method trains is
+the method registry's (:mod:`laom.methods`, torch-free, below this layer)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,41 @@ from typing import Any
 import torch
 from torch import nn
 
+from laom import methods
 from laom.errors import LaomError
 from laom.models.laom import LAOM
 from laom.models.lapo import LAPO
 
-LAM_CLASSES: dict[str, type[nn.Module]] = {"lapo": LAPO, "laom": LAOM}
+
+def model_class(path: str) -> type[nn.Module]:
+    """The class a registry entry names as ``module:Class`` (laom.methods.LAMSpec.model)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def lam_class(method: str) -> type[nn.Module]:
+    """The latent action model class ``method`` trains (LaomError for a method without one)."""
+    spec = methods.get(method).lam
+    if spec is None:
+        raise LaomError(f"--method {method}: trains no latent action model")
+    return model_class(spec.model)
+
+
+def _saved_classes() -> dict[str, type[nn.Module]]:
+    """Class by the name saved LAMs give it: its ``method`` attribute (lapo, laom). One
+    class serves several methods (laom and laom-labels), so the file's own meta, not the
+    class, says which method made it."""
+    out: dict[str, type[nn.Module]] = {}
+    for spec in methods.lam_methods():
+        cls = lam_class(spec.name)
+        out.setdefault(cls.method, cls)
+    return out
+
+
+LAM_CLASSES = _saved_classes()
 LAM_FORMAT = "laom-lam/1"
 
-__all__ = ["LAM_CLASSES", "LAOM", "LAPO", "load_lam", "save_lam"]
+__all__ = ["LAM_CLASSES", "LAOM", "LAPO", "lam_class", "load_lam", "model_class", "save_lam"]
 
 
 def save_lam(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
@@ -60,6 +89,10 @@ def load_lam(
     if not isinstance(payload, dict) or payload.get("format") != LAM_FORMAT:
         raise LaomError(
             f"latent action model {path}: not a LAM file (expected format {LAM_FORMAT})"
+        )
+    if payload.get("class") not in LAM_CLASSES:
+        raise LaomError(
+            f"latent action model {path}: unknown class {payload.get('class')!r} (expected {', '.join(LAM_CLASSES)})"
         )
     model = LAM_CLASSES[payload["class"]](**payload["kwargs"])
     model.load_state_dict(payload["state_dict"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,16 @@ class LAOM(nn.Module):
         self.target_encoder = None
         if target == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_shape: Sequence[int], action_dim: int | None) -> LAOM:
+        """The model a LAM config (laom.training.lam.LAMConfig) describes; ``action_dim``
+        adds the labelled action head (None: LAOM without supervision)."""
+        return cls(
+            obs_shape, cfg.latent_dim, encoder_scale=cfg.encoder_scale, num_res_blocks=cfg.num_res_blocks,
+            channels=cfg.encoder_channels, head_dim=cfg.head_dim, head_blocks=cfg.head_blocks, target=cfg.target,
+            target_tau=cfg.target_tau, action_dim=action_dim, label_coef=cfg.label_coef,
+        )  # fmt: skip
 
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
         return self.encoder(obs).flatten(1)

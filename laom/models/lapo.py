@@ -11,6 +11,7 @@ samples k in 1..10 for the IDM while the FDM keeps predicting t+1.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,14 @@ class LAPO(nn.Module):
             2 * self.fdm_encoder.out_shape[0], c, encoder_scale, num_res_blocks, channels
         )
         self.apply(orthogonal_init)
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_shape: Sequence[int], action_dim: int | None) -> LAPO:
+        """The model a LAM config (laom.training.lam.LAMConfig) describes."""
+        return cls(
+            obs_shape, cfg.latent_dim, cfg.fsq_levels, encoder_scale=cfg.encoder_scale,
+            num_res_blocks=cfg.num_res_blocks, channels=cfg.encoder_channels,
+        )  # fmt: skip
 
     def latent_action(self, obs: torch.Tensor, future_obs: torch.Tensor) -> torch.Tensor:
         z = self.idm_head(self.idm_encoder(torch.cat([obs, future_obs], dim=1)))

@@ -2,7 +2,7 @@
 argparse parser of the training layer, so the stage and pipeline modules below stay plain functions that the
 sweep, the demo and the Python API call with the same arguments.
 
-``laom train lam --method lapo|laom|laom-labels --data FILE [--labeled FILE]
+``laom train lam --method METHOD --data FILE [--labeled FILE]
 [--eval-data FILE] --out RUN/ [--config PRESET|PATH] [--field value ...]``;
 ``laom train bc|decoder|idm|bc-baseline`` take their input runs or files the same way,
 and ``laom pipeline --method M`` chains them (:mod:`laom.training.pipeline`).
@@ -29,9 +29,17 @@ from typing import Any
 
 import yaml
 
+from laom import methods
 from laom.errors import LaomError
 from laom.training.options import field_help, kinds, metavar, spec_of
-from laom.training.pipeline import FILE_FIELDS, METHODS, STAGE_NAMES, method_stages, stage_help
+from laom.training.pipeline import (
+    FILE_FIELDS,
+    METHODS,
+    STAGE_NAMES,
+    method_stages,
+    stage_help,
+    stage_trainer,
+)
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -96,12 +104,10 @@ def resolve_stage_config(stage: str, config: str | None, overrides: Sequence[str
 
 def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
     maybe_reexec_with_malloc_env()
-    from laom.training.lam import train_lam
-
     files = {"data": args.data, "labeled": args.labeled, "eval_data": args.eval_data, "out": args.out}
-    cfg = resolve_stage_config(f"lam-{args.method}", args.config, extra,
+    cfg = resolve_stage_config(methods.get(args.method).preset("lam"), args.config, extra,
                                fixed=files, against=f"--method is {args.method!r}")  # fmt: skip
-    summary = train_lam(cfg)
+    summary = stage_trainer("lam")(cfg)
     keys = (
         "method",
         "updates",
@@ -224,14 +230,7 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
 def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]:
     def command(args: argparse.Namespace, extra: list[str]) -> int:
         maybe_reexec_with_malloc_env()
-        if stage == "bc":
-            from laom.training.bc import train_bc as train
-        elif stage == "decoder":
-            from laom.training.decoder import train_decoder as train
-        elif stage == "idm":
-            from laom.training.baselines import train_idm as train
-        else:
-            from laom.training.baselines import train_bc_baseline as train
+        train = stage_trainer(stage)
         fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "data", "labeled", "eval_data", "out")}
         cfg = resolve_stage_config(stage, args.config, extra, fixed={k: v for k, v in fixed.items() if v is not None})
         summary = train(cfg)
@@ -311,18 +310,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lam = stages.add_parser(
         "lam",
         add_help=False,
-        help="train a latent action model (LAPO, LAOM, LAOM+supervision) and probe it",
+        help=f"train a latent action model ({', '.join(m.label for m in methods.lam_methods())}) and probe it",
         description=(
             "Train a latent action model on unlabelled frames and report linear-probe MSE of its latent "
             "actions to the true actions. Any config field can be overridden with --field value "
             "(e.g. --batch_size 32 --encoder_scale 2); re-running with the same --out resumes."
         ),
     )
-    lam.add_argument("--method", required=True, choices=("lapo", "laom", "laom-labels"), help="which latent action model")
+    lams = methods.lam_methods()
+    lam.add_argument("--method", required=True, choices=[m.name for m in lams], help="which latent action model")
     lam.add_argument("--data", required=True, help="unlabelled HDF5 dataset (release layout)")
-    lam.add_argument(
-        "--labeled", default=None, help="small labelled HDF5 dataset (required by laom-labels)"
-    )
+    labelled = ", ".join(m.name for m in lams if m.lam_reads_labels)
+    lam.add_argument("--labeled", default=None, help=f"small labelled HDF5 dataset (required by {labelled})")
     lam.add_argument(
         "--eval-data",
         dest="eval_data",

@@ -19,9 +19,11 @@ distractor between o_t and o_{t+1} say what else the latents encode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from laom import methods
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
 from laom.data.streaming import (
     StreamingData,
@@ -40,7 +43,7 @@ from laom.data.streaming import (
     training_sampler,
 )
 from laom.errors import LaomError
-from laom.models import LAOM, LAPO, save_lam
+from laom.models import lam_class, save_lam
 from laom.models.augment import Augmenter
 from laom.models.device import Runtime
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
@@ -62,7 +65,9 @@ from laom.training.common import (
 )
 from laom.training.options import check_fields, opt
 
-METHODS = ("lapo", "laom", "laom-labels")
+METHODS = tuple(m.name for m in methods.lam_methods())
+# The methods whose LAM reads --labeled (a labelled action head on z), for help texts.
+LABELLED = ", ".join(m.name for m in methods.lam_methods() if m.lam_reads_labels)
 LABEL_NORMS = ("variance", "raw")
 PROBE_CURVE_FILE = "probe_curve.jsonl"
 
@@ -72,16 +77,16 @@ class LAMConfig(TrainConfig):
     """LAM training. Defaults are the CPU preset of LAOM (laom/configs/cpu/lam-laom.yaml).
 
     Each method has its own class with its own preset (:data:`CONFIGS`: LAPOConfig,
-    LAMConfig, LAOMLabelsConfig; :func:`lam_config` picks by name). A class refuses
-    another method's name, because ``LAMConfig(method="lapo")`` would otherwise train
-    LAPO with LAOM's defaults (no quantisation, LAOM's augmentations).
+    LAMConfig, LAOMLabelsConfig, ..., made from the method registry's entries;
+    :func:`lam_config` picks by name). A class refuses another method's name, because
+    ``LAMConfig(method="lapo")`` would otherwise train LAPO with LAOM's defaults (no
+    quantisation, LAOM's augmentations).
     """
 
     STAGE = "lam"
-    method: str = opt("laom", "lapo | laom | laom-labels (each has its own config class)",
-                      choices=METHODS)  # fmt: skip
+    method: str = opt("laom", f"{' | '.join(METHODS)} (each has its own config class)", choices=METHODS)
     data: str = opt("", "unlabelled training file (actions are only read for the probe)")
-    labeled: str = opt("", "small labelled file (laom-labels)")
+    labeled: str = opt("", f"small labelled file ({LABELLED})")
     eval_data: str = opt("", "probe test file; empty = held-out training trajectories")
     out: str = opt("", "run directory")
     max_trajectories: int = opt(0, "use only the first N trajectories of --data; 0 = all", ge=0)
@@ -109,9 +114,9 @@ class LAMConfig(TrainConfig):
                                       item_ge=2)  # fmt: skip
     target: str = opt("ema", "LAOM target encoder", choices=("ema", "stopgrad"))
     target_tau: float = opt(0.0625, "EMA rate of the target encoder (laom/training/presets.py)", gt=0, le=1)
-    # supervision (laom-labels)
-    labeled_batch_size: int = opt(128, "labelled samples per update (laom-labels)", ge=1)
-    label_coef: float = opt(0.001, "weight of the action loss on labelled samples (laom-labels)", ge=0)
+    # supervision (the methods whose LAM reads --labeled)
+    labeled_batch_size: int = opt(128, f"labelled samples per update ({LABELLED})", ge=1)
+    label_coef: float = opt(0.001, f"weight of the action loss on labelled samples ({LABELLED})", ge=0)
     # variance: the action head regresses standardised actions, so its loss is in units of
     # the action variance and label_coef means the same for any expert; raw: the release's
     # (the loss scales with the actions: x35 on the release's cheetah actions, x0.5 on ours)
@@ -142,30 +147,29 @@ class LAMConfig(TrainConfig):
             )
 
 
-@dataclass
-class LAPOConfig(LAMConfig):
-    """LAPO CPU preset (laom/configs/cpu/lam-lapo.yaml): FSQ, pixel FDM, no augmentation."""
+def _config_class(method: methods.Method) -> type[LAMConfig]:
+    """``method``'s config class: LAMConfig with the registry entry's defaults (its CPU
+    preset, laom/configs/cpu/lam-<method>.yaml), named as the entry says. Its fields keep
+    LAMConfig's help and ranges (laom.training.options.spec_of)."""
+    assert method.lam is not None
+    if method.lam.config == LAMConfig.__name__:
+        return LAMConfig
+    hints = typing.get_type_hints(LAMConfig)
+    own = {"method": method.name, **method.lam.defaults}
+    doc = (f"{method.label} ({method.summary}): LAMConfig with the CPU preset of "
+           f"laom/configs/cpu/lam-{method.name}.yaml as defaults.")  # fmt: skip
+    cls = dataclasses.make_dataclass(
+        method.lam.config, [(name, hints[name], dataclasses.field(default=value)) for name, value in own.items()],
+        bases=(LAMConfig,), namespace={"__doc__": doc},
+    )  # fmt: skip
+    cls.__module__ = __name__  # make_dataclass's own `module=` needs Python 3.12
+    return cls
 
-    method: str = "lapo"
-    fsq_levels: tuple[int, ...] = (2, 2, 4)
-    use_aug: bool = False
 
-
-@dataclass
-class LAOMLabelsConfig(LAMConfig):
-    """LAOM+supervision CPU preset (laom/configs/cpu/lam-laom-labels.yaml): EMA target (as the
-    release), labelled batch and label weight by the rules of laom/training/presets.py."""
-
-    method: str = "laom-labels"
-    labeled_batch_size: int = 16  # paper: 128 labelled per 512 unlabelled
-    label_coef: float = 0.0354  # the paper's 0.001 x the release's action variance (35.4)
-
-
-CONFIGS: dict[str, type[LAMConfig]] = {
-    "lapo": LAPOConfig,
-    "laom": LAMConfig,
-    "laom-labels": LAOMLabelsConfig,
-}
+CONFIGS: dict[str, type[LAMConfig]] = {m.name: _config_class(m) for m in methods.lam_methods()}
+# Each class under its own name in this module (``from laom.training.lam import
+# LAPOConfig``), as its __module__ and __qualname__ say, whichever entry made it.
+globals().update({cls.__name__: cls for cls in CONFIGS.values() if cls is not LAMConfig})
 
 
 def lam_config(method: str, **fields: Any) -> LAMConfig:
@@ -221,19 +225,11 @@ def action_variance(data: FrameData | StreamingData) -> float:
 
 
 def build_model(cfg: LAMConfig, data: FrameData) -> nn.Module:
+    """The registry's model class for ``cfg.method``, built from the config; a LAM that
+    reads --labeled gets an action head the size of the data's actions."""
     obs_shape = (3 * cfg.frame_stack, data.img_hw, data.img_hw)
-    common = dict(
-        encoder_scale=cfg.encoder_scale,
-        num_res_blocks=cfg.num_res_blocks,
-        channels=cfg.encoder_channels,
-    )
-    if cfg.method == "lapo":
-        return LAPO(obs_shape, cfg.latent_dim, cfg.fsq_levels, **common)
-    return LAOM(
-        obs_shape, cfg.latent_dim, **common, head_dim=cfg.head_dim, head_blocks=cfg.head_blocks,
-        target=cfg.target, target_tau=cfg.target_tau,
-        action_dim=data.action_dim if cfg.method == "laom-labels" else None, label_coef=cfg.label_coef,
-    )  # fmt: skip
+    action_dim = data.action_dim if methods.lam_reads_labels(cfg.method) else None
+    return lam_class(cfg.method).from_config(cfg, obs_shape, action_dim)
 
 
 def validate(cfg: LAMConfig) -> None:
@@ -244,9 +240,9 @@ def validate(cfg: LAMConfig) -> None:
         raise LaomError("--data is required")
     if not cfg.out:
         raise LaomError("--out is required")
-    if cfg.method == "laom-labels" and not cfg.labeled:
+    if methods.lam_reads_labels(cfg.method) and not cfg.labeled:
         raise LaomError(
-            "--method laom-labels needs --labeled FILE (the small action-labelled dataset)"
+            f"--method {cfg.method} needs --labeled FILE (the small action-labelled dataset)"
         )
     facts = check_stage_inputs(cfg)
     check_future_offset(cfg.future_offset, cfg.data)
@@ -440,7 +436,7 @@ class LAMTrainer:
         self.label_sampler = None
         self.label_mean: torch.Tensor | None = None
         self.label_std: torch.Tensor | None = None
-        if labeled is not None and cfg.method == "laom-labels":
+        if labeled is not None and methods.lam_reads_labels(cfg.method):
             self.label_sampler = distributed.shard(BatchSampler(
                 labeled, cfg.labeled_batch_size, cfg.frame_stack, cfg.future_offset, cfg.seed + 1,
                 keys=("obs", "future_obs"), with_replacement=True,
@@ -544,7 +540,7 @@ def load_training_data(
     """(data, labelled data or None, probe train, probe test) with the cross-file checks."""
     data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     labeled = None
-    if cfg.method == "laom-labels":
+    if methods.lam_reads_labels(cfg.method):
         labeled = load_frames(cfg.labeled)
         check_same_task(data, labeled, "--labeled")
         if len(labeled.valid_steps) == 0:

@@ -1,11 +1,14 @@
 """``laom pipeline``: one method end to end, reusing every stage that is already done.
 
-Each method is a chain of stages::
+Each method is a chain of stages, its entry in the method registry (:mod:`laom.methods`)::
 
     lapo, laom, laom-labels:  lam -> bc (latent BC) -> decoder -> evaluate
     idm:                      idm (IDM on --labeled, pseudo-labels, BC on --data) -> evaluate
     bc:                       bc-baseline on --labeled -> evaluate
     bc-full:                  bc-baseline on --data -> evaluate (the normaliser)
+
+The registry names each stage; :func:`stage_trainer` and :func:`stage_configs` find its
+training function and config class, for the pipeline and ``laom train`` alike.
 
 A stage's directory is ``ROOT/<stage>-<method>-<key>`` (``lam-laom-70ecee3c``: readable
 without opening its config; ``idm-<key>`` where stage and method are one), where ``key``
@@ -37,11 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
 from laom.training.options import NON_RESULT_FIELDS, default_of
 
-METHODS = ("lapo", "laom", "laom-labels", "idm", "bc", "bc-full")
+METHODS = methods.names()
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
 # Non-result fields (options.NON_RESULT_FIELDS) that keys made before they were known as
 # such still hold: the manifest keeps them at their default, so those keys stay valid and
@@ -82,24 +86,43 @@ def chain(method: str, data: str, labeled: str, eval_data: str) -> list[Stage]:
 
 
 def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[Stage]:
-    from laom.training.baselines import BCBaselineConfig, IDMConfig, train_bc_baseline, train_idm
-    from laom.training.bc import BCConfig, train_bc
-    from laom.training.decoder import DecoderConfig, train_decoder
-    from laom.training.lam import CONFIGS, train_lam
+    """The registry's stages of ``method``, each with its config class, its training
+    function and its file fields set from the command's files."""
+    spec = methods.get(method)
+    given = {"data": data, "labeled": labeled, "eval_data": eval_data, "": ""}
+    stages = []
+    for s in spec.stages:
+        (config_cls,) = stage_configs(s.name, method).values()
+        extra = {"method": method} if s.name == "lam" else {}
+        files = {name: given[source] for name, source in s.files.items()}
+        stages.append(Stage(s.name, spec.preset(s.name), config_cls, stage_trainer(s.name), files, dict(s.upstream), extra))
+    return stages
 
-    if method in ("lapo", "laom", "laom-labels"):
-        lam_files = {"data": data, "eval_data": eval_data, "labeled": labeled if method == "laom-labels" else ""}
-        return [
-            Stage("lam", f"lam-{method}", CONFIGS[method], train_lam, lam_files, extra={"method": method}),
-            Stage("bc", "bc", BCConfig, train_bc, {"data": data}, {"lam": "lam"}),
-            Stage("decoder", "decoder", DecoderConfig, train_decoder, {"labeled": labeled, "eval_data": eval_data}, {"policy": "bc"}),
-        ]  # fmt: skip
-    if method == "idm":
-        return [Stage("idm", "idm", IDMConfig, train_idm, {"labeled": labeled, "data": data, "eval_data": eval_data})]
-    if method in ("bc", "bc-full"):
-        source = labeled if method == "bc" else data
-        return [Stage("bc-baseline", "bc-baseline", BCBaselineConfig, train_bc_baseline, {"data": source, "eval_data": eval_data})]
-    raise LaomError(f"--method {method}: expected one of {', '.join(METHODS)}")
+
+def stage_trainer(stage: str) -> Callable[[Any], dict[str, Any]]:
+    """The function that trains (or resumes, or reuses) one run of ``stage`` from its
+    config: what a chain and ``laom train STAGE`` call. Imported only now (torch)."""
+    if stage == "lam":
+        from laom.training.lam import train_lam
+
+        return train_lam
+    if stage == "bc":
+        from laom.training.bc import train_bc
+
+        return train_bc
+    if stage == "decoder":
+        from laom.training.decoder import train_decoder
+
+        return train_decoder
+    if stage == "idm":
+        from laom.training.baselines import train_idm
+
+        return train_idm
+    if stage == "bc-baseline":
+        from laom.training.baselines import train_bc_baseline
+
+        return train_bc_baseline
+    raise LaomError(f"no stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
 
 
 def preset_path(preset: str, stem: str) -> Path | None:
@@ -119,21 +142,30 @@ def preset_path(preset: str, stem: str) -> Path | None:
     raise LaomError(f"--preset {preset}: no {path or f'{preset}/{stem}.yaml'}")
 
 
-STAGE_NAMES = ("lam", "bc", "decoder", "idm", "bc-baseline")
+STAGE_NAMES = methods.STAGE_NAMES
 # Fields the commands set themselves (from their own flags or upstream stages).
 FILE_FIELDS = ("method", "data", "labeled", "eval_data", "out", "lam", "policy")
 
 
-def stage_configs(stage: str) -> dict[str, type]:
-    """A stage's config class by label: one per method for lam (their defaults differ)."""
-    from laom.training.baselines import BCBaselineConfig, IDMConfig
-    from laom.training.bc import BCConfig
-    from laom.training.decoder import DecoderConfig
-    from laom.training.lam import CONFIGS
-
+def stage_configs(stage: str, method: str | None = None) -> dict[str, type]:
+    """A stage's config class by label: one per method for lam (their defaults differ),
+    only ``method``'s when given."""
     if stage == "lam":
-        return dict(CONFIGS)
-    return {stage: {"bc": BCConfig, "decoder": DecoderConfig, "idm": IDMConfig, "bc-baseline": BCBaselineConfig}[stage]}
+        from laom.training.lam import CONFIGS
+
+        return {method: CONFIGS[method]} if method else dict(CONFIGS)
+    if stage in ("idm", "bc-baseline"):
+        from laom.training.baselines import BCBaselineConfig, IDMConfig
+
+        return {stage: IDMConfig if stage == "idm" else BCBaselineConfig}
+    if stage == "bc":
+        from laom.training.bc import BCConfig
+
+        return {stage: BCConfig}
+    from laom.training.decoder import DecoderConfig
+
+    require(stage == "decoder", f"no stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
+    return {stage: DecoderConfig}
 
 
 def preset_stages() -> dict[str, type]:
@@ -148,9 +180,8 @@ def preset_stages() -> dict[str, type]:
 
 def method_stages(method: str | None) -> tuple[str, ...]:
     """The stages ``method`` chains (every stage when no method is given)."""
-    if method in ("lapo", "laom", "laom-labels"):
-        return ("lam", "bc", "decoder")
-    return {"idm": ("idm",), "bc": ("bc-baseline",), "bc-full": ("bc-baseline",)}.get(method or "", STAGE_NAMES)
+    spec = methods.METHODS.get(method or "")
+    return spec.stage_names if spec is not None else STAGE_NAMES
 
 
 def stage_help(stage: str, prefix: str = "") -> tuple[str, str, dict[str, type]]:
@@ -338,7 +369,7 @@ def check_inputs(method: str, data: str, labeled: str, eval_data: str, episodes:
     from laom.data.compat import check_compatible
 
     files = {"--data": data, "--labeled": labeled, "--eval-data": eval_data}
-    if method == "bc":  # trains on --labeled alone
+    if not methods.get(method).reads("data"):  # bc trains on --labeled alone
         files = {"--labeled": labeled, "--eval-data": eval_data}
     facts = check_compatible(files)
     if episodes > 0:
@@ -358,8 +389,8 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     require(opts.method in METHODS, f"--method {opts.method}: expected one of {', '.join(METHODS)}")
     require(bool(opts.out), "--out is required")
     check_output(opts.out, "--out", kind="dir", create_parents=True)
-    needs_data = opts.method != "bc"
-    needs_labeled = opts.method != "bc-full"
+    needs_data = methods.get(opts.method).reads("data")
+    needs_labeled = methods.get(opts.method).reads("labeled")
     require(bool(opts.data) or not needs_data, f"--method {opts.method} needs --data FILE")
     require(bool(opts.labeled) or not needs_labeled, f"--method {opts.method} needs --labeled FILE")
     require(opts.episodes >= 0, f"--episodes {opts.episodes}: expected >= 0")

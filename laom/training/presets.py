@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from laom import methods
+
 if TYPE_CHECKING:  # for type checkers only: Python 3.10 has it under another module
     from importlib.resources.abc import Traversable
 
@@ -199,15 +201,26 @@ _POLICY: dict[str, Rule] = {
     "checkpoint_every": bookkeeping(200),
 }
 
+# A LAM's rules follow from its model (the method registry's entry) and from whether it
+# trains on the labelled file, so a method variant needs no rules of its own.
+_LAM_MODEL: dict[str, dict[str, Rule]] = {
+    methods.LAOM_MODEL: _LAOM,
+    methods.LAPO_MODEL: {**_LAM_COMMON, "fsq_levels": same("fsq_levels")},
+}
+_LABELS: dict[str, Rule] = {
+    "labeled_batch_size": LABELED_BATCH,
+    "label_coef": LABEL_COEF,
+    "label_norm": LABEL_NORM,
+}
+
+
+def _lam_rules(method: methods.Method) -> dict[str, Rule]:
+    assert method.lam is not None
+    return {**_LAM_MODEL[method.lam.model], **(_LABELS if method.lam_reads_labels else {})}
+
+
 RULES: dict[str, dict[str, Rule]] = {
-    "lam-laom": _LAOM,
-    "lam-laom-labels": {
-        **_LAOM,
-        "labeled_batch_size": LABELED_BATCH,
-        "label_coef": LABEL_COEF,
-        "label_norm": LABEL_NORM,
-    },
-    "lam-lapo": {**_LAM_COMMON, "fsq_levels": same("fsq_levels")},
+    **{m.preset("lam"): _lam_rules(m) for m in methods.lam_methods()},
     "bc-baseline": {
         **_POLICY,
         "frame_stack": same("frame_stack"),
