@@ -7,7 +7,8 @@ of them now reads :data:`METHODS`: a method's name, its label in reports, its co
 plots, its stages in order with the files each reads and the stages each builds on, and
 for a latent action model the model class, the config class and the CPU preset's
 defaults. Adding a variant is one entry here plus its model (and its preset YAMLs, which
-are data): ``lapo-labels`` is LAPO's entry with a labelled LAM.
+are data): ``lapo-labels`` (LAPO+supervision) is LAPO's entry with a labelled LAM, and
+its model is LAPO's with LAOM+supervision's action head.
 
 This module imports neither torch nor any other part of laom but :mod:`laom.errors`, so
 the bottom layer (``laom.models``) and ``laom --help`` can read it for free; classes and
@@ -162,6 +163,9 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
     Method("laom-labels", "LAOM+supervision", "tab:purple", _lam_chain(True),
            "LAOM with a linear action head on z trained on the labelled subset",
            LAMSpec(LAOM_MODEL, "LAOMLabelsConfig", _LABELS)),
+    Method("lapo-labels", "LAPO+supervision", "teal", _lam_chain(True),
+           "LAPO with LAOM+supervision's linear action head on z",
+           LAMSpec(LAPO_MODEL, "LAPOLabelsConfig", {**_LAPO, **_LABELS})),
     Method(NORMALIZER, "BC (full data)", "tab:gray",
            (StageSpec("bc-baseline", {"data": "data", "eval_data": "eval_data"}),),
            "behaviour cloning on every action of --data (the normaliser)"),

@@ -614,6 +614,32 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
 
 
+@pytest.mark.integration
+def test_tiny_sweep_with_lapo_labels(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`laom sweep --methods lapo,lapo-labels`: LAPO's budgets share its LAM, while
+    LAPO+supervision's LAM reads the labels, so each of its budgets trains its own
+    chain and none waits for another; the report names it as the registry labels it."""
+    cfg = sw.make_config("walker-stand", "lapo,lapo-labels", "1,2", "0", str(data), episodes=0, overrides=TINY)
+    deps = {j.id: j.after for j in sw.plan_jobs(cfg)}
+    assert deps == {"walker-stand/lapo/1/s0": [], "walker-stand/lapo-labels/1/s0": [],
+                    "walker-stand/lapo/2/s0": ["walker-stand/lapo/1/s0"], "walker-stand/lapo-labels/2/s0": []}  # fmt: skip
+    out = tmp_path / "sweep"
+    capsys.readouterr()
+    assert main(sweep_args(data, out, "--episodes", "0", methods="lapo,lapo-labels")) == 0
+    runs = sw.read_runs(out / "runs.jsonl")
+    assert sorted((r["method"], r["labeled"]) for r in runs) == [
+        ("lapo", 1), ("lapo", 2), ("lapo-labels", 1), ("lapo-labels", 2)
+    ]  # fmt: skip
+    sup = sorted((r for r in runs if r["method"] == "lapo-labels"), key=lambda r: r["labeled"])
+    assert not any(s["reused"] for r in sup for s in r["stages"].values())
+    assert sup[0]["stages"]["lam"]["dir"] != sup[1]["stages"]["lam"]["dir"]
+    assert all(r["action_probe_mse"] is not None for r in sup)
+    lams = sorted(p.name.rsplit("-", 1)[0] for p in (out / "cache").glob("lam-*"))
+    assert lams == ["lam-lapo", "lam-lapo-labels", "lam-lapo-labels"]
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert "LAPO+supervision" in (tmp_path / "report" / "results.md").read_text()
+
+
 # --------------------------------------------------------------------------- demo summary
 
 

@@ -17,6 +17,7 @@ import laom.training.common as common_mod
 import laom.training.lam as lam_mod
 from laom.cli import main
 from laom.errors import LaomError
+from laom.methods import lam_reads_labels
 from laom.models import load_lam
 from laom.training.common import (
     parse_config,
@@ -57,7 +58,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 def cfg_for(method: str, files: dict[str, Path], out: Path, **kw) -> lam_mod.LAMConfig:
     args = [*TINY, "--precision", "fp32"]
     cfg = parse_config(CONFIGS[method], None, args, data=str(files["data"]), out=str(out),
-                       labeled=str(files["labeled"]) if method == "laom-labels" else None)  # fmt: skip
+                       labeled=str(files["labeled"]) if lam_reads_labels(method) else None)  # fmt: skip
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -66,7 +67,7 @@ def cfg_for(method: str, files: dict[str, Path], out: Path, **kw) -> lam_mod.LAM
 # --------------------------------------------------------------------------- presets
 
 
-@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels", "lapo-labels"])
 def test_cpu_presets_are_the_code_defaults(method):
     raw = yaml.safe_load(preset_file("cpu", f"lam-{method}").read_text())
     defaults = CONFIGS[method]()
@@ -75,7 +76,7 @@ def test_cpu_presets_are_the_code_defaults(method):
         assert (list(got) if isinstance(got, tuple) else got) == value, key
 
 
-@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels", "lapo-labels"])
 def test_paper_presets_hold_table_5(method):
     cfg = parse_config(CONFIGS[method], preset_file("paper", f"lam-{method}"), [])
     assert (cfg.batch_size, cfg.epochs, cfg.learning_rate, cfg.warmup_epochs) == (512, 10, 1e-4, 3)
@@ -87,7 +88,7 @@ def test_paper_presets_hold_table_5(method):
     )
     assert cfg.frame_stack == 3 and cfg.weight_decay == 0 and cfg.grad_clip is None
     assert cfg.encoder_channels == (16, 32, 32)
-    if method == "lapo":
+    if method in ("lapo", "lapo-labels"):
         assert cfg.fsq_levels == (2, 2, 4) and not cfg.use_aug
     else:
         assert cfg.use_aug and cfg.head_dim == 1024 and cfg.head_blocks == 3
@@ -97,6 +98,8 @@ def test_paper_presets_hold_table_5(method):
         # The release's train_laom_labels.py: EMA target, the action loss on raw actions.
         assert cfg.target == "ema" and cfg.labeled_batch_size == 128 and cfg.label_coef == 0.001
         assert cfg.label_norm == "raw"
+    if method == "lapo-labels":  # not in the paper: its LAPO with LAOM+supervision's labelled settings
+        assert (cfg.labeled_batch_size, cfg.label_coef, cfg.label_norm) == (128, 0.001, "raw")
 
 
 def test_overrides_and_unknown_fields():
@@ -141,6 +144,7 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
     fails(
         [*base, "--method", "laom-labels", "--out", str(tmp_path / "a")], capsys, "needs --labeled"
     )
+    fails([*base, "--method", "lapo-labels", "--out", str(tmp_path / "a")], capsys, "--method lapo-labels needs --labeled")
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_task"]), "--out", str(tmp_path / "b")],
           capsys, "reacher-easy")  # fmt: skip
     fails([*base, "--method", "laom-labels", "--labeled", str(files["other_size"]), "--out", str(tmp_path / "c")],
@@ -195,7 +199,7 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-@pytest.mark.parametrize("method", ["laom", "laom-labels", "lapo"])
+@pytest.mark.parametrize("method", ["laom", "laom-labels", "lapo", "lapo-labels"])
 def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkeypatch, method):
     kw = dict(total_updates=7, checkpoint_every=3, log_every=1, use_aug=True)
     full = train_lam(cfg_for(method, files, tmp_path / "full", **kw))
@@ -271,6 +275,32 @@ def test_label_norm_standardises_the_supervised_actions(files, tmp_path):
     assert std["final"]["loss"] > 0 and raw["final"]["loss"] > 0
 
 
+def test_lapo_labels_run_loads_back_and_relabels(files, tmp_path, capsys):
+    """A trained LAPO+supervision LAM: its head trains on standardised labelled actions
+    every update, its file rebuilds it (laom.load_lam, as later stages load it) and
+    `laom relabel` writes the latents that model gives."""
+    from laom.data.relabel import LATENT_ACTIONS
+
+    run = tmp_path / "run"
+    summary = train_lam(cfg_for("lapo-labels", files, run, total_updates=3, log_every=1))
+    assert summary["method"] == "lapo-labels" and np.isfinite(summary["action_probe_mse"])
+    assert [r["update"] for r in read_metrics(run)] == [1, 2, 3]
+    assert all(r["action_loss"] > 0 and r["fdm_loss"] > 0 for r in read_metrics(run))
+    payload = torch.load(run / "lam.pt", weights_only=False)
+    assert payload["class"] == "lapo" and payload["meta"]["method"] == "lapo-labels"
+    assert payload["kwargs"]["action_dim"] == 2 and payload["kwargs"]["fsq_levels"] == [2, 2, 4]
+    lam = laom.load_lam(run)
+    assert lam.method == "lapo-labels" and lam.module.action_head.out_features == 2 and lam.module.fsq is not None
+    with h5py.File(files["data"], "r") as f:
+        frames = f["0"]["obs"][()]
+    z = lam.encode(frames)
+    assert z.shape == (len(frames) - 1, 8)
+    out = tmp_path / "relabelled.hdf5"
+    assert main(["relabel", "--lam", str(run), "--data", str(files["data"]), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        np.testing.assert_allclose(f["0"][LATENT_ACTIONS][()], z, rtol=1e-5, atol=1e-6)
+
+
 def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
     a = train_lam(cfg_for("laom", files, tmp_path / "a", total_updates=3))
     b = train_lam(cfg_for("laom", files, tmp_path / "b", total_updates=3))
@@ -282,12 +312,12 @@ def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels"])
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-labels", "lapo-labels"])
 def test_cli_end_to_end(files, tmp_path, capsys, method):
     out = tmp_path / method
     argv = ["train", "lam", "--method", method, "--data", str(files["data"]), "--eval-data", str(files["eval"]),
             "--out", str(out), *TINY, "--total_updates", "4", "--log_every", "2", "--checkpoint_every", "2"]  # fmt: skip
-    if method == "laom-labels":
+    if lam_reads_labels(method):
         argv += ["--labeled", str(files["labeled"])]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out.splitlines()[0])

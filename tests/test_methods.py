@@ -110,6 +110,12 @@ def test_which_stages_a_labelled_budget_retrains():
     assert get("bc").reads("labeled") and not get("bc").reads("data")
     assert get("bc-full").reads("data") and not get("bc-full").reads("labeled") and not get("bc-full").shares_stages
     assert get("idm").label_stages == {"idm"}
+    # LAPO+supervision: LAPO's model and chain, with the LAM reading the labels.
+    lapo, sup = get("lapo"), get("lapo-labels")
+    assert sup.lam.model == lapo.lam.model and sup.stage_names == lapo.stage_names
+    assert sup.lam_reads_labels and not sup.shares_stages and sup.label_stages == {"lam", "bc", "decoder"}
+    assert sup.label == "LAPO+supervision"
+    assert dict(sup.lam.defaults) == {**lapo.lam.defaults, **get("laom-labels").lam.defaults}
     with pytest.raises(LaomError, match="--method nope: expected one of bc, idm, lapo"):
         get("nope")
 

@@ -214,8 +214,79 @@ def test_lapo_reconstructs_pixels_and_quantizes():
     assert plain.fsq is None
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: a few dozen steps of a conv net stall for minutes when OpenMP
+    threads compete with other work for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _lapo_labels(**kwargs) -> LAPO:
+    return LAPO((9, 16, 16), latent_dim=6, fsq_levels=(2, 2, 4), channels=(8, 8, 8), action_dim=2, **kwargs)
+
+
+def test_lapo_labels_loss_adds_the_action_term_and_keeps_labels_out_of_the_fdm(one_thread):
+    """LAPO+supervision: the labelled pairs reach the IDM (and its action head), never
+    the pixel FDM, whose gradients are those of the same unlabelled batch without labels."""
+    torch.manual_seed(0)
+    m = _lapo_labels(label_coef=0.5)
+    x = [torch.rand(4, 9, 16, 16) * 2 - 1 for _ in range(3)]
+    labeled = (torch.rand(3, 9, 16, 16) * 2 - 1, torch.rand(3, 9, 16, 16) * 2 - 1, torch.randn(3, 2))
+    loss, metrics = m.loss(*x, labeled)
+    assert list(metrics) == ["loss", "fdm_loss", "action_loss"]
+    torch.testing.assert_close(metrics["loss"], metrics["fdm_loss"] + 0.5 * metrics["action_loss"])
+    assert m.last_latent.shape == (4, 6)  # the online probe sees the unlabelled batch only
+    loss.backward()
+    with_labels = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    m.loss(*x)[0].backward()
+    without = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    assert with_labels["action_head.weight"].abs().sum() > 0 and "action_head.weight" not in without
+    # The action loss reaches the IDM's encoder ...
+    assert not torch.equal(with_labels["idm_encoder.stages.0.0.weight"], without["idm_encoder.stages.0.0.weight"])
+    # ... and nothing of the FDM: its encoder, z's projection and the pixel decoder.
+    fdm = [n for n in without if n.startswith(("fdm_encoder.", "action_to_map.", "decoder."))]
+    assert fdm and all(torch.allclose(with_labels[n], without[n], atol=1e-6) for n in fdm)
+
+
+def test_lapo_labels_action_loss_falls_through_the_quantised_latent(one_thread):
+    """Training on LAPO+supervision's whole loss, the head on FSQ's straight-through z
+    learns the labelled actions, and the action loss reaches the IDM's encoder."""
+    torch.manual_seed(0)
+    m = _lapo_labels(label_coef=1.0)
+    g = torch.Generator().manual_seed(1)
+    obs, nxt, future, lab_obs, lab_future = (torch.rand(8, 9, 16, 16, generator=g) * 2 - 1 for _ in range(5))
+    actions = torch.randn(8, 2, generator=g)
+    optim = torch.optim.Adam(m.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss, metrics = m.loss(obs, nxt, future, (lab_obs, lab_future, actions))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(float(metrics["action_loss"]))
+    assert losses[-1] < 0.5 * losses[0], losses
+    m.zero_grad()
+    F.mse_loss(m.action_head(m.latent_action(lab_obs, lab_future)), actions).backward()
+    assert m.idm_encoder.stages[0][0].weight.grad.abs().sum() > 0  # through FSQ's straight-through round
+
+
+def test_lapo_without_labels_has_no_head_and_refuses_a_labelled_batch():
+    m = LAPO((9, 16, 16), latent_dim=6)
+    assert m.action_head is None and "action_head.weight" not in m.state_dict()
+    x = [torch.rand(2, 9, 16, 16) for _ in range(3)]
+    assert list(m.loss(*x)[1]) == ["loss", "fdm_loss"]
+    with pytest.raises(AssertionError, match="no action head"):
+        m.loss(*x, (x[0], x[1], torch.zeros(2, 2)))
+
+
 @pytest.mark.parametrize("cls,kwargs", [(LAOM, {"latent_dim": 8, "head_dim": 16, "action_dim": 3}),
-                                        (LAPO, {"latent_dim": 6, "fsq_levels": (2, 2, 4)})])  # fmt: skip
+                                        (LAPO, {"latent_dim": 6, "fsq_levels": (2, 2, 4)}),
+                                        (LAPO, {"latent_dim": 6, "fsq_levels": (2, 2, 4), "action_dim": 3,
+                                                "label_coef": 0.25})])  # fmt: skip
 def test_save_load_round_trip(tmp_path, cls, kwargs):
     torch.manual_seed(0)
     m = cls((9, 16, 16), **kwargs)
@@ -225,6 +296,32 @@ def test_save_load_round_trip(tmp_path, cls, kwargs):
     x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)
     m.eval()
     torch.testing.assert_close(loaded.latent_action(x, y), m.latent_action(x, y))
+    for key, value in m.state_dict().items():  # the action head too
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert loaded.kwargs == m.kwargs
+
+
+def test_a_lapo_file_from_before_the_action_head_still_loads(tmp_path):
+    """LAPO files written before LAPO took ``action_dim``/``label_coef`` lack them in their
+    kwargs: they load as LAPO without a head."""
+    torch.manual_seed(0)
+    m = LAPO((9, 16, 16), latent_dim=6, fsq_levels=(2, 2, 4))
+    old_kwargs = {k: v for k, v in m.kwargs.items() if k not in ("action_dim", "label_coef")}
+    payload = {"format": "laom-lam/1", "class": "lapo", "kwargs": old_kwargs, "state_dict": m.state_dict(),
+               "meta": {"method": "lapo"}}  # fmt: skip
+    torch.save(payload, tmp_path / "lam.pt")
+    loaded, meta = load_lam(tmp_path / "lam.pt")
+    assert loaded.action_head is None and meta["method"] == "lapo"
+    x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)
+    torch.testing.assert_close(loaded.latent_action(x, y), m.eval().latent_action(x, y))
+
+
+def test_an_unknown_lam_class_is_one_line(tmp_path):
+    from laom.errors import LaomError
+
+    torch.save({"format": "laom-lam/1", "class": "vq", "kwargs": {}, "state_dict": {}, "meta": {}}, tmp_path / "x.pt")
+    with pytest.raises(LaomError, match="unknown class 'vq' \\(expected lapo, laom\\)"):
+        load_lam(tmp_path / "x.pt")
 
 
 def test_linear_probe_recovers_a_linear_map_and_reports_baseline():

@@ -73,6 +73,22 @@ def test_keys_depend_on_what_the_stage_reads(files: dict[str, Path]) -> None:
     assert keys("laom", files) == base
 
 
+def test_lapo_labels_chain_reads_the_labels_in_its_lam(files: dict[str, Path]) -> None:
+    """LAPO+supervision chains as LAOM+supervision does: its LAM reads --labeled, so every
+    stage is per labelled budget, and the LAM is LAPO's preset with the labelled fields."""
+    sup, sup_b = keys("lapo-labels", files), keys("lapo-labels", files, "labeled_b")
+    assert list(sup) == ["lam", "bc", "decoder"] and all(sup[k] != sup_b[k] for k in sup)
+    assert sup["lam"] != keys("lapo", files)["lam"]
+    stages = pl.chain("lapo-labels", str(files["data"]), str(files["labeled"]), "")
+    lam = stages[0]
+    assert (lam.preset, lam.files["labeled"], lam.extra) == ("lam-lapo-labels", str(files["labeled"]), {"method": "lapo-labels"})
+    (planned, *_) = pl.plan_chain(stages, Path("/nonexistent"), "cpu", pl.split_overrides(TINY, stages, "lapo-labels"))
+    cfg = planned.cfg
+    assert type(cfg).__name__ == "LAPOLabelsConfig" and cfg.fsq_levels == (2, 2, 4) and not cfg.use_aug
+    assert (cfg.labeled_batch_size, cfg.label_coef, cfg.label_norm) == (16, 0.0354, "variance")
+    assert planned.path.name.startswith("lam-lapo-labels-")
+
+
 def test_compile_changes_no_key(files: dict[str, Path]) -> None:
     """torch.compile changes speed, not results: --compile true must find the stages trained
     without it, under the keys that stage folders written before this fix already carry
@@ -146,6 +162,35 @@ def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path,
     assert not third["stages"]["decoder"]["reused"]
     assert third["stages"]["decoder"]["dir"] != first["stages"]["decoder"]["dir"]
     assert len(list(tmp_path.glob("lam-*"))) == 1 and len(list(tmp_path.glob("decoder-*"))) == 2
+
+
+@pytest.mark.integration
+def test_pipeline_lapo_labels_end_to_end(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`laom pipeline --method lapo-labels`: LAM (with its labelled head), latent BC and
+    decoder train; the same call reuses them; another labelled budget retrains the chain."""
+    from laom.api import load_lam
+
+    capsys.readouterr()
+    assert main(pipeline(tmp_path, "lapo-labels", files)) == 0
+    first, _ = summary_of(capsys)
+    assert first["method"] == "lapo-labels" and list(first["stages"]) == ["lam", "bc", "decoder"]
+    assert not any(s["reused"] for s in first["stages"].values()) and first["action_probe_mse"] is not None
+    lam_dir = Path(first["stages"]["lam"]["dir"])
+    assert lam_dir.name.startswith("lam-lapo-labels-")
+    rows = [json.loads(line) for line in (lam_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(r["action_loss"] > 0 for r in rows)  # the labelled head trained
+    lam = load_lam(lam_dir)
+    assert lam.method == "lapo-labels" and lam.module.action_head is not None
+    assert (Path(first["stages"]["decoder"]["dir"]) / "policy.pt").is_file()  # the acting policy
+
+    assert main(pipeline(tmp_path, "lapo-labels", files)) == 0
+    second, log = summary_of(capsys)
+    assert all(s["reused"] for s in second["stages"].values()), log
+
+    assert main(pipeline(tmp_path, "lapo-labels", files, "labeled_b")) == 0
+    third, _ = summary_of(capsys)
+    assert not any(s["reused"] for s in third["stages"].values())
+    assert len(list(tmp_path.glob("lam-lapo-labels-*"))) == 2
 
 
 @pytest.mark.integration

@@ -38,6 +38,34 @@ def test_share_rules_keep_the_papers_shares():
     assert cpu["latent_dim"] == paper["latent_dim"] and cpu["head_dim"] == paper["head_dim"]
 
 
+@pytest.mark.parametrize("preset", ["cpu", "demo", "paper"])
+def test_a_labelled_lam_is_its_base_lam_plus_the_labels(preset):
+    """Every method whose LAM reads --labeled (laom-labels, lapo-labels) is, in every
+    preset, the unlabelled method with the same model plus the three label fields, and
+    those fields are the same for all of them: the labels are the one change."""
+    from laom import methods
+
+    labelled = [m for m in methods.lam_methods() if m.lam_reads_labels]
+    assert {m.name for m in labelled} >= {"laom-labels", "lapo-labels"}
+    fields = {"labeled_batch_size", "label_coef", "label_norm"}
+    labels = []
+    for method in labelled:
+        (base,) = [m for m in methods.lam_methods() if m.lam.model == method.lam.model and not m.lam_reads_labels]
+        values, base_values = load_preset(preset, method.preset("lam")), load_preset(preset, base.preset("lam"))
+        assert set(values) - set(base_values) == fields and values["method"] == method.name
+        assert {k: v for k, v in values.items() if k not in fields | {"method"}} == {
+            k: v for k, v in base_values.items() if k != "method"
+        }, (preset, method.name)
+        labels.append({k: values[k] for k in fields})
+    assert all(x == labels[0] for x in labels)
+
+
+def test_lam_rules_follow_the_model_and_the_labels():
+    assert RULES["lam-lapo-labels"].keys() == RULES["lam-lapo"].keys() | {"labeled_batch_size", "label_coef", "label_norm"}
+    assert RULES["lam-laom-labels"].keys() == RULES["lam-laom"].keys() | {"labeled_batch_size", "label_coef", "label_norm"}
+    assert RULES["lam-lapo-labels"]["label_coef"] is RULES["lam-laom-labels"]["label_coef"]
+
+
 def test_a_changed_cpu_value_breaks_its_rule():
     paper = load_preset("paper", "lam-laom")
     cpu = {**load_preset("cpu", "lam-laom"), "target_tau": 0.001}

@@ -132,6 +132,37 @@ def test_estimator_arithmetic_with_injected_rates(data: Path, tmp_path: Path) ->
     assert ">0:04?" in text and "no rate for lam-lapo forward" in text
 
 
+def test_lapo_labels_plans_a_lam_per_budget_that_reads_its_subset(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LAPO+supervision's LAM reads the labelled subset: one LAM per budget, each reading
+    the subset's frames too, and its own rate kind, measured by training it with labels."""
+    plan = cost.plan_sweep(config(data, methods="lapo,lapo-labels", labeled="1,2"), tmp_path / "sweep")
+    rows = rows_by(plan)
+    sup = [rows[(f"walker-stand/lapo-labels/{n}/s0", "lam")] for n in (1, 2)]
+    lapo = [rows[(f"walker-stand/lapo/{n}/s0", "lam")] for n in (1, 2)]
+    assert [r.status for r in sup] == ["train", "train"] and [r.status for r in lapo] == ["train", "shared"]
+    reads = [next(w.amount for w in r.works if w.rate.kind == "read") for r in [*sup, lapo[0]]]
+    assert reads == [80 + 20, 80 + 40, 80]  # --data, plus 1 and 2 labelled trajectories of 20 frames
+    assert {w.rate.kind for w in sup[0].works} == {"lam-lapo-labels train", "lam-lapo-labels forward", "read"}
+    # The calibration times its whole update, labelled batch and action head included.
+    import laom.training.lam as lam_mod
+
+    monkeypatch.setattr(cost, "BUDGET_S", 0.05)
+    built: list[bool] = []
+
+    class Recording(lam_mod.LAMTrainer):
+        def __init__(self, cfg, data, labeled, runtime):
+            super().__init__(cfg, data, labeled, runtime)
+            built.append(self.label_sampler is not None)
+
+    monkeypatch.setattr(lam_mod, "LAMTrainer", Recording)
+    rate = next(w.rate for w in sup[0].works if w.rate.kind == "lam-lapo-labels train")
+    measured = rate.measure()
+    assert {r.kind for r in measured} == {"lam-lapo-labels train", "lam-lapo-labels forward"}
+    assert all(v > 0 for v in measured.values()) and built == [True]
+
+
 @pytest.mark.integration  # real updates and an environment: seconds, not milliseconds
 def test_calibration_is_written_and_reused(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cost, "BUDGET_S", 0.05)  # a couple of timed calls per rate

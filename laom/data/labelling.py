@@ -93,7 +93,7 @@ class LatentActionModel:
 
     @property
     def method(self) -> str:
-        """lapo, laom or laom-labels."""
+        """The method that trained it (lapo, laom, laom-labels, lapo-labels: laom.methods)."""
         return str(self.meta.get("method", ""))
 
     @property

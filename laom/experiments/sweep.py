@@ -12,9 +12,10 @@ Layout of a sweep directory::
 Every run goes through :func:`laom.training.pipeline.run_pipeline` into the one cache
 root, so a LAM and its latent BC policy are trained once per (task, method, seed) and
 reused by every budget of lapo and laom (only the decoder reads the labelled file);
-laom-labels, idm and bc read the labelled file in their first stage and so train per
-budget. The sweep seed goes to every stage's ``seed`` field and picks the labelled
-subset, so seeds differ in both.
+laom-labels, lapo-labels, idm and bc read the labelled file in their first stage and so
+train per budget (:attr:`laom.methods.Method.shares_stages` says which). The sweep seed
+goes to every stage's ``seed`` field and picks the labelled subset, so seeds differ in
+both.
 
 Runs are independent processes when ``--jobs`` > 1; the planner makes every lapo/laom
 run wait for the smallest budget of its (task, method, seed) group, which trains the

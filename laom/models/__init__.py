@@ -1,8 +1,9 @@
 """Models: the ResNet family, LAOM's MLP heads, FSQ, augmentations and the latent action
-models (LAPO, LAOM, LAOM+supervision), plus saving/loading them for later stages. The
-acting policies and their file are in :mod:`laom.models.policy`, the device and precision
-networks run in are in :mod:`laom.models.device`. Which class each method trains is
-the method registry's (:mod:`laom.methods`, torch-free, below this layer)."""
+models (LAPO, LAOM, each optionally with a labelled action head), plus saving/loading
+them for later stages. The acting policies and their file are in
+:mod:`laom.models.policy`, the device and precision networks run in are in
+:mod:`laom.models.device`. Which class each method trains is the method registry's
+(:mod:`laom.methods`, torch-free, below this layer)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Stage 1: train a latent action model (LAPO, LAOM or LAOM+supervision) on unlabelled
-observation sequences, then measure its latent actions with linear probes.
+"""Stage 1: train a latent action model (LAPO, LAOM, or either with a labelled action head:
+LAPO+supervision, LAOM+supervision) on unlabelled observation sequences, then measure
+its latent actions with linear probes.
 
 Every update: gather a batch of (o_t, o_{t+1}, o_{t+k}) stacks, scale to [-1, 1],
 call the model's ``loss`` (each method's loss reads top to bottom in its own file under

@@ -2,10 +2,10 @@
 
 Each method is a chain of stages, its entry in the method registry (:mod:`laom.methods`)::
 
-    lapo, laom, laom-labels:  lam -> bc (latent BC) -> decoder -> evaluate
-    idm:                      idm (IDM on --labeled, pseudo-labels, BC on --data) -> evaluate
-    bc:                       bc-baseline on --labeled -> evaluate
-    bc-full:                  bc-baseline on --data -> evaluate (the normaliser)
+    lapo, laom, laom-labels, lapo-labels:  lam -> bc (latent BC) -> decoder -> evaluate
+    idm:          idm (IDM on --labeled, pseudo-labels, BC on --data) -> evaluate
+    bc:           bc-baseline on --labeled -> evaluate
+    bc-full:      bc-baseline on --data -> evaluate (the normaliser)
 
 The registry names each stage; :func:`stage_trainer` and :func:`stage_configs` find its
 training function and config class, for the pipeline and ``laom train`` alike.
@@ -16,10 +16,10 @@ hashes what determines its result: the resolved config (minus ``out`` and the fi
 logging: device, threads, torch.compile, checkpoint/log intervals, progress, loggers), the identity of
 every input file (absolute path, size, mtime), and the keys of the stages it builds on.
 So a sweep over labelled budgets trains each LAM and latent BC once: for lapo and laom
-only the decoder (and the evaluation) reads --labeled; for laom-labels the LAM itself
-does, so the whole chain depends on it. A finished stage (summary.json present) is
-reused; an interrupted one resumes from its checkpoint, because the same inputs give
-the same directory. ``stage.json`` in each directory records what went into its key.
+only the decoder (and the evaluation) reads --labeled; for laom-labels and lapo-labels
+the LAM itself does, so the whole chain depends on it. A finished stage (summary.json
+present) is reused; an interrupted one resumes from its checkpoint, because the same
+inputs give the same directory. ``stage.json`` in each directory records what went into its key.
 Directories named by earlier versions (``ROOT/<stage>-<key>``, the key alone) are still
 found and reused where they are, never renamed: other runs' records point at them. A
 finished stage keeps its artifacts and summary; its checkpoints are deleted.
@@ -95,7 +95,8 @@ def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[
         (config_cls,) = stage_configs(s.name, method).values()
         extra = {"method": method} if s.name == "lam" else {}
         files = {name: given[source] for name, source in s.files.items()}
-        stages.append(Stage(s.name, spec.preset(s.name), config_cls, stage_trainer(s.name), files, dict(s.upstream), extra))
+        trainer = stage_trainer(s.name)
+        stages.append(Stage(s.name, spec.preset(s.name), config_cls, trainer, files, dict(s.upstream), extra))
     return stages
 
 
@@ -170,7 +171,7 @@ def stage_configs(stage: str, method: str | None = None) -> dict[str, type]:
 
 def preset_stages() -> dict[str, type]:
     """Config class by the stem of its preset file: one lam entry per method, since their
-    defaults and presets differ (lam-lapo, lam-laom, lam-laom-labels), then bc, decoder,
+    defaults and presets differ (lam-lapo, lam-laom, lam-laom-labels, ...), then bc, decoder,
     idm, bc-baseline. The stages ``laom config show`` resolves."""
     out = {f"lam-{method}": cls for method, cls in stage_configs("lam").items()}
     for stage in STAGE_NAMES[1:]:
