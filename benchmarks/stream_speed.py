@@ -57,19 +57,17 @@ def cpu_seconds() -> float:
 
 def write_file(path: Path, trajectories: int, length: int, hw: int) -> None:
     """Random frames in the release layout, written with laom's writer, renamed when whole."""
-    from laom.data.format import Writer, create
+    from laom.data.format import Writer, atomic_output, create
 
-    tmp = path.with_name(path.name + ".partial")
-    tmp.unlink(missing_ok=True)
-    create(tmp, {**ATTRS, "img_hw": hw})
-    rng = np.random.default_rng(0)
-    with Writer(tmp, journal=False) as w:
-        for i in range(trajectories):
-            obs = rng.integers(0, 256, (length, hw, hw, 3), dtype=np.uint8)
-            states = rng.standard_normal((length, 17), dtype=np.float32)
-            actions = rng.uniform(-1, 1, (length, 6)).astype(np.float32)
-            w.append(i, obs, states, actions, 0.0)
-    os.replace(tmp, path)
+    with atomic_output(path, force=True) as tmp:
+        create(tmp, {**ATTRS, "img_hw": hw}, force=True)
+        rng = np.random.default_rng(0)
+        with Writer(tmp, journal=False) as w:
+            for i in range(trajectories):
+                obs = rng.integers(0, 256, (length, hw, hw, 3), dtype=np.uint8)
+                states = rng.standard_normal((length, 17), dtype=np.float32)
+                actions = rng.uniform(-1, 1, (length, 6)).astype(np.float32)
+                w.append(i, obs, states, actions, 0.0)
 
 
 def read_through(path: Path) -> float:

@@ -12,8 +12,10 @@ written, instead of an ``OSError`` traceback hours later.
 :func:`code_version` is the laom version and, in a git checkout, the commit: recorded in
 every summary so a result can be traced to the code that made it.
 
-:func:`atomic_write_text` replaces a file whole (temp file, then rename): a summary,
-config or evaluation record that readers take as finished is never seen half written.
+:func:`atomic_path` is the one way anything is written in place (a model, a checkpoint,
+a dataset, a summary, an image): built under a temporary name beside its destination and
+renamed onto it only when complete, so a reader never takes a half-written file for a
+finished one. :func:`atomic_write_text` is its use for text.
 
 This module sits beside :mod:`laom.errors` at the bottom of the import order (standard
 library only), so every layer can use it.
@@ -21,9 +23,13 @@ library only), so every layer can use it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,9 +129,39 @@ def read_code_version(root: Path) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for the caller to write (a file or a
+    folder); rename it onto ``path`` when the block ends, or delete it if the block raised.
+
+    The rename is atomic, so ``path`` is at every moment either its old content or the
+    complete new one; a kill leaves at most a ``.STEM.tmp-*`` beside it. The temporary
+    name keeps ``path``'s suffix, because some writers choose the format by it (imageio)
+    or append their own otherwise (numpy's ``.npz``), and is unique per process and call,
+    so two writers of one path never write into each other's file.
+
+    ``durable``: flush a file to disk before the rename, for what is expensive to
+    recompute (models, checkpoints): without it a power cut can leave the renamed file
+    empty on some filesystems.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+        if durable and tmp.is_file():
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a kill leaves the
-    old content or the new, never a truncated file that parses as finished."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` with ``text`` whole (:func:`atomic_path`): a summary, config or
+    record that readers take as finished is never seen truncated."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

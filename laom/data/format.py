@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from laom import __version__
 from laom.data.journal import JournaledFile, journal_path, recover
 from laom.errors import LaomError
-from laom.outputs import check_output
+from laom.outputs import atomic_path, check_output
 
 FIELDS = ("obs", "states", "actions")
 # Optional subgroup of a trajectory group: per-frame distractor records (docs/distractors.md).
@@ -212,20 +211,12 @@ def check_arrays(obs: np.ndarray, states: np.ndarray, actions: np.ndarray) -> No
 # --------------------------------------------------------------------------- outputs
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
-
-    The rename is atomic, so ``path`` is at every moment either its old content or the
-    complete new file. A crash leaves only a ``.NAME.tmp-*`` file behind.
-    """
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success
+    (:func:`laom.outputs.atomic_path`, after the output check every writer makes)."""
     path = Path(path)
     check_output_path(path, force)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(path) as tmp:
         yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_output_path(path: Path, force: bool = False, flag: str = "output") -> None:

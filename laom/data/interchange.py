@@ -33,9 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +52,7 @@ from laom.data.format import (
     validate,
 )
 from laom.errors import LaomError
-from laom.outputs import check_output
+from laom.outputs import atomic_path, check_output
 
 FORMATS = ("lerobot", "minari")
 MINARI_FORMAT = "laom-minari/1"
@@ -227,13 +225,8 @@ def export_dataset(
             if reader.length(index) < 2:
                 raise LaomError(f"{path}: trajectory {index} has 1 frame; a Minari episode needs a step (2 frames)")
             _step_layout(path, index, reader.group(index))
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(out) as tmp:
         result = _export_minari(path, tmp, dataset_id, report, progress)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result.path = out
     return result
 

@@ -87,10 +87,9 @@ def write_png(image: np.ndarray, out: str | Path) -> Path:
     """Write atomically, so an interrupted run never leaves half an image."""
     import imageio.v3 as iio
 
-    from laom.outputs import check_output
+    from laom.outputs import atomic_path, check_output
 
     out = check_output(out, "--out")
-    tmp = out.with_name(out.name + ".tmp.png")
-    iio.imwrite(tmp, image)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, image)
     return out

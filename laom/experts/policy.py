@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from laom.errors import LaomError
+from laom.outputs import atomic_path
 
 FORMAT = "laom-expert"
 FORMAT_VERSION = 1
@@ -157,9 +158,8 @@ class Expert:
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = np.asarray(value, np.float32)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)  # never leave a half-written expert behind on interrupt
+        with atomic_path(path) as tmp:  # never leave a half-written expert behind on interrupt
+            np.savez_compressed(tmp, **arrays)
         return path
 
 

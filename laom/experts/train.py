@@ -26,7 +26,7 @@ import numpy as np
 from laom.errors import LaomError
 from laom.experts.formats import BEST_NPZ, LAST_NPZ, RUN_META, from_sb3_model
 from laom.experts.policy import Expert
-from laom.outputs import check_output
+from laom.outputs import atomic_path, atomic_write_text, check_output
 
 ALGOS = ("sac", "td3")
 MODEL_ZIP = "last_model.zip"
@@ -191,9 +191,7 @@ class _RunLog:
 
     def write(self, **updates: Any) -> None:
         self.meta.update(updates)
-        tmp = self.out / (RUN_META + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
-        tmp.replace(self.out / RUN_META)
+        atomic_write_text(self.out / RUN_META, json.dumps(self.meta, indent=2) + "\n")
 
 
 def _resume_state(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
@@ -264,9 +262,12 @@ def train(
         return wall_before + time.monotonic() - start
 
     def checkpoint(model: Any, with_buffer: bool = True) -> None:
-        model.save(out / MODEL_ZIP)
+        # Each file whole or not replaced: a kill mid-save must not break the resume.
+        with atomic_path(out / MODEL_ZIP, durable=True) as tmp:
+            model.save(tmp)
         if with_buffer and hasattr(model, "save_replay_buffer"):
-            model.save_replay_buffer(out / BUFFER_PKL)
+            with atomic_path(out / BUFFER_PKL, durable=True) as tmp:
+                model.save_replay_buffer(tmp)
         run.write(steps_done=int(model.num_timesteps), wall_s=round(wall(), 1))
 
     def evaluate_now(model: Any) -> None:
