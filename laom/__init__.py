@@ -29,7 +29,7 @@ _LAZY = {
     "run_pipeline": ("laom.api", "run_pipeline"),
     "load_lam": ("laom.api", "load_lam"),
     "LatentActionModel": ("laom.api", "LatentActionModel"),
-    "load_policy": ("laom.models.policy", "load_policy"),
+    "load_policy": ("laom.models.saving", "load_policy"),
     "make_env": ("laom.envs", "make"),
 }
 
@@ -46,7 +46,7 @@ __all__ = [
 if TYPE_CHECKING:
     from laom.api import LatentActionModel, load_lam, run_pipeline
     from laom.envs import make as make_env
-    from laom.models.policy import load_policy
+    from laom.models.saving import load_policy
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from laom.data.sampler import BatchSampler, load_frames, to_model_input
-from laom.models.policy import load_policy
+from laom.models.saving import load_policy
 
 BINS = ((0, 50), (50, 100), (100, 150), (150, 200), (200, 300), (300, 500), (500, 1000))
 

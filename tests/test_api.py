@@ -17,7 +17,7 @@ import laom
 from laom.api import LatentActionModel, override_args
 from laom.data.sampler import load_frames
 from laom.errors import LaomError
-from laom.models import LAOM, LAPO, save_lam
+from laom.models import LAOM, LAPO, save_model
 from laom.models.device import Runtime
 from laom.training.lam import encode_transitions
 from laom.training.synthetic import write_moving_square
@@ -45,7 +45,7 @@ def saved_lam(folder: Path, method: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"method": method, "img_hw": HW, "frame_stack": STACK, "action_dim": 2, "state_dim": 4,
             "latent_dim": model.latent_dim, "domain_name": "square", "task_name": "move"}  # fmt: skip
-    save_lam(folder / "lam.pt", model, meta)
+    save_model(folder / "lam.pt", model, meta)
     return folder
 
 

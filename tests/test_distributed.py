@@ -15,7 +15,7 @@ import torch
 
 from laom.cli import main
 from laom.data.sampler import BatchSampler, FrameData
-from laom.models import load_lam
+from laom.models import load_lam, load_model
 from laom.training.distributed import ShardedSampler
 from laom.training.synthetic import write_moving_square
 
@@ -100,8 +100,8 @@ def test_two_gloo_processes_train_bc_baseline_like_one(files, tmp_path):
     assert main([*base, "--out", str(tmp_path / "single")]) == 0
     proc = torchrun([*base, "--out", str(tmp_path / "ddp")])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    a = torch.load(tmp_path / "single" / "policy.pt", weights_only=False)["policy"]["state_dict"]
-    b = torch.load(tmp_path / "ddp" / "policy.pt", weights_only=False)["policy"]["state_dict"]
+    a = load_model(tmp_path / "single" / "policy.pt")[0].state_dict()
+    b = load_model(tmp_path / "ddp" / "policy.pt")[0].state_dict()
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
@@ -130,11 +130,11 @@ def test_two_gloo_processes_train_latent_bc_and_decoder_like_one(files, tmp_path
             else:
                 proc = torchrun(args)
                 assert proc.returncode == 0, proc.stderr[-2000:]
-    a = torch.load(tmp_path / "dec-single" / "policy.pt", weights_only=False)
-    b = torch.load(tmp_path / "dec-ddp" / "policy.pt", weights_only=False)
+    a = load_model(tmp_path / "dec-single" / "policy.pt")[0]
+    b = load_model(tmp_path / "dec-ddp" / "policy.pt")[0]
     for part in ("policy", "decoder"):
-        for key, value in a[part]["state_dict"].items():
-            torch.testing.assert_close(b[part]["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+        for key, value in getattr(a, part).state_dict().items():
+            torch.testing.assert_close(getattr(b, part).state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_only_train_commands_run_under_torchrun(files, tmp_path):

@@ -89,7 +89,7 @@ def test_lam_entries_name_their_model_config_and_cpu_defaults():
     for method in methods.lam_methods():
         assert method.lam is not None
         cls = lam_class(method.name)
-        assert LAM_CLASSES[cls.method] is cls, "a saved LAM of this method would not load"
+        assert LAM_CLASSES[cls.kind] is cls, "a saved LAM of this method would not load"
         config = CONFIGS[method.name]
         assert config.__name__ == method.lam.config and config().method == method.name
         cpu = load_preset("cpu", method.preset("lam"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from laom.models import LAOM, LAPO, load_lam, save_lam
+from laom.models import LAOM, LAPO, load_lam, save_model
 from laom.models.augment import CHAINS, Augmenter, homography_from_points, sample_homographies, warp
 from laom.models.encoder import ResNetDecoder, ResNetEncoder
 from laom.models.fsq import FSQ
@@ -290,7 +290,7 @@ def test_lapo_without_labels_has_no_head_and_refuses_a_labelled_batch():
 def test_save_load_round_trip(tmp_path, cls, kwargs):
     torch.manual_seed(0)
     m = cls((9, 16, 16), **kwargs)
-    save_lam(tmp_path / "lam.pt", m, {"method": "x", "img_hw": 16})
+    save_model(tmp_path / "lam.pt", m, {"method": "x", "img_hw": 16})
     loaded, meta = load_lam(tmp_path)
     assert meta["img_hw"] == 16 and not loaded.training
     x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)

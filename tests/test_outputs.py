@@ -138,7 +138,7 @@ class FakePolicy:
 def fake_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """evaluate_run without environments: episode i of seed s returns 100 * s + i."""
     import laom.evaluation.online as online
-    import laom.models.policy as policy
+    import laom.models.saving as saving
     from laom.evaluation.online import EvalResult
 
     calls: list[int] = []
@@ -147,7 +147,7 @@ def fake_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(episodes)
         return EvalResult([float(100 * seed + i) for i in range(episodes)], [5] * episodes, list(range(episodes)))
 
-    monkeypatch.setattr(policy, "load_policy", lambda run, device=None: FakePolicy())
+    monkeypatch.setattr(saving, "load_policy", lambda run, device=None: FakePolicy())
     monkeypatch.setattr(online, "evaluate", evaluate)
     return calls
 

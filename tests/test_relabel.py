@@ -15,8 +15,9 @@ from laom.api import load_lam
 from laom.cli import main
 from laom.data.format import validate
 from laom.data.relabel import DECODED_ACTIONS, LATENT_ACTIONS, relabel
-from laom.models import LAOM, save_lam
-from laom.models.policy import ActionDecoder, PixelPolicy, load_policy_file, save_policy
+from laom.models import LAOM, save_model
+from laom.models.policy import ActingPolicy, ActionDecoder, PixelPolicy
+from laom.models.saving import load_policy_file
 from laom.training.synthetic import write_moving_square
 
 HW, STACK, LATENT = 16, 2, 8
@@ -29,7 +30,7 @@ def save_tiny_lam(folder: Path, stack: int = STACK, hw: int = HW) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"method": "laom", "img_hw": hw, "frame_stack": stack, "action_dim": 2, "state_dim": 4,
             "latent_dim": model.latent_dim, "domain_name": "square", "task_name": "move"}  # fmt: skip
-    save_lam(folder / "lam.pt", model, meta)
+    save_model(folder / "lam.pt", model, meta)
     return folder
 
 
@@ -41,7 +42,7 @@ def save_tiny_decoder(folder: Path, stack: int = STACK, latent: int = LATENT) ->
     decoder = ActionDecoder(latent, 2, 16, 1)
     meta = {"method": "laom", "img_hw": HW, "frame_stack": stack, "action_dim": 2, "latent_dim": latent,
             "domain_name": "square", "task_name": "move", "outputs": "action"}  # fmt: skip
-    save_policy(folder / "policy.pt", policy, decoder, meta)
+    save_model(folder / "policy.pt", ActingPolicy(policy, decoder, meta), meta)
     return folder
 
 

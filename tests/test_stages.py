@@ -77,25 +77,26 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def make_lam_run(path: Path, img_hw: int = HW, action_dim: int = 2) -> Path:
     """An untrained LAM saved like a finished run (enough for the data checks)."""
-    from laom.models import LAOM, save_lam
+    from laom.models import LAOM, save_model
 
     path.mkdir(parents=True)
     model = LAOM((6, img_hw, img_hw), latent_dim=8, channels=(8, 8, 8), head_dim=16, head_blocks=1)
     meta = {"method": "laom", "img_hw": img_hw, "frame_stack": 2, "action_dim": action_dim, "state_dim": 4,
             "domain_name": "square", "task_name": "move", "latent_dim": 8}  # fmt: skip
-    save_lam(path / "lam.pt", model, meta)
+    save_model(path / "lam.pt", model, meta)
     (path / "summary.json").write_text("{}")
     return path
 
 
 def make_latent_run(path: Path) -> Path:
     """An untrained latent policy saved like a finished latent BC run."""
-    from laom.models.policy import PixelPolicy, save_policy
+    from laom.models.policy import PixelPolicy
+    from laom.models.saving import save_model
 
     path.mkdir(parents=True)
     meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 2, "domain_name": "square", "task_name": "move",
             "latent_dim": 8, "outputs": "latent", "method": "laom"}  # fmt: skip
-    save_policy(path / "latent_policy.pt", PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8)), None, meta)
+    save_model(path / "latent_policy.pt", PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8)), meta)
     (path / "summary.json").write_text("{}")
     return path
 
@@ -104,13 +105,8 @@ def make_latent_run(path: Path) -> Path:
 
 
 def test_policy_save_load_round_trip(tmp_path: Path) -> None:
-    from laom.models.policy import (
-        ActingPolicy,
-        ActionDecoder,
-        PixelPolicy,
-        load_policy,
-        save_policy,
-    )
+    from laom.models.policy import ActingPolicy, ActionDecoder, PixelPolicy
+    from laom.models.saving import load_policy, save_model
 
     torch.manual_seed(0)
     policy = PixelPolicy((6, HW, HW), 8, channels=(8, 8, 8))
@@ -118,7 +114,7 @@ def test_policy_save_load_round_trip(tmp_path: Path) -> None:
     meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 3, "domain_name": "cheetah", "task_name": "run"}
     run = tmp_path / "run"
     run.mkdir()
-    save_policy(run / "policy.pt", policy, decoder, meta)
+    save_model(run / "policy.pt", ActingPolicy(policy, decoder, meta), meta)
     loaded = load_policy(run)
     obs = np.random.default_rng(0).integers(0, 256, (5, HW, HW, 6), dtype=np.uint8)
     expected = ActingPolicy(policy, decoder, meta).eval().act(obs)
@@ -137,7 +133,8 @@ def test_pixel_policy_pools_over_space() -> None:
 def test_policy_read_outs_and_their_round_trip(tmp_path: Path) -> None:
     """Flattened map + MLP head (the CPU recipe) and the release's pool-then-head both
     rebuild from the policy file; an unknown read-out is refused."""
-    from laom.models.policy import ActingPolicy, PixelPolicy, load_policy, save_policy
+    from laom.models.policy import ActingPolicy, PixelPolicy
+    from laom.models.saving import load_policy, save_model
 
     obs = np.random.default_rng(1).integers(0, 256, (4, HW, HW, 6), dtype=np.uint8)
     meta = {"img_hw": HW, "frame_stack": 2, "action_dim": 3, "domain_name": "cheetah", "task_name": "run"}
@@ -146,7 +143,7 @@ def test_policy_read_outs_and_their_round_trip(tmp_path: Path) -> None:
         policy = PixelPolicy((6, HW, HW), 3, channels=(4, 8, 8), **kwargs)
         run = tmp_path / str(len(kwargs)) / kwargs.get("pooling", "mean")
         run.mkdir(parents=True)
-        save_policy(run / "policy.pt", policy, None, meta)
+        save_model(run / "policy.pt", policy, meta)
         expected = ActingPolicy(policy, None, meta).eval().act(obs)
         np.testing.assert_array_equal(load_policy(run).act(obs), expected)
     flat = PixelPolicy((6, 32, 32), 5, channels=(4, 8, 8), pooling="flatten", hidden_dim=7)
@@ -241,7 +238,7 @@ def test_unknown_field_is_one_line(files: dict[str, Path], capsys: pytest.Captur
 @pytest.mark.integration
 def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
     """LAM -> latent BC -> decoder through the CLI; the decoder run acts."""
-    from laom.models.policy import load_policy
+    from laom.models.saving import load_policy
 
     lam, bc, dec = (str(tmp_path / n) for n in ("lam", "bc", "dec"))
     ok(["train", "lam", "--method", "laom", "--data", str(files["data"]), "--out", lam, *TINY_LAM, *FAST])
@@ -273,7 +270,7 @@ def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
-    from laom.models.policy import load_policy
+    from laom.models.saving import load_policy
 
     out = tmp_path / "idm"
     ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--eval-data", str(files["labeled"]),
@@ -288,7 +285,7 @@ def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
 
 def test_idm_release_architecture(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """--idm_arch shared: one encoder per frame stack (the release's), the same stage otherwise."""
-    from laom.training.baselines import ActionIDM
+    from laom.models.idm import ActionIDM
 
     idm = ActionIDM((6, HW, HW), 3, channels=(4, 8, 8), head_dim=16, arch="shared", head_blocks=2)
     assert idm.encoder.in_shape == (6, HW, HW)  # one stack, not the pair

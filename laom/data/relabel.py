@@ -97,7 +97,7 @@ def _decoder_file(run: Path) -> Path:
 
 def _load_decoder(run: Path, device: Any) -> Any:
     """The acting policy of a decoder run; only its decoder (latent -> action) is used."""
-    from laom.models.policy import load_policy_file
+    from laom.models.saving import load_policy_file
 
     try:
         policy = load_policy_file(_decoder_file(run), device)

@@ -86,7 +86,7 @@ def evaluate_run(
     from laom.evaluation.policy import env_kwargs
     from laom.evaluation.results import record, result_path
     from laom.models.device import resolve_device
-    from laom.models.policy import load_policy
+    from laom.models.saving import load_policy
     from laom.outputs import check_output, code_version
 
     for flag, value, least in (

@@ -655,7 +655,7 @@ def measure_idm(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     import torch
 
     from laom.data.labelling import label_transitions
-    from laom.training.baselines import ActionIDM
+    from laom.models.idm import ActionIDM
     from laom.training.bc import make_augment, make_sampler
     from laom.training.common import setup_runtime
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from laom.models.mlp import ConditionedMLP
 
 
 class LAOM(nn.Module):
-    method = "laom"
+    kind: ClassVar[str] = "laom"  # its name in model files (laom and laom-labels alike)
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ the pixel FDM reconstructs only the unlabelled batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from laom.models.fsq import FSQ
 
 
 class LAPO(nn.Module):
-    method = "lapo"
+    kind: ClassVar[str] = "lapo"  # its name in model files (lapo and lapo-labels alike)
 
     def __init__(
         self,

@@ -1,31 +1,28 @@
-"""The acting policies every method ends in, and the one file format they are kept in.
+"""The acting policies every method ends in.
 
 A pixel policy maps frames to a vector: a latent action (latent BC) or a real action (the
-BC and IDM baselines). An action decoder turns a latent action into a real one. Both are
-rebuilt from their constructor arguments and weights, so ``policy.pt`` and
-``latent_policy.pt`` hold no pickled classes and load whichever module defines them.
+BC and IDM baselines). An action decoder turns a latent action into a real one; an
+acting policy chains the two. Each is rebuilt from its constructor arguments and
+weights (:mod:`laom.models.saving`), so ``policy.pt`` and ``latent_policy.pt`` hold no
+pickled classes.
 
-The classes live here, beside their save and load, rather than in the training stages
-that fit them: evaluation, relabelling and the Python API load policies too, and none of
-them should have to import a training loop for it.
+The classes live here rather than in the training stages that fit them: evaluation,
+relabelling and the Python API load policies too, and none of them should have to
+import a training loop for it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laom.errors import LaomError
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
 
-POLICY_FORMAT = "laom-policy/1"
 POLICY_FILE = "policy.pt"
 POOLINGS = ("mean", "flatten")
 
@@ -46,6 +43,8 @@ class PixelPolicy(nn.Module):
     (ours); the release averages the raw residual-stream output. A flattened map always
     goes through ReLU6, as in the IDM heads.
     """
+
+    kind: ClassVar[str] = "pixel-policy"  # its name in model files (laom.models.saving)
 
     def __init__(
         self,
@@ -90,6 +89,8 @@ class PixelPolicy(nn.Module):
 class ActionDecoder(nn.Module):
     """Latent action [B, D] -> action [B, A]: ``num_layers`` hidden layers with ReLU6."""
 
+    kind: ClassVar[str] = "action-decoder"
+
     def __init__(
         self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_layers: int = 2
     ) -> None:
@@ -113,42 +114,34 @@ class ActionDecoder(nn.Module):
         return self.net(z)
 
 
-def _module_payload(module: nn.Module | None) -> dict[str, Any] | None:
-    if module is None:
-        return None
-    return {
-        "kwargs": module.kwargs,
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-    }
-
-
-def save_policy(
-    path: str | Path, policy: nn.Module, decoder: nn.Module | None, meta: dict[str, Any]
-) -> None:
-    """Write a (latent or acting) policy atomically: a kill leaves the old file or the new.
-
-    Every process that calls this writes, as with :func:`laom.models.save_lam`: under
-    torchrun the training stage lets rank 0 alone call it."""
-    path = Path(path)
-    payload = {
-        "format": POLICY_FORMAT,
-        "policy": _module_payload(policy),
-        "decoder": _module_payload(decoder),
-        "meta": meta,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 class ActingPolicy(nn.Module):
-    """o_t -> action: ``decoder(policy(o_t))``, or ``policy(o_t)`` when there is no decoder."""
+    """o_t -> action: ``decoder(policy(o_t))``, or ``policy(o_t)`` when there is no decoder.
+
+    ``meta`` is the run's metadata (data signature, task, method), which a model file
+    keeps beside the weights rather than in them: :func:`laom.models.saving.load_policy`
+    puts it back.
+    """
+
+    kind: ClassVar[str] = "acting-policy"
 
     def __init__(self, policy: nn.Module, decoder: nn.Module | None, meta: dict[str, Any]) -> None:
         super().__init__()
         self.policy = policy
         self.decoder = decoder
         self.meta = meta
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The parts' constructor arguments, which :meth:`from_kwargs` rebuilds them from."""
+        return {
+            "policy": self.policy.kwargs,
+            "decoder": self.decoder.kwargs if self.decoder is not None else None,
+        }
+
+    @classmethod
+    def from_kwargs(cls, policy: dict[str, Any], decoder: dict[str, Any] | None) -> ActingPolicy:
+        """An untrained acting policy of the shape :attr:`kwargs` describes (no meta yet)."""
+        return cls(PixelPolicy(**policy), ActionDecoder(**decoder) if decoder is not None else None, {})
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs``: [B, 3F, H, W] scaled to [-1, 1]."""
@@ -165,49 +158,3 @@ class ActingPolicy(nn.Module):
         x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device).permute(0, 3, 1, 2)
         x = x.float().mul_(2.0 / 255.0).sub_(1.0)
         return self(x).float().cpu().numpy()
-
-
-def load_policy_file(path: str | Path, map_location: str | torch.device = "cpu") -> ActingPolicy:
-    """Rebuild a policy saved by :func:`save_policy` (in eval mode)."""
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise LaomError(
-            f"--policy {path}: unreadable ({type(exc).__name__}); expected a run folder or its policy.pt"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
-        raise LaomError(f"--policy {path}: not a policy file (expected format {POLICY_FORMAT})")
-    policy = PixelPolicy(**payload["policy"]["kwargs"])
-    policy.load_state_dict(payload["policy"]["state_dict"])
-    decoder = None
-    if payload["decoder"] is not None:
-        decoder = ActionDecoder(**payload["decoder"]["kwargs"])
-        decoder.load_state_dict(payload["decoder"]["state_dict"])
-    return ActingPolicy(policy, decoder, payload["meta"]).to(map_location).eval()
-
-
-def load_policy(run: str | Path, map_location: str | torch.device = "cpu") -> ActingPolicy:
-    """The acting policy of a run directory (decoder, IDM or BC-baseline run), or a
-    one-line error that says which command would make one."""
-    run = Path(run)
-    if run.is_file():
-        return load_policy_file(run, map_location)
-    if not run.is_dir():
-        raise LaomError(f"--policy {run}: no such run directory")
-    if (run / POLICY_FILE).is_file():
-        return load_policy_file(run / POLICY_FILE, map_location)
-    if (run / "latent_policy.pt").is_file():
-        raise LaomError(
-            f"--policy {run} is a latent BC run (it outputs latent actions); "
-            f"train an action decoder on it: laom train decoder --policy {run} --labeled FILE --out RUN"
-        )
-    if (run / "lam.pt").is_file():
-        raise LaomError(
-            f"--policy {run} is a latent action model run; train latent BC and a decoder on it first"
-        )
-    if not (run / "summary.json").is_file():
-        raise LaomError(
-            f"--policy {run}: no {POLICY_FILE}; the run is unfinished (re-run its command to resume)"
-        )
-    raise LaomError(f"--policy {run}: no {POLICY_FILE}")

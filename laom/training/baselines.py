@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from laom.data.labelling import label_transitions
 from laom.data.sampler import Batch, FrameData
 from laom.data.streaming import all_actions, open_training_data
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
-from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
-from laom.models.policy import ActingPolicy, PixelPolicy, save_policy
+from laom.models.idm import IDM_ARCHS, ActionIDM
+from laom.models.policy import ActingPolicy, PixelPolicy
+from laom.models.saving import load_model, save_model
 from laom.training import distributed
 from laom.training.bc import (
     PolicyNetConfig,
@@ -52,57 +52,6 @@ from laom.training.bc import (
 )
 from laom.training.common import RunDir, setup_runtime
 from laom.training.options import opt
-
-IDM_ARCHS = ("stacked", "shared")
-
-
-class ActionIDM(nn.Module):
-    """(o_t, o_{t+1}) stacks [B, 3F, H, W] each -> a_t [B, A].
-
-    ``arch="stacked"`` (ours): one ResNet over both stacks concatenated along channels,
-    flattened, an MLP head. ``arch="shared"`` (the release's): one ResNet embeds each
-    stack, and a LAOM-style conditioned MLP (``head_blocks`` blocks of width
-    ``head_dim``) maps the pair of embeddings to the action, like LAOM's latent IDM.
-    """
-
-    def __init__(
-        self,
-        obs_shape: tuple[int, int, int] | list[int],
-        action_dim: int,
-        encoder_scale: int = 1,
-        num_res_blocks: int = 2,
-        channels: tuple[int, ...] | list[int] = DEFAULT_CHANNELS,
-        head_dim: int = 1024,
-        arch: str = "stacked",
-        head_blocks: int = 3,
-    ) -> None:
-        super().__init__()
-        if arch not in IDM_ARCHS:
-            raise ValueError(f"arch must be one of {IDM_ARCHS}, got {arch!r}")
-        self.kwargs = dict(
-            obs_shape=list(obs_shape), action_dim=action_dim, encoder_scale=encoder_scale,
-            num_res_blocks=num_res_blocks, channels=list(channels), head_dim=head_dim, arch=arch,
-            head_blocks=head_blocks,
-        )  # fmt: skip
-        self.arch = arch
-        c, h, w = obs_shape
-        if arch == "stacked":
-            self.encoder = ResNetEncoder((2 * c, h, w), encoder_scale, num_res_blocks, channels)
-            self.head = nn.Sequential(
-                nn.Flatten(), nn.ReLU6(), nn.Linear(self.encoder.out_dim, head_dim), nn.ReLU6(), nn.Linear(head_dim, action_dim)
-            )
-        else:
-            from laom.models.mlp import ConditionedMLP
-
-            self.encoder = ResNetEncoder((c, h, w), encoder_scale, num_res_blocks, channels)
-            self.head = ConditionedMLP(0, 2 * self.encoder.out_dim, action_dim, head_dim, head_blocks)
-        self.apply(orthogonal_init)
-
-    def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        if self.arch == "stacked":
-            return self.head(self.encoder(torch.cat([obs, next_obs], dim=1)))
-        e_t, e_next = self.encoder(torch.cat([obs, next_obs])).flatten(1).chunk(2)
-        return self.head(None, torch.cat([e_t, e_next], dim=-1))
 
 
 @dataclass
@@ -246,7 +195,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     train_actions = all_actions(data)[data.valid_steps]
     policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta, train_actions.mean(0))
     if distributed.is_main():
-        save_policy(run.path / "policy.pt", policy, None, meta)
+        save_model(run.path / "policy.pt", policy, meta)
     summary: dict[str, Any] = {
         "stage": "bc-baseline", "method": "bc", **result, "epochs": result["updates"] / per_epoch,
         "trajectories": data.num_trajectories, "transitions": len(data.valid_steps),
@@ -281,15 +230,14 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     idm_run.prepare(cfg)
     idm_file = idm_run.path / "idm.pt"
     torch.manual_seed(cfg.seed)
-    idm = ActionIDM(
-        obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels,
-        cfg.idm_head_dim, arch=cfg.idm_arch,
-    )  # fmt: skip
-    idm = idm.to(runtime.device)
-    if idm_run.finished:
-        idm.load_state_dict(torch.load(idm_file, map_location=runtime.device)["state_dict"])
+    if idm_run.finished:  # rebuilt from its file (as this laom or an earlier one wrote it)
+        idm, _ = load_model(idm_file, runtime.device, classes={ActionIDM.kind: ActionIDM}, what="IDM")
         idm_summary = idm_run.read_summary()
     else:
+        idm = ActionIDM(
+            obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels,
+            cfg.idm_head_dim, arch=cfg.idm_arch,
+        ).to(runtime.device)  # fmt: skip
         sampler = make_sampler(labeled, cfg.idm_batch_size, cfg.frame_stack, cfg.seed, ("obs", "next_obs"), with_replacement=True)
 
         def actions(batch: Batch) -> torch.Tensor:
@@ -302,7 +250,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
             extra={"signature": meta},
         )  # fmt: skip
         if distributed.is_main():
-            torch.save({"kwargs": idm.kwargs, "state_dict": idm.state_dict()}, idm_file)
+            save_model(idm_file, idm, meta)
         idm_run.write_summary({"stage": "idm", **idm_summary})
     idm.eval().requires_grad_(False)
 
@@ -324,7 +272,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     label_mean = labeled.actions[labeled.valid_steps].mean(0)
     policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta, label_mean)
     if distributed.is_main():
-        save_policy(run.path / "policy.pt", policy, None, meta)
+        save_model(run.path / "policy.pt", policy, meta)
     summary: dict[str, Any] = {
         "stage": "idm", "method": "idm", **result, "epochs": result["updates"] / per_epoch,
         "idm_updates": cfg.idm_updates, "idm_final_loss": idm_summary.get("final_loss"),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,8 +42,10 @@ from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, model
 from laom.data.streaming import StreamingData, load_some, open_training_data, training_sampler
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
-from laom.models.policy import POOLINGS, PixelPolicy, save_policy
+from laom.models.policy import POOLINGS, PixelPolicy
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
+from laom.models.saving import save_model
+from laom.outputs import atomic_path, atomic_write_text
 from laom.training import distributed
 from laom.training.common import (
     RunDir,
@@ -220,13 +221,12 @@ def _write_labels(
     path: Path, meta_path: Path, meta: dict[str, Any], shape: tuple[int, int], dtype: str,
     compute: Callable[[np.ndarray], None],
 ) -> None:  # fmt: skip
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
-    compute(array)
-    array.flush()
-    del array
-    os.replace(tmp, path)
-    meta_path.write_text(json.dumps(meta) + "\n")
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
+        compute(array)
+        array.flush()
+        del array
+    atomic_write_text(meta_path, json.dumps(meta) + "\n")
 
 
 def fit(
@@ -408,7 +408,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
         desc=f"latent bc ({meta['method']})", extra={"signature": meta},
     )  # fmt: skip
     if distributed.is_main():
-        save_policy(run.path / LATENT_POLICY_FILE, policy, None, meta)
+        save_model(run.path / LATENT_POLICY_FILE, policy, meta)
     probes = policy_probes(policy, data, frame_stack, runtime, cfg.seed) if distributed.is_main() else {}
     summary = {
         "stage": "bc", "method": meta["method"], **result, "epochs": total / sampler.updates_per_epoch,

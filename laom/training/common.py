@@ -43,6 +43,7 @@ import yaml
 
 from laom.errors import LaomError
 from laom.models.device import Runtime, autocast_dtype, resolve_device
+from laom.models.saving import load_torch, save_torch
 from laom.outputs import atomic_write_text
 from laom.training.options import NON_RESULT_FIELDS, check_fields, normalize_overrides, opt
 
@@ -337,16 +338,6 @@ def clip_and_norm(parameters: Iterable[torch.Tensor], max_norm: float | None) ->
 # --------------------------------------------------------------------------- run directory
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save via temp file + fsync + rename: a kill leaves the old file or the new."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class RunDir:
     """One training run's directory::
 
@@ -409,17 +400,14 @@ class RunDir:
         self.prune_checkpoints()  # a run finished by an older laom kept them
 
     def load_checkpoint(self) -> dict[str, Any] | None:
+        """The state :meth:`save_checkpoint` saved (on the CPU), or None before the first."""
         if not self.checkpoint_path.is_file():
             return None
-        try:
-            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise LaomError(
-                f"checkpoint {self.checkpoint_path}: unreadable ({type(exc).__name__}); delete it to restart"
-            ) from None
+        return load_torch(self.checkpoint_path, "checkpoint", "delete it to restart")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        atomic_torch_save(state, self.checkpoint_path)
+        """Replace the checkpoint whole and flushed to disk (laom.models.saving.save_torch)."""
+        save_torch(state, self.checkpoint_path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Finish the run: ``summary`` (stamped with the code version, in place) becomes

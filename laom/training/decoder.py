@@ -25,7 +25,8 @@ from torch import nn
 
 from laom.data.sampler import BatchSampler, model_input
 from laom.errors import require
-from laom.models.policy import ActingPolicy, ActionDecoder, load_policy_file, save_policy
+from laom.models.policy import ActingPolicy, ActionDecoder
+from laom.models.saving import load_policy_file, save_model
 from laom.training import distributed
 from laom.training.bc import LATENT_POLICY_FILE, load_labeled, require_run, validate_common
 from laom.training.common import (
@@ -133,7 +134,7 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
 
     acting_meta = {**meta, "outputs": "action", "labeled": str(Path(cfg.labeled).resolve())}
     if distributed.is_main():
-        save_policy(run.path / "policy.pt", latent_policy.policy, decoder, acting_meta)
+        save_model(run.path / "policy.pt", ActingPolicy(latent_policy.policy, decoder, acting_meta), acting_meta)
     summary: dict[str, Any] = {
         "stage": "decoder", "method": meta.get("method", ""), "updates": total, "final_loss": last_loss,
         "train_action_mse": train_mse, "labeled_transitions": len(z),

@@ -44,7 +44,7 @@ from laom.data.streaming import (
     training_sampler,
 )
 from laom.errors import LaomError
-from laom.models import lam_class, save_lam
+from laom.models import lam_class, save_model
 from laom.models.augment import Augmenter
 from laom.models.device import Runtime
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
@@ -605,7 +605,7 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
     if distributed.is_main():  # the others wait for rank 0's summary (write_summary)
         probes = run_probes(model, cfg, probe_train, probe_test, runtime)
         meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
-        save_lam(run.path / "lam.pt", model, meta)
+        save_model(run.path / "lam.pt", model, meta)
     summary = {
         "method": cfg.method,
         "updates": total,
