@@ -8,6 +8,10 @@ same call prints a plain line instead, every ``PLAIN_FRACTION`` of the work or e
 A caller that runs other commands' work (``laom sweep``) can route every bar made
 inside it to one stream with a prefix naming the run (:func:`progress_output`), so the
 console shows the current stage even while the stage's log goes to a file.
+
+This is the only module that imports tqdm (an import-linter contract in pyproject.toml
+holds the rest of laom to it), so bars, their plain-line stand-ins, the messages printed
+between them (:func:`write`) and durations (:func:`format_interval`) look alike everywhere.
 """
 
 from __future__ import annotations
@@ -149,3 +153,18 @@ def progress(
         total=total, initial=initial, desc=name, unit=unit, unit_scale=unit_scale, leave=leave, file=file,
         dynamic_ncols=True, **tqdm_kwargs,
     )  # fmt: skip
+
+
+def write(message: str, file: IO[str] | None = None) -> None:
+    """Print ``message`` as a line of its own, above any bar being drawn (a plain
+    ``print`` would land in the middle of it)."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=file)
+
+
+def format_interval(seconds: float) -> str:
+    """``[H:]MM:SS``, as the bars show elapsed and remaining time (negative as zero)."""
+    from tqdm import tqdm
+
+    return tqdm.format_interval(max(0.0, seconds))

@@ -53,6 +53,7 @@ import yaml
 from laom import methods as registry
 from laom.errors import LaomError, require
 from laom.outputs import check_output
+from laom.progress import format_interval
 
 METHODS = registry.names()
 # Methods whose first stages do not read the labelled file: their runs share them.
@@ -1025,12 +1026,6 @@ class StageClock:
         return sum(similar) / len(similar) if similar else None
 
 
-def format_seconds(seconds: float) -> str:
-    from tqdm import tqdm
-
-    return tqdm.format_interval(max(0.0, seconds))
-
-
 class SweepProgress:
     """The sweep's console: a line per started and finished run with the sweep's ETA,
     estimated per stage kind (:class:`StageClock`). On a terminal (one job at a time) a
@@ -1057,10 +1052,10 @@ class SweepProgress:
 
     def __enter__(self) -> SweepProgress:
         if self.enabled and not self.plain:
-            from tqdm import tqdm
+            from laom.progress import progress
 
-            self.bar = tqdm(
-                total=self.total, desc="sweep", unit="run", position=0, dynamic_ncols=True, file=sys.stderr,
+            self.bar = progress(
+                self.total, "sweep", "run", file=sys.stderr, plain=False, position=0,
                 bar_format="{desc}: {n_fmt}/{total_fmt} runs |{bar}| {elapsed}{postfix}",
             )  # fmt: skip
             self.bar.set_postfix_str(self.eta(), refresh=True)
@@ -1088,8 +1083,8 @@ class SweepProgress:
             return "eta 0:00"
         seconds, unknown = self.remaining()
         if not unknown:
-            return f"eta {format_seconds(seconds)}"
-        bound = f"> {format_seconds(seconds)}" if seconds > 0 else "unknown"
+            return f"eta {format_interval(seconds)}"
+        bound = f"> {format_interval(seconds)}" if seconds > 0 else "unknown"
         return f"eta {bound} (not timed yet: {', '.join(unknown)})"
 
     def start(self, job: Job) -> None:

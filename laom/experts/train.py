@@ -220,10 +220,10 @@ def train(
     """Train an expert into ``cfg.out``; returns the run metadata (also in expert.json)."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm import tqdm
 
     from laom.envs.tasks import StateEnv
     from laom.progress import progress as progress_bar
+    from laom.progress import write
 
     _check_config(cfg)
     torch.set_num_threads(cfg.threads)
@@ -254,7 +254,7 @@ def train(
         cfg.steps, f"{cfg.algo} {cfg.task}", "step", initial=min(done_steps, cfg.steps), enabled=progress,
         mininterval=1.0, smoothing=0.05,
     )  # fmt: skip
-    say = log or (lambda msg: tqdm.write(msg))
+    say = log or write
     if resumed is not None:
         say(f"resuming {out} at step {done_steps} of {cfg.steps} (best so far {run.best_mean:.1f})")
 
