@@ -50,15 +50,7 @@ from laom.errors import LaomError
 from laom.methods import lam_reads_labels
 from laom.models.device import Runtime, resolve_device
 from laom.outputs import check_output
-from laom.training.common import (
-    RunDir,
-    TrainLog,
-    config_to_dict,
-    parse_config,
-    read_jsonl,
-    resolve_preset,
-    setup_runtime,
-)
+from laom.training.config import config_to_dict, parse_config, resolve_preset
 from laom.training.lam import (
     CONFIGS,
     METHODS,
@@ -69,8 +61,12 @@ from laom.training.lam import (
     load_training_data,
     validate,
 )
+from laom.training.metrics import read_jsonl
 from laom.training.presets import PAPER_TRANSITIONS
+from laom.training.rundir import RunDir
+from laom.training.runtime import setup_runtime
 from laom.training.synthetic import render_trajectory
+from laom.training.trainlog import TrainLog
 
 PRESET = "paper"
 PAPER_BATCH = 512

@@ -38,9 +38,10 @@ import torch
 
 from laom.data.sampler import FrameData
 from laom.methods import lam_reads_labels
-from laom.training.common import parse_config, setup_runtime
+from laom.training.config import parse_config
 from laom.training.lam import CONFIGS, LAMTrainer
 from laom.training.presets import preset_file
+from laom.training.runtime import setup_runtime
 
 REF = ["--batch_size", "64", "--frame_stack", "3", "--encoder_scale", "1", "--num_res_blocks", "2",
        "--latent_dim", "256", "--head_dim", "256", "--future_offset", "10", "--use_aug", "true"]  # fmt: skip

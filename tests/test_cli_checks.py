@@ -16,7 +16,7 @@ import pytest
 from laom.cli import main
 from laom.errors import LaomError
 from laom.training import pipeline as pl
-from laom.training.common import parse_config
+from laom.training.config import parse_config
 from laom.training.lam import CONFIGS, LAMConfig, LAPOConfig, lam_config, train_lam
 from laom.training.options import check_fields, kinds, show, spec_of
 from laom.training.presets import preset_file
@@ -369,7 +369,7 @@ def test_empty_path_arguments_are_refused(capsys):
 
 
 def test_a_run_stopped_before_its_first_checkpoint_does_not_block_a_corrected_config(data, tmp_path):
-    from laom.training.common import RunDir
+    from laom.training.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
     run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=1))

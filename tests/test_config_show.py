@@ -13,9 +13,10 @@ import laom.training.bc as bc_mod
 import laom.training.decoder as decoder_mod
 import laom.training.lam as lam_mod
 from laom.cli import main
-from laom.training.common import RunDir, config_to_yaml, parse_config, resolve_preset
+from laom.training.config import config_to_yaml, parse_config, resolve_preset
 from laom.training.pipeline import preset_stages
 from laom.training.presets import preset_file
+from laom.training.rundir import RunDir
 from laom.training.synthetic import write_moving_square
 
 HW = 16

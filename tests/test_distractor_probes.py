@@ -17,7 +17,7 @@ from laom.models.probe import (
     distractor_changes,
     distractor_probe_r2,
 )
-from laom.training.common import parse_config
+from laom.training.config import parse_config
 from laom.training.lam import CONFIGS, train_lam
 from laom.training.synthetic import write_moving_square
 

@@ -13,19 +13,17 @@ import torch
 import yaml
 
 import laom
-import laom.training.common as common_mod
 import laom.training.lam as lam_mod
+import laom.training.rundir as rundir_mod
+import laom.training.trainlog as trainlog_mod
 from laom.cli import main
 from laom.errors import LaomError
 from laom.methods import lam_reads_labels
 from laom.models import load_lam
-from laom.training.common import (
-    parse_config,
-    read_metrics,
-    resolve_preset,
-    warmup_linear_decay,
-)
+from laom.training.config import parse_config, resolve_preset
 from laom.training.lam import CONFIGS, train_lam
+from laom.training.metrics import read_metrics
+from laom.training.optim import warmup_linear_decay
 from laom.training.presets import preset_file
 from laom.training.synthetic import write_moving_square
 
@@ -175,7 +173,7 @@ def test_resume_refuses_other_config_and_mismatched_data(files, tmp_path, capsys
     out = str(tmp_path / "run")
     args = ["train", "lam", "--method", "laom", "--data", str(data), "--out", out, *TINY]
     # Killed after its last checkpoint, before the summary (which prunes the checkpoints).
-    monkeypatch.setattr(common_mod.RunDir, "prune_checkpoints", lambda self: None)
+    monkeypatch.setattr(rundir_mod.RunDir, "prune_checkpoints", lambda self: None)
     assert main([*args, "--total_updates", "2"]) == 0
     (Path(out) / "summary.json").unlink()
     fails([*args, "--total_updates", "2", "--latent_dim", "4"], capsys, "different config")
@@ -205,7 +203,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     full = train_lam(cfg_for(method, files, tmp_path / "full", **kw))
 
     calls = {"n": 0}
-    original = common_mod.Progress.update
+    original = trainlog_mod.Progress.update
 
     def killing_update(self, update, **postfix):
         original(self, update, **postfix)
@@ -213,10 +211,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
         if update == 5:  # after the checkpoint at 3, before the one at 6
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(common_mod.Progress, "update", killing_update)
+    monkeypatch.setattr(trainlog_mod.Progress, "update", killing_update)
     with pytest.raises(KeyboardInterrupt):
         train_lam(cfg_for(method, files, tmp_path / "resumed", **kw))
-    monkeypatch.setattr(common_mod.Progress, "update", original)
+    monkeypatch.setattr(trainlog_mod.Progress, "update", original)
     assert (
         torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"]
         == 3
@@ -410,7 +408,7 @@ def test_online_probe_trains_at_the_lams_rate_unless_told(files, tmp_path):
     """The release's protocol trains its probe at the LAM's learning rate; an explicit
     --online_probe_lr overrides it (this project's earlier 1e-3)."""
     from laom.data.sampler import load_frames
-    from laom.training.common import setup_runtime
+    from laom.training.runtime import setup_runtime
 
     data = load_frames(str(files["data"]))
     for given, expected in ((0.0, 3e-4), (1e-3, 1e-3)):

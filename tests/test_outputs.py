@@ -265,9 +265,9 @@ def test_old_caches_are_reused_and_resumed_and_finished_stages_pruned(
     """A cache made by laom 0.1.0 (``<stage>-<key>`` folders) with an interrupted latent BC:
     the LAM is reused where it is, the BC resumes in its old folder, the decoder trains in
     a new-style one; no finished stage keeps checkpoints."""
-    import laom.training.common as common
+    import laom.training.trainlog as trainlog
 
-    class Interrupting(common.Progress):
+    class Interrupting(trainlog.Progress):
         def __init__(self, *args: object, desc: str = "", **kwargs: object) -> None:
             super().__init__(*args, desc=desc, **kwargs)
             self.desc = desc
@@ -285,7 +285,7 @@ def test_old_caches_are_reused_and_resumed_and_finished_stages_pruned(
             "--bc.checkpoint_every", "2"]  # fmt: skip
     with monkeypatch.context() as m:
         m.setattr(pl, "stage_dir", old_name)
-        m.setattr(common, "Progress", Interrupting)
+        m.setattr(trainlog, "Progress", Interrupting)
         assert main(args) == 130
     (lam_dir,) = tmp_path.glob("lam-*")
     (bc_dir,) = tmp_path.glob("bc-*")

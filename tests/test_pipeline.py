@@ -12,7 +12,7 @@ from test_stages import cheetah, square
 from laom.cli import main
 from laom.errors import LaomError
 from laom.training import pipeline as pl
-from laom.training.common import parse_config
+from laom.training.config import parse_config
 
 TINY = [
     "--threads", "1", "--encoder_channels", "[8,8,8]", "--batch_size", "16", "--epochs", "1", "--frame_stack", "2",
@@ -197,9 +197,9 @@ def test_pipeline_lapo_labels_end_to_end(files: dict[str, Path], tmp_path: Path,
 def test_pipeline_resumes_interrupted_stage(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import laom.training.common as common
+    import laom.training.trainlog as trainlog
 
-    class Interrupting(common.Progress):
+    class Interrupting(trainlog.Progress):
         def __init__(self, *args: object, desc: str = "", **kwargs: object) -> None:
             super().__init__(*args, desc=desc, **kwargs)
             self.desc = desc
@@ -210,12 +210,12 @@ def test_pipeline_resumes_interrupted_stage(
                 raise KeyboardInterrupt
 
     args = [*pipeline(tmp_path, "laom", files), "--bc.epochs", "2", "--bc.checkpoint_every", "2", "--bc.log_every", "1"]
-    monkeypatch.setattr(common, "Progress", Interrupting)
+    monkeypatch.setattr(trainlog, "Progress", Interrupting)
     capsys.readouterr()
     assert main(args) == 130
     (bc_dir,) = tmp_path.glob("bc-*")
     assert not (bc_dir / "summary.json").is_file() and (bc_dir / "checkpoints" / "last.pt").is_file()
-    monkeypatch.setattr(common, "Progress", Interrupting.__mro__[1])
+    monkeypatch.setattr(trainlog, "Progress", Interrupting.__mro__[1])
     capsys.readouterr()
 
     assert main(args) == 0

@@ -97,7 +97,7 @@ def test_cpu_presets_are_the_code_defaults(stage):
 
 @pytest.mark.parametrize("stage", ["bc", "bc-baseline", "idm"])
 def test_paper_policy_presets_are_the_releases(stage):
-    from laom.training.common import parse_config
+    from laom.training.config import parse_config
 
     cfg = parse_config(_config_class(stage), preset_file("paper", stage), [])
     assert (cfg.pooling, cfg.relu_before_pool, cfg.head_hidden, cfg.shift_aug) == ("mean", False, 0, 0)
@@ -105,7 +105,7 @@ def test_paper_policy_presets_are_the_releases(stage):
 
 @pytest.mark.parametrize("stage", sorted(RULES) + ["idm"])
 def test_demo_preset_parses_and_keeps_the_cpu_recipe(stage):
-    from laom.training.common import parse_config
+    from laom.training.config import parse_config
 
     path = preset_file("demo", stage)
     assert path is not None, f"the demo preset lacks {stage}"
@@ -127,7 +127,7 @@ SHIPPED = sorted(str(p.relative_to(REPO)) for p in (REPO / "laom" / "configs").g
 def test_presets_are_found_through_importlib_resources_from_any_directory(tmp_path, monkeypatch):
     from importlib.resources import files
 
-    from laom.training.common import resolve_preset
+    from laom.training.config import resolve_preset
     from laom.training.presets import preset_names
 
     assert preset_names() == ("cpu", "demo", "paper")

@@ -78,7 +78,7 @@ def test_progress_output_routes_and_names_bars() -> None:
 
 
 def test_training_progress_shows_samples_per_s() -> None:
-    from laom.training.common import Progress
+    from laom.training.trainlog import Progress
 
     out = io.StringIO()
     with pg.progress_output(out):

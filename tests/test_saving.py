@@ -24,7 +24,8 @@ from laom.models.idm import ActionIDM
 from laom.models.policy import ActingPolicy, ActionDecoder, PixelPolicy
 from laom.models.saving import MODEL_FORMAT, load_policy, load_policy_file, load_torch, save_torch
 from laom.outputs import atomic_path, atomic_write_text
-from laom.training.common import RunDir, make_optimizer, make_scheduler, optimizer_step
+from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
+from laom.training.rundir import RunDir
 
 HW, STACK, ACTIONS, LATENT = 8, 2, 3, 4
 OBS = (3 * STACK, HW, HW)

@@ -353,7 +353,7 @@ def test_normalizer_errors(tmp_path: Path) -> None:
 def test_resume_refuses_data_that_changed_shape(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from laom.training.common import RunDir
+    from laom.training.rundir import RunDir
 
     data = square(tmp_path / "data.h5", 2, 20, seed=0)
     run = tmp_path / "bc"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import laom.training.common as common_mod
+import laom.training.trainlog as trainlog_mod
 from laom.cli import main
 from laom.models import load_lam
 from laom.training.synthetic import write_moving_square
@@ -36,16 +36,16 @@ def test_streamed_lam_run_resumes_to_the_uninterrupted_result(files, tmp_path, m
     args = ["train", "lam", "--method", "laom", "--data", str(files["data"]), *COMMON, *LAM, *STREAM]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
 
-    original = common_mod.Progress.update
+    original = trainlog_mod.Progress.update
 
     def killing_update(self, update, **postfix):
         original(self, update, **postfix)
         if update == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(common_mod.Progress, "update", killing_update)
+    monkeypatch.setattr(trainlog_mod.Progress, "update", killing_update)
     assert main([*args, "--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(common_mod.Progress, "update", original)
+    monkeypatch.setattr(trainlog_mod.Progress, "update", original)
     assert main([*args, "--out", str(tmp_path / "resumed")]) == 0
     a, _ = load_lam(tmp_path / "full")
     b, _ = load_lam(tmp_path / "resumed")

@@ -12,9 +12,10 @@ import yaml
 
 from laom.training.baselines import BCBaselineConfig, IDMConfig
 from laom.training.bc import BCConfig
-from laom.training.common import MetricsWriter, RunDir
 from laom.training.decoder import DecoderConfig
 from laom.training.lam import CONFIGS
+from laom.training.metrics import MetricsWriter
+from laom.training.rundir import RunDir
 from laom.training.tracking import method_of, stage_of, wandb_init_kwargs, wandb_run_id
 
 

@@ -123,7 +123,7 @@ class Rate:
 def shape_of(cfg: Any, fields: Iterable[str] | None = None, **extra: Any) -> str:
     """The shape of a stage config: its fields (or ``fields`` of them) outside NOT_SHAPE,
     plus ``extra`` (frame size, action size, ...)."""
-    from laom.training.common import config_to_dict
+    from laom.training.config import config_to_dict
 
     values = config_to_dict(cfg)
     names = set(values) if fields is None else set(fields) & set(values)
@@ -373,7 +373,7 @@ def eval_rates(inputs: Inputs, frame_stack: int, policy: Callable[[], Any], epis
 
 def lam_updates(cfg: Any, transitions: int) -> int:
     """What LAMTrainer's schedule gives: epochs over the data (or --total_updates)."""
-    from laom.training.common import schedule_lengths
+    from laom.training.optim import schedule_lengths
 
     return schedule_lengths(cfg, max(1, transitions // cfg.batch_size))[0]
 
@@ -537,8 +537,8 @@ def measure_lam(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     import numpy as np
 
     from laom.data.labelling import label_transitions
-    from laom.training.common import setup_runtime
     from laom.training.lam import LAMTrainer
+    from laom.training.runtime import setup_runtime
 
     batch = max(cfg.batch_size, cfg.labeled_batch_size)
     data = random_frames(inputs, cfg.frame_stack, batch, cfg.future_offset)
@@ -564,7 +564,7 @@ def _fit_rate(model: Any, cfg: Any, sampler: Any, targets: Callable[[Any], Any],
     import tempfile
 
     from laom.training.bc import fit
-    from laom.training.common import RunDir
+    from laom.training.rundir import RunDir
 
     stamps: list[float] = []
 
@@ -592,8 +592,8 @@ def measure_policy(cfg: Any, inputs: Inputs, kind: str, frame_stack: int, out_di
     import torch
 
     from laom.training.bc import build_policy, make_augment, make_sampler
-    from laom.training.common import setup_runtime
     from laom.training.decoder import predict_latents
+    from laom.training.runtime import setup_runtime
 
     hw = inputs.frames["img_hw"]
     runtime = setup_runtime(cfg)
@@ -623,13 +623,8 @@ def measure_decoder(cfg: Any, inputs: Inputs, latent_dim: int) -> dict[Rate, flo
     import torch.nn.functional as F
 
     from laom.models.policy import ActionDecoder
-    from laom.training.common import (
-        make_optimizer,
-        make_scheduler,
-        optimizer_step,
-        setup_runtime,
-        step_generator,
-    )
+    from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
+    from laom.training.runtime import setup_runtime, step_generator
 
     runtime = setup_runtime(cfg)
     device = runtime.device
@@ -657,7 +652,7 @@ def measure_idm(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     from laom.data.labelling import label_transitions
     from laom.models.idm import ActionIDM
     from laom.training.bc import make_augment, make_sampler
-    from laom.training.common import setup_runtime
+    from laom.training.runtime import setup_runtime
 
     hw, action_dim, fs = inputs.frames["img_hw"], inputs.frames["action_dim"], cfg.frame_stack
     runtime = setup_runtime(cfg)

@@ -140,7 +140,7 @@ def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     """A cached stage's curve rows; an unreadable file counts as no curve (the report
     still draws everything else)."""
-    from laom.training.common import read_jsonl
+    from laom.training.metrics import read_jsonl
 
     try:
         return read_jsonl(path)

@@ -50,8 +50,9 @@ from laom.training.bc import (
     validate_common,
     validate_policy_fields,
 )
-from laom.training.common import RunDir, setup_runtime
 from laom.training.options import opt
+from laom.training.rundir import RunDir
+from laom.training.runtime import setup_runtime
 
 
 @dataclass

@@ -47,20 +47,12 @@ from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linea
 from laom.models.saving import save_model
 from laom.outputs import atomic_path, atomic_write_text
 from laom.training import distributed
-from laom.training.common import (
-    RunDir,
-    TrainConfig,
-    TrainLog,
-    check_stage_inputs,
-    make_optimizer,
-    make_scheduler,
-    maybe_compile,
-    optimizer_step,
-    schedule_lengths,
-    setup_runtime,
-    step_generator,
-)
+from laom.training.config import TrainConfig, check_stage_inputs
+from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, schedule_lengths
 from laom.training.options import check_fields, opt
+from laom.training.rundir import RunDir
+from laom.training.runtime import maybe_compile, setup_runtime, step_generator
+from laom.training.trainlog import TrainLog
 
 LATENT_POLICY_FILE = "latent_policy.pt"
 # The policy probes: transitions they fit on and are scored on, and the share of --data's

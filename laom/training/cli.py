@@ -84,7 +84,7 @@ def resolve_stage_config(stage: str, config: str | None, overrides: Sequence[str
     ``laom config show`` prints this very object, so what it shows cannot drift from
     what trains. ``against`` ends the message when a YAML names another method (``laom
     train lam`` names its --method there)."""
-    from laom.training.common import parse_config, resolve_preset
+    from laom.training.config import parse_config, resolve_preset
     from laom.training.pipeline import preset_stages
 
     classes = preset_stages()
@@ -271,7 +271,7 @@ def register_stages(stages: argparse._SubParsersAction) -> None:
 
 
 def _config_show(args: argparse.Namespace, extra: list[str]) -> int:
-    from laom.training.common import config_to_yaml
+    from laom.training.config import config_to_yaml
 
     sys.stdout.write(config_to_yaml(resolve_stage_config(args.stage, args.config, extra)))
     return 0

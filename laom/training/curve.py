@@ -24,7 +24,7 @@ CURVE_FILE = "curve.jsonl"
 
 def read_curve(run: str | Path) -> list[dict[str, Any]]:
     """The rows of ``RUN/curve.jsonl`` (empty when the run kept no curve)."""
-    from laom.training.common import read_jsonl
+    from laom.training.metrics import read_jsonl
 
     return read_jsonl(Path(run) / CURVE_FILE)
 

@@ -29,17 +29,12 @@ from laom.models.policy import ActingPolicy, ActionDecoder
 from laom.models.saving import load_policy_file, save_model
 from laom.training import distributed
 from laom.training.bc import LATENT_POLICY_FILE, load_labeled, require_run, validate_common
-from laom.training.common import (
-    RunDir,
-    TrainConfig,
-    TrainLog,
-    make_optimizer,
-    make_scheduler,
-    optimizer_step,
-    setup_runtime,
-    step_generator,
-)
+from laom.training.config import TrainConfig
+from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
 from laom.training.options import opt
+from laom.training.rundir import RunDir
+from laom.training.runtime import setup_runtime, step_generator
+from laom.training.trainlog import TrainLog
 
 
 @dataclass

@@ -49,22 +49,13 @@ from laom.models.augment import Augmenter
 from laom.models.device import Runtime
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
-from laom.training.common import (
-    RunDir,
-    TrainConfig,
-    TrainLog,
-    check_stage_inputs,
-    config_to_dict,
-    make_optimizer,
-    make_scheduler,
-    maybe_compile,
-    optimizer_step,
-    read_jsonl,
-    schedule_lengths,
-    setup_runtime,
-    step_generator,
-)
+from laom.training.config import TrainConfig, check_stage_inputs, config_to_dict
+from laom.training.metrics import read_jsonl
+from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, schedule_lengths
 from laom.training.options import check_fields, opt
+from laom.training.rundir import RunDir
+from laom.training.runtime import maybe_compile, setup_runtime, step_generator
+from laom.training.trainlog import TrainLog
 
 METHODS = tuple(m.name for m in methods.lam_methods())
 # The methods whose LAM reads --labeled (a labelled action head on z), for help texts.

@@ -239,7 +239,7 @@ def split_overrides(
 def stage_manifest(stage: Stage, cfg: Any, upstream_keys: dict[str, str]) -> dict[str, Any]:
     """Everything a stage's result depends on, as plain JSON."""
     from laom.training.bc import file_identity
-    from laom.training.common import config_to_dict
+    from laom.training.config import config_to_dict
 
     config = {}
     for name, value in config_to_dict(cfg).items():
@@ -306,7 +306,7 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
     Keys depend only on configs, input files and upstream keys (never on upstream
     results), so the whole chain is known before the first stage runs.
     """
-    from laom.training.common import check_stage_inputs, parse_config
+    from laom.training.config import check_stage_inputs, parse_config
 
     planned: dict[str, PlannedStage] = {}
     for stage in stages:
