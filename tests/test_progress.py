@@ -136,6 +136,30 @@ def test_sweep_eta_is_estimated_per_stage_kind(capsys: pytest.CaptureFixture) ->
     assert "[3/8] t-a/laom/2/s0; sweep eta 02:34" in out  # 154 s left
 
 
+def test_sweep_bar_on_a_terminal(capsys: pytest.CaptureFixture) -> None:
+    """On a terminal the sweep draws a tqdm bar over runs (through laom.progress) on
+    stderr, and each finished run's line is written above it on stdout."""
+    from tqdm import tqdm
+
+    jobs = sw.plan_jobs(grid())
+    job = next(j for j in jobs if j.id == "t-a/bc/2/s0")
+    with sw.SweepProgress(jobs, evaluates=True, parallel=1, enabled=True, plain=False) as progress:
+        assert isinstance(progress.bar, tqdm) and not isinstance(progress.bar, pg.PlainProgress)
+        progress.start(job)
+        progress.advance(sw.Outcome(job, summary=summary({"bc-baseline": 2.0}, wall=5.0)), job.id)
+        assert progress.bar.n == 1
+    out, err = capsys.readouterr()
+    assert f"[1/{len(jobs)}] t-a/bc/2/s0" in out
+    assert f"sweep: 1/{len(jobs)} runs" in err and "eta" in err
+
+
+def test_messages_and_durations_look_like_the_bars() -> None:
+    out = io.StringIO()
+    pg.write("resuming at step 10", file=out)
+    assert out.getvalue() == "resuming at step 10\n"
+    assert [pg.format_interval(s) for s in (-3, 59.6, 154, 3725)] == ["00:00", "00:59", "02:34", "1:02:05"]
+
+
 def test_sweep_eta_uses_earlier_sessions_and_skips_reused_stages() -> None:
     jobs = sw.plan_jobs(grid())
     history = [
