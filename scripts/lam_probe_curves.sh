@@ -4,7 +4,7 @@
 # probe against training samples, seed 0, cheetah-run with distractors. Needs the data of
 # scripts/acting_policies.sh. LAOM+supervision runs second: the paper's main claim is
 # that it beats LAOM; then LAPO without FSQ (the paper's 8x is against it), LAOM without
-# augmentation, LAOM+supervision with a larger label weight, and LAPO with FSQ. Resumable: re-run to continue; finished runs are skipped.
+# augmentation (and LAOM+supervision without it), LAOM+supervision with a larger label weight, and LAPO with FSQ. Resumable: re-run to continue; finished runs are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAOM=${LAOM:-.venv/bin/laom}
@@ -24,6 +24,10 @@ $LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --o
 # One change against LAOM at this preset, since LAPO (no augmentation) learns where LAOM
 # does not: LAOM without its augmentation chain.
 $LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --use_aug false --out $OUT/laom-noaug-s$SEED
+# The same change for LAOM+supervision: its supervised head stays at chance on augmented
+# pairs at this length, so the labels cannot shape the latents with augmentation on.
+$LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
+  --use_aug false --out $OUT/laom-labels-32-noaug-s$SEED
 # One change against the rule's label weight (0.0354 on standardised actions): 1.0, the
 # weight that shaped the latents at the earlier latent-256 preset (docs/results.md).
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
