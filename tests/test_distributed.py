@@ -141,3 +141,32 @@ def test_only_train_commands_run_under_torchrun(files, tmp_path):
     proc = torchrun(["data", "info", str(files["data"])])
     assert proc.returncode != 0
     assert "under torchrun only `laom train ...` runs (got `laom data`)" in proc.stderr
+
+
+@pytest.mark.parametrize("main_rank", [True, False])
+@pytest.mark.parametrize("cache_present", [True, False])
+def test_cached_labels_passes_the_barrier_once_on_every_rank(tmp_path, monkeypatch, main_rank, cache_present):
+    """A rank that found rank 0's finished cache and skipped the barrier left rank 0
+    waiting at it for ever (seen as a hung `train bc` under torchrun)."""
+    from laom.training import bc, distributed
+
+    path = tmp_path / "latents.npy"
+    if cache_present:
+        bc.cached_labels(path, {"lam": "x"}, (3, 2), "float32", lambda a: a.__setitem__(slice(None), 1.0))
+    calls = {"barrier": 0, "compute": 0}
+    monkeypatch.setattr(distributed, "is_main", lambda: main_rank)
+    monkeypatch.setattr(distributed, "barrier", lambda: calls.__setitem__("barrier", calls["barrier"] + 1))
+
+    def compute(array: np.ndarray) -> None:
+        calls["compute"] += 1
+        array[:] = 2.0
+
+    if not main_rank and not cache_present:  # rank 0 writes it while this rank waits
+        monkeypatch.setattr(distributed, "barrier", lambda: (
+            calls.__setitem__("barrier", calls["barrier"] + 1),
+            bc._write_labels(path, path.with_suffix(".json"), {"source": {"lam": "x"}, "shape": [3, 2],
+                             "dtype": "float32"}, (3, 2), "float32", compute)))  # fmt: skip
+    out = bc.cached_labels(path, {"lam": "x"}, (3, 2), "float32", compute)
+    assert calls["barrier"] == 1
+    assert calls["compute"] == (0 if cache_present else 1)
+    assert out.shape == (3, 2)

@@ -197,13 +197,14 @@ def cached_labels(
     renamed, so a killed labelling pass never leaves a cache that looks complete."""
     meta_path = path.with_suffix(".json")
     meta = {"source": source, "shape": list(shape), "dtype": dtype}
-    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
-        return np.load(path, mmap_mode="r")
-    if not distributed.is_main():  # under torchrun rank 0 labels; the others read its file
-        distributed.barrier()
-        return np.load(path, mmap_mode="r")
+    # Under torchrun rank 0 alone decides and labels; every rank passes the barrier once.
+    # (A rank that checked the cache itself could find rank 0's finished file, skip the
+    # barrier and leave rank 0 waiting at it for ever.)
     try:
-        _write_labels(path, meta_path, meta, shape, dtype, compute)
+        if distributed.is_main() and not (
+            path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta
+        ):
+            _write_labels(path, meta_path, meta, shape, dtype, compute)
     finally:
         distributed.barrier()
     return np.load(path, mmap_mode="r")
