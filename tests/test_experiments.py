@@ -20,7 +20,17 @@ from laom.errors import LaomError
 from laom.experiments import cli as exp_cli
 from laom.experiments import paper
 from laom.experiments import report as rp
-from laom.experiments import sweep as sw
+from laom.experiments.labeled_subsets import make_labeled
+from laom.experiments.normalizers import Normalizers, check_normalizer, renormalize
+from laom.experiments.overrides import check_overrides, overrides_for
+from laom.experiments.plan import Job, job_key, link_shared, plan_jobs
+from laom.experiments.runs_store import drop_stale, read_runs
+from laom.experiments.scheduler import InlineExecutor, Outcome, schedule
+from laom.experiments.sweep import run_sweep
+from laom.experiments.sweep_config import METHODS, SweepConfig, SweepOptions, make_config
+from laom.experiments.sweep_dir import open_sweep_dir, sweep_lock
+from laom.training.options import override_items
+from laom.training.pipeline import chain, split_overrides
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +69,7 @@ def one_line_error(args: list[str], capsys: pytest.CaptureFixture, match: str) -
 
 
 def test_paper_numbers_are_complete() -> None:
-    assert exp_cli.METHODS == sw.METHODS
+    assert exp_cli.METHODS == METHODS
     assert set(paper.NORMALIZED_RETURN) == {"bc", "idm", "lapo", "laom", "laom-labels"}
     assert all(len(v) == len(paper.BUDGETS) for v in paper.NORMALIZED_RETURN.values())
     assert paper.NORMALIZED_RETURN["laom-labels"][-1] == 0.44 and paper.BC_FULL_RETURN["cheetah-run"] == 823
@@ -224,7 +234,7 @@ def test_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     one_line_error(["report", str(bad)], capsys, "runs.jsonl:2: not a run record")
     # A torn last line (a crash mid-append) is ignored.
     (bad / "runs.jsonl").write_text(f'{good}\n{{"task": "chee')
-    assert len(sw.read_runs(bad / "runs.jsonl")) == 1
+    assert len(read_runs(bad / "runs.jsonl")) == 1
 
 
 def test_report_of_a_named_variant_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -326,14 +336,14 @@ def matplotlib_rgba(c: str) -> tuple[float, float, float]:
 # --------------------------------------------------------------------------- planning
 
 
-def config(**kw: object) -> sw.SweepConfig:
+def config(**kw: object) -> SweepConfig:
     base = dict(tasks=["t-a"], methods=["bc", "lapo", "laom-labels"], labeled=[2, 8], seeds=[0, 1],
                 data={"t-a": "/d"}, eval_data={"t-a": ""})  # fmt: skip
-    return sw.SweepConfig(**{**base, **kw})  # type: ignore[arg-type]
+    return SweepConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_plan_jobs_order_and_dependencies() -> None:
-    jobs = sw.plan_jobs(config())
+    jobs = plan_jobs(config())
     ids = [j.id for j in jobs]
     assert ids[:2] == ["t-a/bc-full/full/s0", "t-a/bc-full/full/s1"]  # the normaliser first
     assert len(jobs) == 2 + 3 * 2 * 2 and len(set(ids)) == len(ids)
@@ -347,39 +357,39 @@ def test_plan_jobs_order_and_dependencies() -> None:
     position = {j: i for i, j in enumerate(ids)}
     assert all(position[d] < position[j] for j, ds in deps.items() for d in ds)
     # Resumed with lapo/2 done: the first unfinished budget leads the group instead.
-    todo = sw.link_shared([j for j in jobs if j.id != "t-a/lapo/2/s1"])
+    todo = link_shared([j for j in jobs if j.id != "t-a/lapo/2/s1"])
     assert {j.id: j.after for j in todo}["t-a/lapo/8/s1"] == []
     assert {j.id: j.after for j in todo}["t-a/lapo/8/s0"] == ["t-a/lapo/2/s0"]
     # No evaluation or no auto normaliser: no bc-full runs unless asked for.
-    assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(episodes=0)))
-    assert not any(j.method == "bc-full" for j in sw.plan_jobs(config(normalizer="paper")))
-    assert sum(j.method == "bc-full" for j in sw.plan_jobs(config(methods=["bc-full"], normalizer="none"))) == 2
+    assert not any(j.method == "bc-full" for j in plan_jobs(config(episodes=0)))
+    assert not any(j.method == "bc-full" for j in plan_jobs(config(normalizer="paper")))
+    assert sum(j.method == "bc-full" for j in plan_jobs(config(methods=["bc-full"], normalizer="none"))) == 2
 
 
 def test_job_keys(tmp_path: Path) -> None:
     data = square(tmp_path / "d.h5", 2, 10, seed=0)
     cfg = config(data={"t-a": str(data)})
-    jobs = {j.id: j for j in sw.plan_jobs(cfg)}
-    key = sw.job_key(cfg, jobs["t-a/lapo/2/s0"], "")
-    assert key == sw.job_key(cfg, jobs["t-a/lapo/2/s0"], "")
-    assert key != sw.job_key(cfg, jobs["t-a/lapo/2/s1"], "")
-    assert key != sw.job_key(config(data={"t-a": str(data)}, overrides=["--lam.latent_dim", "8"]), jobs["t-a/lapo/2/s0"], "")
+    jobs = {j.id: j for j in plan_jobs(cfg)}
+    key = job_key(cfg, jobs["t-a/lapo/2/s0"], "")
+    assert key == job_key(cfg, jobs["t-a/lapo/2/s0"], "")
+    assert key != job_key(cfg, jobs["t-a/lapo/2/s1"], "")
+    assert key != job_key(config(data={"t-a": str(data)}, overrides=["--lam.latent_dim", "8"]), jobs["t-a/lapo/2/s0"], "")
     # A run's own result depends neither on the seed list nor on the normaliser (both are
     # re-applied to recorded lines), so adding seeds re-runs nothing ...
     for other in (config(data={"t-a": str(data)}, seeds=[0, 1, 2]), config(data={"t-a": str(data)}, normalizer="none")):
-        assert key == sw.job_key(other, jobs["t-a/lapo/2/s0"], "")
+        assert key == job_key(other, jobs["t-a/lapo/2/s0"], "")
     # ... and an override for a stage a method does not have leaves its key alone.
     full = jobs["t-a/bc-full/full/s0"]
-    assert sw.job_key(cfg, full, "") == sw.job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2], normalizer="paper",
+    assert job_key(cfg, full, "") == job_key(config(data={"t-a": str(data)}, seeds=[0, 1, 2], normalizer="paper",
                                                           overrides=["--lam.latent_dim", "8"]), full, "")  # fmt: skip
 
 
 def test_schedule_runs_dependencies_first_and_skips_after_failure() -> None:
-    jobs = sw.plan_jobs(config(methods=["lapo", "bc"], labeled=[2, 4, 8], seeds=[0], normalizer="none"))
+    jobs = plan_jobs(config(methods=["lapo", "bc"], labeled=[2, 4, 8], seeds=[0], normalizer="none"))
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
 
-    def run(job: sw.Job) -> dict:
+    def run(job: Job) -> dict:
         with lock:
             events.append(("start", job.id))
         time.sleep(0.01)
@@ -389,10 +399,10 @@ def test_schedule_runs_dependencies_first_and_skips_after_failure() -> None:
             events.append(("end", job.id))
         return {"ok": job.id}
 
-    for executor, parallel in ((sw.InlineExecutor(), 1), (ThreadPoolExecutor(3), 3)):
+    for executor, parallel in ((InlineExecutor(), 1), (ThreadPoolExecutor(3), 3)):
         events.clear()
-        seen: list[sw.Outcome] = []
-        outcomes = sw.schedule(jobs, executor, parallel, lambda ex, j: ex.submit(run, j), seen.append)
+        seen: list[Outcome] = []
+        outcomes = schedule(jobs, executor, parallel, lambda ex, j: ex.submit(run, j), seen.append)
         executor.shutdown()
         assert len(outcomes) == len(jobs) == len(seen)
         errors = {o.job.id: o.error for o in outcomes if o.error}
@@ -403,18 +413,18 @@ def test_schedule_runs_dependencies_first_and_skips_after_failure() -> None:
     # A failed leader: its followers are skipped, not started.
     lapo = [j for j in jobs if j.method == "lapo"]
 
-    def fail_leader(job: sw.Job) -> dict:
+    def fail_leader(job: Job) -> dict:
         if job.labeled == 2:
             raise RuntimeError("no LAM")
         return {}
 
-    outcomes = sw.schedule(lapo, sw.InlineExecutor(), 1, lambda ex, j: ex.submit(fail_leader, j), lambda o: None)
+    outcomes = schedule(lapo, InlineExecutor(), 1, lambda ex, j: ex.submit(fail_leader, j), lambda o: None)
     assert [o.error for o in outcomes] == ["RuntimeError: no LAM", "skipped: t-a/lapo/2/s0 failed", "skipped: t-a/lapo/2/s0 failed"]
 
 
 def test_normalizers() -> None:
     cfg = config(seeds=[0, 1])
-    norms = sw.Normalizers(cfg)
+    norms = Normalizers(cfg)
     assert not norms.known("t-a")
     norms.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 300.0})
     assert not norms.known("t-a")
@@ -422,16 +432,16 @@ def test_normalizers() -> None:
     assert norms.known("t-a") and norms.value("t-a") == 400.0
     run = norms.apply({"task": "t-a", "method": "bc", "return_mean": 100.0, "return_std": 20.0})
     assert run["normalized_return"] == 0.25 and run["normalized_std"] == 0.05 and run["normalizer"] == 400.0
-    zero = sw.Normalizers(config(seeds=[0]))
+    zero = Normalizers(config(seeds=[0]))
     zero.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 0.0})
     assert zero.known("t-a") and zero.apply({"task": "t-a", "return_mean": 1.0, "return_std": 0.0})["normalized_return"] is None
-    assert sw.Normalizers(config(tasks=["cheetah-run"], normalizer="paper")).value("cheetah-run") == 823.0
-    assert sw.Normalizers(config(normalizer=sw.check_normalizer("250"))).value("t-a") == 250.0
-    assert sw.Normalizers(config(normalizer="none")).value("t-a") is None
+    assert Normalizers(config(tasks=["cheetah-run"], normalizer="paper")).value("cheetah-run") == 823.0
+    assert Normalizers(config(normalizer=check_normalizer("250"))).value("t-a") == 250.0
+    assert Normalizers(config(normalizer="none")).value("t-a") is None
     with pytest.raises(LaomError, match="non-zero"):
-        sw.check_normalizer("0")
+        check_normalizer("0")
     with pytest.raises(LaomError, match="auto, paper, none, a number or a sweep directory"):
-        sw.check_normalizer("bc")
+        check_normalizer("bc")
 
 
 def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture) -> None:
@@ -442,9 +452,9 @@ def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytes
         {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 4.0, "normalizer": 45.0},  # re-normalised
         {"task": "t-b", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 4.0, "normalizer": None},
     ])  # fmt: skip
-    spec = sw.check_normalizer(str(main_sweep))
-    assert spec == f"sweep:{main_sweep.resolve()}" and sw.check_normalizer(spec) == spec
-    norms = sw.Normalizers(config(normalizer=spec, tasks=["t-a"]))
+    spec = check_normalizer(str(main_sweep))
+    assert spec == f"sweep:{main_sweep.resolve()}" and check_normalizer(spec) == spec
+    norms = Normalizers(config(normalizer=spec, tasks=["t-a"]))
     assert norms.known("t-a") and norms.apply({"task": "t-a", "return_mean": 9.0, "return_std": 0.0})["normalized_return"] == 0.2
     # The variant's task must have a normaliser there: refused before any training.
     one_line_error(sweep_args(data, tmp_path / "variant", "--normalizer", str(main_sweep)), capsys, "that sweep has no normaliser for")
@@ -452,24 +462,24 @@ def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytes
     (tmp_path / "auto").mkdir()  # a folder named like a keyword does not hijack it
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
-        assert sw.check_normalizer("auto") == "auto"
+        assert check_normalizer("auto") == "auto"
     one_line_error(sweep_args(data, tmp_path / "v2", "--normalizer", str(tmp_path / "not-a-sweep")), capsys, "no runs.jsonl")
 
 
 def test_adding_a_seed_renormalizes_recorded_runs(tmp_path: Path) -> None:
     path = tmp_path / "runs.jsonl"
-    one = sw.Normalizers(config(seeds=[0]))
+    one = Normalizers(config(seeds=[0]))
     rows = [{"task": "t-a", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 300.0, "return_std": 0.0},
             {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 150.0, "return_std": 30.0}]  # fmt: skip
     for row in rows:
         one.add(row)
     path.write_text("".join(json.dumps(one.apply(dict(r))) + "\n" for r in rows) + '{"torn')
-    assert sw.renormalize(path, one) == 0  # nothing changed: the file is left alone
-    two = sw.Normalizers(config(seeds=[0, 1]))
+    assert renormalize(path, one) == 0  # nothing changed: the file is left alone
+    two = Normalizers(config(seeds=[0, 1]))
     two.add(rows[0])
-    assert sw.renormalize(path, two) == 0  # seed 1's bc-full not finished: not known yet
+    assert renormalize(path, two) == 0  # seed 1's bc-full not finished: not known yet
     two.add({**rows[0], "seed": 1, "return_mean": 600.0})
-    assert sw.renormalize(path, two) == 2
+    assert renormalize(path, two) == 2
     lines = path.read_text().splitlines()
     assert json.loads(lines[1])["normalized_return"] == 150.0 / 450.0 and lines[-1] == '{"torn'
 
@@ -505,70 +515,95 @@ def test_sweep_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     one_line_error(sweep_args(data, out, "--lam.bogus", "3"), capsys, "unknown option --bogus")
     one_line_error(sweep_args(data, out, "--dec.hidden_dim", "3"), capsys, "no stage 'dec'")
     # Settings of stages these methods lack are ignored (one command line for any methods).
-    assert sw.check_overrides(["bc", "lapo"], ["--idm_updates", "3", "--idm.idm_batch_size", "4", "--lam.latent_dim", "8"]) == [
+    assert check_overrides(["bc", "lapo"], ["--idm_updates", "3", "--idm.idm_batch_size", "4", "--lam.latent_dim", "8"]) == [
         "--idm_updates", "--idm.idm_batch_size"
     ]  # fmt: skip
     one_line_error(sweep_args(data, out, "--normalizer", "paper"), capsys, "no BC-full return for walker-stand")
     assert not out.exists()  # nothing is created before the inputs are checked
 
 
+def test_sweep_and_pipeline_read_stage_settings_alike(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """One reader (override_items) for laom train, pipeline and sweep: a list typed as
+    words reaches a sweep's runs as it reaches a pipeline's stages."""
+    tokens = ["--encoder_channels", "8", "16", "--lam.frame_stack=2", "--idm.idm_updates", "3", "--progress"]
+    assert list(override_items(tokens, "usage")) == [
+        ("encoder_channels", ["8", "16"]), ("lam.frame_stack", ["2"]), ("idm.idm_updates", ["3"]), ("progress", []),
+    ]  # fmt: skip
+    with pytest.raises(LaomError, match=r"unexpected argument '--' \(usage\)"):
+        list(override_items(["--seed", "1", "--", "stray"], "usage"))
+    with pytest.raises(LaomError, match=r"unexpected argument 'stray' \(usage\)"):
+        list(override_items(["stray"], "usage"))
+    # The sweep keeps what laom reads, in the pipeline's own words.
+    kept = overrides_for("laom", tokens)
+    assert kept == ["--encoder_channels", "8", "16", "--lam.frame_stack", "2", "--progress"]
+    stages = chain("laom", str(data), str(data), "")
+    routed = split_overrides(kept, stages, "laom")
+    assert routed == split_overrides(tokens, stages, "laom", [])
+    assert routed["lam"][:5] == ["--encoder_channels", "8", "16", "--frame_stack", "2"]
+    # Words after a field are its values, judged by its type, in the sweep as in the
+    # pipeline, before anything is made.
+    out = tmp_path / "s"
+    one_line_error(sweep_args(data, out, "--lam.latent_dim", "8", "stray"), capsys, "--latent_dim takes one value, got 2")
+    assert not out.exists()
+
+
 def test_sweep_config_mismatch_is_refused(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "s"
-    cfg = sw.make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), episodes=1, max_steps=4, overrides=TINY)
-    assert sw.open_sweep_dir(out, cfg, force=False) is False
-    assert sw.open_sweep_dir(out, cfg, force=False) is False  # same config: a resume
+    cfg = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), episodes=1, max_steps=4, overrides=TINY)
+    assert open_sweep_dir(out, cfg, force=False) is False
+    assert open_sweep_dir(out, cfg, force=False) is False  # same config: a resume
     (out / "runs.jsonl").write_text(json.dumps({"task": "walker-stand", "method": "bc", "labeled": 1, "seed": 0, "run_key": "old"}) + "\n")
     one_line_error(sweep_args(data, out, labeled="1"), capsys, "config.labeled: [1, 2] -> [1]")
     one_line_error(sweep_args(data, out, "--lam.latent_dim", "8"), capsys, "different config")
     # Adding budgets, seeds or methods grows the grid: every recorded run stays valid.
-    grown = sw.SweepConfig(**{**cfg.to_dict(), "labeled": [1, 2, 3], "seeds": [0, 1], "methods": ["bc", "idm", "lapo"]})
-    assert sw.open_sweep_dir(out, grown, force=False) is False
+    grown = SweepConfig(**{**cfg.to_dict(), "labeled": [1, 2, 3], "seeds": [0, 1], "methods": ["bc", "idm", "lapo"]})
+    assert open_sweep_dir(out, grown, force=False) is False
     assert "run_key" in (out / "runs.jsonl").read_text()
-    grown_other = sw.SweepConfig(**{**grown.to_dict(), "episodes": 2})
+    grown_other = SweepConfig(**{**grown.to_dict(), "episodes": 2})
     with pytest.raises(LaomError, match="config.episodes: 1 -> 2"):
-        sw.open_sweep_dir(out, grown_other, force=False)
-    assert sw.open_sweep_dir(out, cfg, force=True) is True  # a smaller grid needs --force
+        open_sweep_dir(out, grown_other, force=False)
+    assert open_sweep_dir(out, cfg, force=True) is True  # a smaller grid needs --force
     other = dict(labeled=[1, 2, 3])
-    assert sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=False) is False
-    assert sw.drop_stale(out / "runs.jsonl", {"new"}) == 1
+    assert open_sweep_dir(out, SweepConfig(**{**cfg.to_dict(), **other}), force=False) is False
+    assert drop_stale(out / "runs.jsonl", {"new"}) == 1
     assert (out / "runs.jsonl").read_text() == "" and "old" in (out / "runs.stale.jsonl").read_text()
     # A rewritten data file is a different input too.
     st = data.stat()
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     try:
         with pytest.raises(LaomError, match=r"inputs.walker-stand.data.mtime_ns"):
-            sw.open_sweep_dir(out, sw.SweepConfig(**{**cfg.to_dict(), **other}), force=False)
+            open_sweep_dir(out, SweepConfig(**{**cfg.to_dict(), **other}), force=False)
     finally:
         os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
     stray = tmp_path / "stray"
     write_runs(stray, synthetic_runs()[:1])
     with pytest.raises(LaomError, match="no sweep.yaml"):
-        sw.open_sweep_dir(stray, cfg, force=False)
+        open_sweep_dir(stray, cfg, force=False)
 
 
 def test_labeled_subsets_are_reused_until_the_source_changes(data: Path, tmp_path: Path) -> None:
-    cfg = sw.make_config("walker-stand", "bc", "1,3", "0,1", str(data), episodes=0)
+    cfg = make_config("walker-stand", "bc", "1,3", "0,1", str(data), episodes=0)
     logs: list[str] = []
-    paths = sw.make_labeled(tmp_path, cfg, logs.append)
+    paths = make_labeled(tmp_path, cfg, logs.append)
     assert sorted(paths) == [("walker-stand", n, s) for n in (1, 3) for s in (0, 1)]
     with h5py.File(paths[("walker-stand", 3, 1)]) as f:
         assert len([k for k in f if k.isdigit()]) == 3 and f.attrs["labeled_seed"] == 1
     assert "4 made, 0 reused" in logs[0]
-    sw.make_labeled(tmp_path, cfg, logs.append)
+    make_labeled(tmp_path, cfg, logs.append)
     assert "0 made, 4 reused" in logs[1]
     Path(paths[("walker-stand", 1, 0)]).write_bytes(b"not hdf5")
-    sw.make_labeled(tmp_path, cfg, logs.append)
+    make_labeled(tmp_path, cfg, logs.append)
     assert "1 made, 3 reused" in logs[2]
 
 
 def test_one_sweep_per_directory(data: Path, tmp_path: Path) -> None:
-    cfg = sw.make_config("walker-stand", "bc", "1", "0", str(data), episodes=0)
-    opts = sw.SweepOptions(cfg, str(tmp_path / "s"), progress=False)
+    cfg = make_config("walker-stand", "bc", "1", "0", str(data), episodes=0)
+    opts = SweepOptions(cfg, str(tmp_path / "s"), progress=False)
     (tmp_path / "s").mkdir()
-    with sw.sweep_lock(tmp_path / "s"), pytest.raises(LaomError, match="another laom sweep is running"):
-        sw.run_sweep(opts)
+    with sweep_lock(tmp_path / "s"), pytest.raises(LaomError, match="another laom sweep is running"):
+        run_sweep(opts)
     with pytest.raises(LaomError, match="--jobs 0"):
-        sw.run_sweep(sw.SweepOptions(cfg, str(tmp_path / "s"), jobs=0))
+        run_sweep(SweepOptions(cfg, str(tmp_path / "s"), jobs=0))
 
 
 @pytest.mark.integration
@@ -577,7 +612,7 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     capsys.readouterr()
     assert main(sweep_args(data, out)) == 0
     log = capsys.readouterr().out
-    runs = sw.read_runs(out / "runs.jsonl")
+    runs = read_runs(out / "runs.jsonl")
     assert sorted((r["method"], r["labeled"]) for r in runs) == [
         ("bc", 1), ("bc", 2), ("bc-full", None), ("lapo", 1), ("lapo", 2)
     ]  # fmt: skip
@@ -604,7 +639,7 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(sweep_args(data, out)) == 0
     log = capsys.readouterr().out
     assert "4 already done, 1 to run" in log and "(all stages reused)" in log
-    assert len(sw.read_runs(out / "runs.jsonl")) == 5
+    assert len(read_runs(out / "runs.jsonl")) == 5
     assert main(sweep_args(data, out)) == 0
     assert "0 to run" in capsys.readouterr().out
 
@@ -619,14 +654,14 @@ def test_tiny_sweep_with_lapo_labels(data: Path, tmp_path: Path, capsys: pytest.
     """`laom sweep --methods lapo,lapo-labels`: LAPO's budgets share its LAM, while
     LAPO+supervision's LAM reads the labels, so each of its budgets trains its own
     chain and none waits for another; the report names it as the registry labels it."""
-    cfg = sw.make_config("walker-stand", "lapo,lapo-labels", "1,2", "0", str(data), episodes=0, overrides=TINY)
-    deps = {j.id: j.after for j in sw.plan_jobs(cfg)}
+    cfg = make_config("walker-stand", "lapo,lapo-labels", "1,2", "0", str(data), episodes=0, overrides=TINY)
+    deps = {j.id: j.after for j in plan_jobs(cfg)}
     assert deps == {"walker-stand/lapo/1/s0": [], "walker-stand/lapo-labels/1/s0": [],
                     "walker-stand/lapo/2/s0": ["walker-stand/lapo/1/s0"], "walker-stand/lapo-labels/2/s0": []}  # fmt: skip
     out = tmp_path / "sweep"
     capsys.readouterr()
     assert main(sweep_args(data, out, "--episodes", "0", methods="lapo,lapo-labels")) == 0
-    runs = sw.read_runs(out / "runs.jsonl")
+    runs = read_runs(out / "runs.jsonl")
     assert sorted((r["method"], r["labeled"]) for r in runs) == [
         ("lapo", 1), ("lapo", 2), ("lapo-labels", 1), ("lapo-labels", 2)
     ]  # fmt: skip

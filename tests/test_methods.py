@@ -34,10 +34,10 @@ def test_every_command_offers_the_registrys_methods():
     assert _choices(["train", "lam"], "--method") == lams
     assert _choices(["pipeline"], "--method") == methods.names()
     from laom.experiments import cli as exp_cli
-    from laom.experiments import sweep as sw
+    from laom.experiments.sweep_config import METHODS
     from laom.training import lam, pipeline
 
-    assert sw.METHODS == exp_cli.METHODS == pipeline.METHODS == methods.names()
+    assert METHODS == exp_cli.METHODS == pipeline.METHODS == methods.names()
     assert lam.METHODS == lams and tuple(lam.CONFIGS) == lams
     # `laom config show` names one LAM preset per LAM method, then the other stages.
     assert list(pipeline.preset_stages()) == [f"lam-{m}" for m in lams] + list(methods.STAGE_NAMES[1:])
@@ -100,9 +100,9 @@ def test_lam_entries_name_their_model_config_and_cpu_defaults():
 
 def test_which_stages_a_labelled_budget_retrains():
     """What the sweep shares across budgets and what `--plan` marks as new per subset."""
-    from laom.experiments import sweep as sw
+    from laom.experiments.plan import SHARED_STAGE_METHODS
 
-    assert sw.SHARED_STAGE_METHODS == ("lapo", "laom")
+    assert SHARED_STAGE_METHODS == ("lapo", "laom")
     get = methods.get
     assert get("laom").label_stages == {"decoder"} and get("laom").shares_stages
     assert get("laom-labels").label_stages == {"lam", "bc", "decoder"} and not get("laom-labels").shares_stages

@@ -342,7 +342,8 @@ def test_report_summary_records_the_code_version(tmp_path: Path) -> None:
 
 
 def test_sweep_records_the_code_version_of_each_run() -> None:
-    from laom.experiments import sweep as sw
+    from laom.experiments.plan import Job
+    from laom.experiments.sweep import run_record
 
-    record = sw.run_record(sw.Job("cheetah-run", "bc", 2, 0), {"laom_version": "9.9", "git_commit": "abc"}, "")
+    record = run_record(Job("cheetah-run", "bc", 2, 0), {"laom_version": "9.9", "git_commit": "abc"}, "")
     assert record["laom_version"] == "9.9" and record["git_commit"] == "abc"

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from laom import progress as pg
-from laom.experiments import sweep as sw
+from laom.experiments.plan import plan_jobs
+from laom.experiments.scheduler import Outcome
+from laom.experiments.sweep import job_spec, run_job
+from laom.experiments.sweep_config import SweepConfig, SweepOptions
+from laom.experiments.sweep_progress import SweepProgress, job_stage_kinds
 
 
 class Terminal(io.StringIO):
@@ -93,8 +97,8 @@ def test_training_progress_shows_samples_per_s() -> None:
 # --------------------------------------------------------------------------- the sweep's ETA
 
 
-def grid() -> sw.SweepConfig:
-    return sw.SweepConfig(tasks=["t-a"], methods=["bc", "laom"], labeled=[2, 4], seeds=[0, 1],
+def grid() -> SweepConfig:
+    return SweepConfig(tasks=["t-a"], methods=["bc", "laom"], labeled=[2, 4], seeds=[0, 1],
                           data={"t-a": "/d.h5"}, eval_data={"t-a": ""}, normalizer="none")  # fmt: skip
 
 
@@ -103,21 +107,21 @@ def summary(stages: dict[str, float], wall: float, reused: bool = False) -> dict
 
 
 def test_stage_kinds_of_planned_runs() -> None:
-    jobs = {j.id: j for j in sw.plan_jobs(grid())}
-    assert sw.job_stage_kinds(jobs["t-a/laom/2/s0"], True) == ["lam (laom)", "bc", "decoder", "evaluate"]
+    jobs = {j.id: j for j in plan_jobs(grid())}
+    assert job_stage_kinds(jobs["t-a/laom/2/s0"], True) == ["lam (laom)", "bc", "decoder", "evaluate"]
     # A later budget reuses the group's LAM and latent BC: only its decoder trains.
-    assert sw.job_stage_kinds(jobs["t-a/laom/4/s0"], False) == ["decoder"]
-    assert sw.job_stage_kinds(jobs["t-a/bc/2/s0"], True) == ["bc-baseline (bc)", "evaluate"]
+    assert job_stage_kinds(jobs["t-a/laom/4/s0"], False) == ["decoder"]
+    assert job_stage_kinds(jobs["t-a/bc/2/s0"], True) == ["bc-baseline (bc)", "evaluate"]
 
 
 def test_sweep_eta_is_estimated_per_stage_kind(capsys: pytest.CaptureFixture) -> None:
-    jobs = sw.plan_jobs(grid())
+    jobs = plan_jobs(grid())
     by_id = {j.id: j for j in jobs}
-    progress = sw.SweepProgress(jobs, evaluates=True, parallel=1, enabled=True, plain=True)
+    progress = SweepProgress(jobs, evaluates=True, parallel=1, enabled=True, plain=True)
 
     def finish(job_id: str, result: dict) -> None:
         progress.start(by_id[job_id])
-        progress.advance(sw.Outcome(by_id[job_id], summary=result), job_id)
+        progress.advance(Outcome(by_id[job_id], summary=result), job_id)
 
     # Quick BC runs first: their time says nothing about the LAM stages still to come.
     finish("t-a/bc/2/s0", summary({"bc-baseline": 2.0}, wall=5.0))
@@ -141,12 +145,12 @@ def test_sweep_bar_on_a_terminal(capsys: pytest.CaptureFixture) -> None:
     stderr, and each finished run's line is written above it on stdout."""
     from tqdm import tqdm
 
-    jobs = sw.plan_jobs(grid())
+    jobs = plan_jobs(grid())
     job = next(j for j in jobs if j.id == "t-a/bc/2/s0")
-    with sw.SweepProgress(jobs, evaluates=True, parallel=1, enabled=True, plain=False) as progress:
+    with SweepProgress(jobs, evaluates=True, parallel=1, enabled=True, plain=False) as progress:
         assert isinstance(progress.bar, tqdm) and not isinstance(progress.bar, pg.PlainProgress)
         progress.start(job)
-        progress.advance(sw.Outcome(job, summary=summary({"bc-baseline": 2.0}, wall=5.0)), job.id)
+        progress.advance(Outcome(job, summary=summary({"bc-baseline": 2.0}, wall=5.0)), job.id)
         assert progress.bar.n == 1
     out, err = capsys.readouterr()
     assert f"[1/{len(jobs)}] t-a/bc/2/s0" in out
@@ -161,13 +165,13 @@ def test_messages_and_durations_look_like_the_bars() -> None:
 
 
 def test_sweep_eta_uses_earlier_sessions_and_skips_reused_stages() -> None:
-    jobs = sw.plan_jobs(grid())
+    jobs = plan_jobs(grid())
     history = [
         {"method": "laom", **summary({"lam": 50.0, "bc": 10.0, "decoder": 4.0}, wall=70.0)},
         {"method": "laom", **summary({"lam": 1.0, "bc": 1.0, "decoder": 1.0}, wall=4.0, reused=True)},  # from the cache
         {"method": "bc", **summary({"bc-baseline": 2.0}, wall=4.0)},
     ]
-    progress = sw.SweepProgress(jobs, evaluates=True, parallel=2, enabled=False, history=history)
+    progress = SweepProgress(jobs, evaluates=True, parallel=2, enabled=False, history=history)
     assert progress.clock.estimate("lam (laom)") == 50.0
     assert progress.clock.estimate("evaluate") == pytest.approx((6.0 + 2.0) / 2)  # wall - stage time
     assert progress.clock.estimate("lam (lapo)") == 50.0  # another method's LAM: better than nothing
@@ -192,10 +196,10 @@ def test_sweep_shows_the_stage_progress_on_the_console(tmp_path: Path, monkeypat
         return {"stages": {}}
 
     monkeypatch.setattr(pipeline, "run_pipeline", fake_pipeline)
-    opts = sw.SweepOptions(grid(), str(tmp_path), progress=True)
-    job = sw.plan_jobs(grid())[0]
-    spec = sw.job_spec(opts, job, "", None, plain=True)
-    sw.run_job(spec)
+    opts = SweepOptions(grid(), str(tmp_path), progress=True)
+    job = plan_jobs(grid())[0]
+    spec = job_spec(opts, job, "", None, plain=True)
+    run_job(spec)
     err = capsys.readouterr().err
     assert f"{job.id} lam: 100%" in err and "\r" not in err
     log = (tmp_path / "logs").glob("*.log")

@@ -14,7 +14,11 @@ from test_experiments import TINY, one_line_error, walker
 from laom.cli import main
 from laom.errors import LaomError
 from laom.experiments import cost
-from laom.experiments import sweep as sw
+from laom.experiments.labeled_subsets import make_labeled
+from laom.experiments.plan import Job, job_key
+from laom.experiments.runs_store import read_runs
+from laom.experiments.sweep_config import SweepConfig, make_config
+from laom.experiments.sweep_dir import open_sweep_dir
 
 # The LAM's probe settings spelled out: the arithmetic below depends on them.
 SETTINGS = [*TINY, "--lam.probe_every", "0", "--lam.holdout_fraction", "0.1"]
@@ -25,8 +29,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return walker(tmp_path_factory.mktemp("plan-data") / "walker-stand.h5")  # 4 trajectories x 20 frames
 
 
-def config(data: Path, methods: str = "bc,lapo", labeled: str = "1,2") -> sw.SweepConfig:
-    return sw.make_config("walker-stand", methods, labeled, "0", str(data), episodes=1, max_steps=4, overrides=SETTINGS)
+def config(data: Path, methods: str = "bc,lapo", labeled: str = "1,2") -> SweepConfig:
+    return make_config("walker-stand", methods, labeled, "0", str(data), episodes=1, max_steps=4, overrides=SETTINGS)
 
 
 def rows_by(plan: cost.SweepPlan) -> dict[tuple[str, str], cost.StageRow]:
@@ -62,15 +66,15 @@ def test_plan_lists_stages_to_train_and_reused_from_the_cache(data: Path, tmp_pa
 
     # A pre-populated cache: subsets made, the LAPO LAM finished, BC-full's policy interrupted,
     # BC-full's evaluation done, and the bc run on budget 1 recorded in runs.jsonl.
-    labeled = sw.make_labeled(root, cfg, lambda m: None)
+    labeled = make_labeled(root, cfg, lambda m: None)
     cache = root / "cache"
     (cache / rows[(LAPO1, "lam")].folder).mkdir(parents=True)
     (cache / rows[(LAPO1, "lam")].folder / "summary.json").write_text("{}")
     (cache / rows[(FULL, "bc-baseline")].folder / "checkpoints").mkdir(parents=True)
     (cache / rows[(FULL, "bc-baseline")].folder / "checkpoints" / "last.pt").write_bytes(b"")
     (cache / cost.evaluation_file(cfg, "bc-full", rows[(FULL, "bc-baseline")].key)).write_text("{}")
-    job = sw.Job("walker-stand", "bc", 1, 0)
-    key = sw.job_key(cfg, job, labeled[("walker-stand", 1, 0)])
+    job = Job("walker-stand", "bc", 1, 0)
+    key = job_key(cfg, job, labeled[("walker-stand", 1, 0)])
     (root / "runs.jsonl").write_text(json.dumps({"task": "walker-stand", "method": "bc", "labeled": 1, "seed": 0, "run_key": key}) + "\n")
 
     plan = cost.plan_sweep(cfg, root)
@@ -191,7 +195,7 @@ def test_calibration_is_written_and_reused(data: Path, tmp_path: Path, monkeypat
     assert not any("calibrating" in line for line in log) and path.read_text() == before
     assert sum(r.seconds for r in plan.rows) > 0
     # Another shape (a wider decoder) measures only what it changes.
-    other = sw.make_config("walker-stand", "bc,idm,lapo", "1", "0", str(data), episodes=1, max_steps=4,
+    other = make_config("walker-stand", "bc,idm,lapo", "1", "0", str(data), episodes=1, max_steps=4,
                            overrides=[*SETTINGS, "--decoder.hidden_dim", "48"])  # fmt: skip
     log.clear()
     cost.run_plan(other, tmp_path / "sweep", cost.RateBook.load(path), log=log.append)
@@ -243,7 +247,7 @@ def test_sweep_prints_predicted_beside_actual(data: Path, tmp_path: Path, capsys
     start = next(i for i, line in enumerate(out) if line.startswith("predicted vs actual"))
     table = out[start + 1 : start + 7]
     assert [line.split()[:2] for line in table[1:5:2]] == [[FULL, "bc-baseline"], [BC1, "bc-baseline"]]
-    runs = {r["method"]: r for r in sw.read_runs(tmp_path / "sweep" / "runs.jsonl")}
+    runs = {r["method"]: r for r in read_runs(tmp_path / "sweep" / "runs.jsonl")}
     actual = runs["bc"]["stage_seconds"]["bc-baseline"]
     assert table[3].split()[-2] == cost.format_seconds(actual)
     assert table[5].startswith("total (stages with both)")
@@ -271,6 +275,6 @@ def test_plan_command_and_bad_input(data: Path, tmp_path: Path, capsys: pytest.C
     (tmp_path / "file").write_text("")
     one_line_error([*args, "--plan", "--rates", str(tmp_path / "file" / "rates.json")], capsys, "--rates")
     assert not out.exists()
-    sw.open_sweep_dir(out, config(data), force=False)
+    open_sweep_dir(out, config(data), force=False)
     with pytest.raises(LaomError, match="different config"):  # what the sweep would refuse, --plan refuses
         cost.run_plan(config(data, labeled="1"), out, cost.RateBook.load(rates), log=lambda m: None)

@@ -1,13 +1,15 @@
 """``laom sweep`` and ``laom report``.
 
-The parsers live here and the work in :mod:`laom.experiments.sweep` /
-:mod:`laom.experiments.report`, imported only when a command runs, so ``laom --help``
-stays instant.
+The parsers and ``laom sweep``'s command live here and the work in
+:mod:`laom.experiments.sweep` / :mod:`laom.experiments.report`, imported only when a
+command runs, so ``laom --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from laom import methods
 
@@ -17,10 +19,48 @@ METHODS = methods.names()
 DEFAULT_METHODS = "bc,idm,lapo,laom,laom-labels"
 
 
-def _sweep(args: argparse.Namespace, extra: list[str]) -> int:
-    from laom.experiments.sweep import sweep_command
+def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
+    """``laom sweep``: the parsed flags to a checked config, then ``--plan`` or the sweep."""
+    from laom.training.cli import maybe_reexec_with_malloc_env
 
-    return sweep_command(args, extra)
+    maybe_reexec_with_malloc_env()
+    from laom.errors import LaomError, require
+    from laom.experiments import cost
+    from laom.experiments.sweep import run_sweep
+    from laom.experiments.sweep_config import SweepOptions, make_config
+    from laom.outputs import check_output
+
+    check_output(args.out, "--out", kind="dir", create_parents=True)  # before the files are read
+    require(args.plan or not args.recalibrate, "--recalibrate: only with --plan (a sweep itself never calibrates)")
+    rates = args.rates or str(cost.default_rates_path())
+    if args.plan:
+        check_output(rates, "--rates", kind="file", create_parents=True)
+    # A --rates that is not a rates file is refused before any work; the default file is
+    # only read at the end of a plain sweep, whose prediction notes a bad one and goes on.
+    book = cost.RateBook.load(rates) if (args.plan or args.rates) else None
+    cfg = make_config(
+        args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
+        episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
+        chunk=args.chunk, overrides=extra, log=print,
+    )  # fmt: skip
+    opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
+                        progress=not args.no_progress, rates=rates)  # fmt: skip
+    if book is not None and args.plan:
+        cost.run_plan(cfg, args.out, book, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs,
+                      force=args.force, recalibrate=args.recalibrate, log=lambda m: print(m, flush=True))  # fmt: skip
+        return 0
+    result = run_sweep(opts, log=lambda m: print(m, flush=True))
+    print(f"{result.finished} run(s) recorded in {result.runs_file} ({result.already_done} were already done)")
+    for outcome in result.unrecorded:
+        print(f"not recorded (no normaliser for {outcome.job.task}: a bc-full run failed): {outcome.job.id}", file=sys.stderr)
+    if result.failed:
+        first = result.failed[0]
+        raise LaomError(
+            f"{len(result.failed)} of {result.planned - result.already_done} run(s) failed or were skipped "
+            f"(first: {first.job.id}: {first.error}); logs in {Path(opts.out) / 'logs'}; re-run the same command to retry"
+        )
+    print(f"report: laom report {opts.out} --out {Path(opts.out) / 'report'}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -70,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rates", default=None,
                    help="file of this machine's measured rates (default: $XDG_CACHE_HOME/laom/stage-rates.json)")
     p.add_argument("--recalibrate", action="store_true", help="with --plan: measure every rate again")
-    p.set_defaults(func=_sweep, accepts_extra=True)
+    p.set_defaults(func=sweep_command, accepts_extra=True)
 
     r = subparsers.add_parser(
         "report",

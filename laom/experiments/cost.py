@@ -834,7 +834,7 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
     stages that depend on it will train, in a folder named once the file exists. Every
     stage's folder comes from the pipeline's own planner, so "cached" means exactly what
     the run will find."""
-    from laom.experiments import sweep as sw
+    from laom.experiments.overrides import overrides_for
     from laom.training.pipeline import chain, plan_chain, split_overrides
 
     sizes = _Sizes(cfg)
@@ -848,7 +848,7 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
         labeled = subset or data  # a stand-in with the right layout until the subset exists
         spec = registry.get(method)
         stages = chain(method, data if spec.reads("data") else "", labeled if spec.reads("labeled") else "", cfg.eval_data[task])
-        overrides = [*sw.overrides_for(method, cfg.overrides), "--seed", str(job.seed)]
+        overrides = [*overrides_for(method, cfg.overrides), "--seed", str(job.seed)]
         if threads is not None:
             overrides += ["--threads", str(threads)]
         planned = plan_chain(stages, root / "cache", cfg.preset, split_overrides(overrides, stages, method, []))
@@ -894,23 +894,26 @@ def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: 
     """What ``laom sweep`` would do in ``root`` now, reading and writing nothing there:
     runs recorded in runs.jsonl are done; labelled subsets that exist and would be
     reused name their stages' folders; the rest will be made."""
-    from laom.experiments import sweep as sw
+    from laom.experiments.labeled_subsets import labeled_is_valid, labeled_path
+    from laom.experiments.plan import job_key, link_shared, plan_jobs
+    from laom.experiments.runs_store import read_runs
+    from laom.experiments.scheduler import run_threads
 
-    all_jobs = sw.plan_jobs(cfg)
+    all_jobs = plan_jobs(cfg)
     files: dict[str, str] = {}
     for job in all_jobs:
         if job.labeled is None:
             continue
-        path = sw.labeled_path(root, job.task, job.labeled, job.seed)
-        if sw.labeled_is_valid(path, cfg.data[job.task], job.labeled, job.seed, cfg.chunk):
+        path = labeled_path(root, job.task, job.labeled, job.seed)
+        if labeled_is_valid(path, cfg.data[job.task], job.labeled, job.seed, cfg.chunk):
             files[job.id] = str(path.resolve())
-    recorded = {r.get("run_key") for r in sw.read_runs(root / "runs.jsonl")}
+    recorded = {r.get("run_key") for r in read_runs(root / "runs.jsonl")}
     todo = [
         j for j in all_jobs
-        if (j.labeled is not None and j.id not in files) or sw.job_key(cfg, j, files.get(j.id, "")) not in recorded
+        if (j.labeled is not None and j.id not in files) or job_key(cfg, j, files.get(j.id, "")) not in recorded
     ]  # fmt: skip
-    sw.link_shared(todo)
-    rows = plan_runs(cfg, root, todo, files, sw.run_threads(cfg, jobs), workers, num_envs)
+    link_shared(todo)
+    rows = plan_runs(cfg, root, todo, files, run_threads(cfg, jobs), workers, num_envs)
     return SweepPlan(root, rows, len(all_jobs), len(all_jobs) - len(todo), jobs)
 
 
@@ -1019,11 +1022,11 @@ def run_plan(cfg: Any, out: str | Path, book: RateBook, *, jobs: int = 1, worker
     """``laom sweep ... --plan``: refuse what the sweep would refuse, list its stages,
     measure the rates it lacks (all of them with ``recalibrate``), print the estimate.
     Trains nothing and writes nothing but the rates file."""
-    from laom.experiments import sweep as sw
+    from laom.experiments.sweep_dir import check_sweep_dir
 
     require(jobs >= 1, f"--jobs {jobs}: expected >= 1")
     root = Path(out).resolve()
-    sw.check_sweep_dir(root, cfg, force)
+    check_sweep_dir(root, cfg, force)
     plan = plan_sweep(cfg, root, jobs, workers, num_envs)
     needed = plan.rates()
     calibrate(needed if recalibrate else [r for r in needed if book.get(r) is None], book, log)

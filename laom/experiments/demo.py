@@ -38,7 +38,8 @@ def check_plan(args: argparse.Namespace, extra: list[str]) -> None:
     before the first dataset is collected."""
     from laom.data.collect import CollectConfig, check_settings, load_expert
     from laom.envs.tasks import parse_task
-    from laom.experiments.sweep import check_overrides, overrides_for, parse_methods
+    from laom.experiments.overrides import check_overrides, overrides_for
+    from laom.experiments.sweep_config import parse_methods
     from laom.training.pipeline import chain, plan_chain, split_overrides
 
     parse_task(args.task, flag="--task")

@@ -42,9 +42,10 @@ import yaml
 from laom import methods as registry
 from laom.errors import require
 from laom.experiments import paper as paper_data
-from laom.experiments.sweep import METHODS, read_runs
+from laom.experiments.runs_store import read_runs
 from laom.outputs import check_output, code_version
 
+METHODS = registry.names()
 COLORS = {m.name: m.color for m in registry.METHODS.values()}
 # Methods without a colour of their own (variants from named sweeps) take these in turn.
 EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "gold", "navy")

@@ -21,7 +21,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,31 +211,44 @@ def _canonical(name: str, kind: Kind, values: list[str]) -> str:
     return text
 
 
-def normalize_overrides(cls: type, tokens: Sequence[str]) -> list[str]:
-    """``--field value`` tokens as typed -> ``["--field", canonical]`` pairs for draccus.
+def override_items(tokens: Sequence[str], usage: str) -> Iterator[tuple[str, list[str]]]:
+    """``--name value``, ``--name=value`` and ``--name v1 v2`` tokens as (name, values).
 
-    A field's values run to the next ``--`` token, so a list may be given as separate
-    words; ``--flag=value`` and ``--flag-name`` work too. Unknown fields and values of
-    the wrong type are one-line LaomErrors naming the flag.
+    The one reader of stage settings on a command line (``laom train``, ``laom pipeline``
+    and ``laom sweep`` alike), so a setting typed for one command means the same in the
+    others. A name's values run to the next ``--`` token, so a list may be given as
+    separate words; the name is returned as typed (``lam.hidden-dim``). A generator: a
+    caller that refuses a name does so before a stray token further on is reported.
+    ``usage`` ends the error for a token that is not a flag.
     """
-    field_kinds = kinds(cls)
-    out: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
         if not token.startswith("--") or token == "--":
-            raise LaomError(f"unexpected argument {token!r} (config fields are set with --FIELD VALUE)")
+            raise LaomError(f"unexpected argument {token!r} ({usage})")
         name, eq, value = token[2:].partition("=")
-        name = name.replace("-", "_")
-        if name not in field_kinds:
-            close = difflib.get_close_matches(name, sorted(field_kinds), n=3)
-            hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
-            raise LaomError(f"unknown option --{name}{hint}")
         values = [value] if eq else []
         i += 1
         while i < len(tokens) and not tokens[i].startswith("--"):
             values.append(tokens[i])
             i += 1
+        yield name, values
+
+
+def normalize_overrides(cls: type, tokens: Sequence[str]) -> list[str]:
+    """``--field value`` tokens as typed -> ``["--field", canonical]`` pairs for draccus.
+
+    Tokens are read by :func:`override_items`; ``--flag-name`` works too. Unknown fields
+    and values of the wrong type are one-line LaomErrors naming the flag.
+    """
+    field_kinds = kinds(cls)
+    out: list[str] = []
+    for typed, values in override_items(tokens, "config fields are set with --FIELD VALUE"):
+        name = typed.replace("-", "_")
+        if name not in field_kinds:
+            close = difflib.get_close_matches(name, sorted(field_kinds), n=3)
+            hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
+            raise LaomError(f"unknown option --{name}{hint}")
         out += [f"--{name}", _canonical(name, field_kinds[name], values)]
     return out
 

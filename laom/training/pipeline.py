@@ -43,7 +43,7 @@ from typing import Any
 from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
-from laom.training.options import NON_RESULT_FIELDS, default_of
+from laom.training.options import NON_RESULT_FIELDS, default_of, override_items
 
 METHODS = methods.names()
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -203,19 +203,8 @@ def split_overrides(
     """
     names = {s.name: {f.name for f in dataclasses.fields(s.config_cls)} for s in stages}
     out: dict[str, list[str]] = {s.name: [] for s in stages}
-    i = 0
-    while i < len(extra):
-        token = extra[i]
-        if not token.startswith("--"):
-            raise LaomError(f"unexpected argument {token!r} (overrides are --field value or --stage.field value)")
-        name, eq, value = token[2:].partition("=")
-        # A field's values run to the next --flag (a list may be typed as 16 32 32);
-        # parse_config reads them, and names the flag if they do not fit its type.
-        values = [value] if eq else []
-        i += 1
-        while i < len(extra) and not extra[i].startswith("--"):
-            values.append(extra[i])
-            i += 1
+    # parse_config reads a field's values, and names the flag if they do not fit its type.
+    for name, values in override_items(extra, "overrides are --field value or --stage.field value"):
         stage, dot, fname = name.partition(".")
         if dot:
             stage = stage.replace("_", "-")
