@@ -246,6 +246,38 @@ def test_open_training_data_both_ways(dataset):
     np.testing.assert_array_equal(sub.states, mem.subset([4, 0]).states)
 
 
+def test_both_kinds_answer_the_trainers_alike(dataset):
+    """laom.data.access.TrainingData: the trainers ask, the data decides how to read."""
+    mem = open_training_data(dataset)
+    streamed = open_training_data(dataset, stream=True, cache_mb=0.05)
+    np.testing.assert_array_equal(streamed.all_actions(), mem.all_actions())
+    assert mem.all_actions() is mem.actions
+    assert mem.records_distractors() is streamed.records_distractors() is False
+    # take: streamed reads only the first trajectories that hold max_frames; both in file order.
+    order = np.array([4, 0, 2, 1])
+    first_two = int(streamed.lengths[4] + streamed.lengths[0])
+    part = streamed.take(order, first_two)
+    np.testing.assert_array_equal(part.frames, mem.subset([0, 4]).frames)
+    np.testing.assert_array_equal(streamed.take(order, first_two + 1).frames, mem.subset([0, 2, 4]).frames)
+    np.testing.assert_array_equal(mem.take(order, 1).frames, mem.subset([0, 1, 2, 4]).frames)
+    # sample: streamed draws its order from rng; in memory it is all the data and draws nothing.
+    rng, twin = np.random.default_rng(5), np.random.default_rng(5)
+    assert mem.sample(rng, 10) is mem
+    assert rng.integers(1 << 30) == twin.integers(1 << 30)
+    rng, twin = np.random.default_rng(5), np.random.default_rng(5)
+    expected = mem.subset(sorted(twin.permutation(mem.num_trajectories)[:1]))
+    np.testing.assert_array_equal(streamed.sample(rng, 1).frames, expected.frames)
+    # blocks: in memory, one block, the data itself.
+    assert [(first, block is mem) for first, block in mem.blocks()] == [(0, True)]
+    # sampler: with replacement by default only when the data is smaller than a batch.
+    assert mem.sampler(8).with_replacement is False
+    assert mem.sampler(len(mem.valid_steps) + 1).with_replacement is True
+    with pytest.raises(LaomError, match="fewer than batch size"):
+        training_sampler(mem, len(mem.valid_steps) + 1)
+    with pytest.raises(LaomError, match="sampled without replacement"):
+        streamed.sampler(8, with_replacement=True)
+
+
 def test_errors_are_one_line(dataset, tmp_path):
     data = StreamingData(dataset)
     # The longest trajectory (50 frames) must fit half the cache.

@@ -22,7 +22,7 @@ same whether a run is fresh or resumed, so no sampler state needs checkpointing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,42 @@ class FrameData:
     def task_id(self) -> tuple[str, str]:
         """(domain, task) from the file attributes, '' where missing."""
         return str(self.attrs.get("domain_name", "")), str(self.attrs.get("task_name", ""))
+
+    # -- laom.data.access.TrainingData: everything is in memory already -----------------
+    def all_actions(self) -> np.ndarray:
+        """Every frame's action [N, A] (the array itself, not a copy)."""
+        return self.actions
+
+    def records_distractors(self) -> bool:
+        """Whether every trajectory records its distractors."""
+        return self.distractors is not None
+
+    def take(self, trajectories: Iterable[int], max_frames: int) -> FrameData:
+        """A copy of the given trajectories in file order. ``max_frames`` is not applied:
+        nothing needs reading, so a probe keeps all it was given."""
+        return self.subset(sorted(trajectories))
+
+    def sample(self, rng: np.random.Generator, max_frames: int) -> FrameData:
+        """All of the data, drawing nothing from ``rng``: a probe samples its own steps
+        from it, and the generator's later draws stay those of an in-memory run."""
+        return self
+
+    def blocks(self, max_mb: float = 256.0) -> Iterator[tuple[int, FrameData]]:
+        """One block, the data itself: it is in memory already."""
+        yield 0, self
+
+    def sampler(
+        self, batch_size: int, frame_stack: int = 3, max_offset: int = 1, seed: int = 0,
+        keys: tuple[str, ...] = STACK_KEYS, pin_memory: bool = False, with_replacement: bool | None = None,
+    ) -> BatchSampler:  # fmt: skip
+        """Epoch-ordered batches, or (``with_replacement``; by default when the data has
+        fewer transitions than a batch) draws with replacement."""
+        if with_replacement is None:
+            with_replacement = len(self.valid_steps) < batch_size
+        return BatchSampler(
+            self, batch_size, frame_stack, max_offset, seed, keys,
+            with_replacement=with_replacement, pin_memory=pin_memory,
+        )  # fmt: skip
 
     def subset(self, trajectories: Iterable[int]) -> FrameData:
         """A copy holding only the given trajectories (in that order)."""

@@ -69,6 +69,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from laom.data.access import TrainingData
 from laom.data.sampler import STACK_KEYS, Batch, BatchSampler, FrameData, batch_buffers, load_frames
 from laom.errors import LaomError
 
@@ -231,6 +232,45 @@ class StreamingData:
                     stop += 1
                 yield int(self.traj_offsets[start]), reader.read(range(start, stop))
                 start = stop
+
+    # -- laom.data.access.TrainingData: what the trainers ask of it ----------------------
+    def all_actions(self) -> np.ndarray:
+        """Every frame's action [N, A], reading only the action arrays."""
+        from laom.data.format import open_dataset
+
+        with open_dataset(self.path) as reader:
+            return np.concatenate([np.asarray(reader.h5[name]["actions"], np.float32) for name in self.names])
+
+    def records_distractors(self) -> bool:
+        """Whether every trajectory records its distractors, from the headers alone, so a
+        file without records costs nothing."""
+        from laom.data.format import distractor_summary, open_dataset
+
+        with open_dataset(self.path) as reader:
+            found = distractor_summary(reader)
+        return bool(found) and found["trajectories"] >= self.num_trajectories
+
+    def take(self, trajectories: Sequence[int] | np.ndarray, max_frames: int) -> FrameData:
+        """The first of ``trajectories`` (in that order) that together hold ``max_frames``
+        frames, loaded in file order: a probe's sample stays within memory."""
+        order = np.asarray(trajectories)
+        lengths = self.lengths[order]
+        keep = int(np.searchsorted(np.cumsum(lengths), max_frames)) + 1
+        return self.load(sorted(order[:keep]))
+
+    def sample(self, rng: np.random.Generator, max_frames: int) -> FrameData:
+        """Whole trajectories in an order drawn from ``rng``, about ``max_frames`` frames."""
+        return self.take(rng.permutation(self.num_trajectories), max_frames)
+
+    def sampler(
+        self, batch_size: int, frame_stack: int = 3, max_offset: int = 1, seed: int = 0,
+        keys: tuple[str, ...] = STACK_KEYS, pin_memory: bool = False, with_replacement: bool | None = None,
+    ) -> StreamingSampler:  # fmt: skip
+        """Batches through a bounded cache of ``cache_mb``; always without replacement (a
+        streamed file is far larger than a batch)."""
+        if with_replacement:
+            raise LaomError(f"dataset {self.path}: a streamed dataset is sampled without replacement")
+        return StreamingSampler(self, batch_size, frame_stack, max_offset, seed, keys, pin_memory=pin_memory)
 
     def __repr__(self) -> str:
         return (
@@ -885,9 +925,8 @@ def open_training_data(
 ) -> FrameData | StreamingData:
     """The training data of ``path``: all frames in memory, or (``stream``) metadata only.
 
-    Both expose what the trainers read (``img_hw``, ``action_dim``, ``state_dim``,
-    ``num_frames``, ``num_trajectories``, ``task_id()``, ``attrs``, ``path``,
-    ``valid_steps``); :func:`training_sampler` builds the matching sampler.
+    Both implement :class:`laom.data.access.TrainingData`, all the trainers read; its
+    ``sampler`` (or :func:`training_sampler`) builds the matching sampler.
     """
     if not stream:
         return load_frames(path, max_trajectories)
@@ -897,7 +936,7 @@ def open_training_data(
 
 
 def training_sampler(
-    data: FrameData | StreamingData,
+    data: TrainingData,
     batch_size: int,
     frame_stack: int = 3,
     max_offset: int = 1,
@@ -906,28 +945,6 @@ def training_sampler(
     pin_memory: bool = False,
 ) -> BatchSampler | StreamingSampler:
     """A :class:`BatchSampler` for in-memory data, a :class:`StreamingSampler` (with the
-    data's ``cache_mb``) for streamed data; both answer ``batch(update)``."""
-    if isinstance(data, StreamingData):
-        return StreamingSampler(
-            data, batch_size, frame_stack, max_offset, seed, keys, pin_memory=pin_memory
-        )
-    return BatchSampler(
-        data, batch_size, frame_stack, max_offset, seed, keys, pin_memory=pin_memory
-    )
-
-
-def all_actions(data: FrameData | StreamingData) -> np.ndarray:
-    """Every frame's action [N, A] (a streamed dataset reads only its action arrays)."""
-    if isinstance(data, FrameData):
-        return data.actions
-    from laom.data.format import open_dataset
-
-    with open_dataset(data.path) as reader:
-        return np.concatenate([np.asarray(reader.h5[name]["actions"], np.float32) for name in data.names])
-
-
-def load_some(data: StreamingData, trajectories: np.ndarray, max_frames: int) -> FrameData:
-    """The first of ``trajectories`` (in that order) that together hold ``max_frames`` frames."""
-    lengths = data.lengths[trajectories]
-    keep = int(np.searchsorted(np.cumsum(lengths), max_frames)) + 1
-    return data.load(sorted(trajectories[:keep]))
+    data's ``cache_mb``) for streamed data (the data's own ``sampler``); both answer
+    ``batch(update)`` and draw without replacement."""
+    return data.sampler(batch_size, frame_stack, max_offset, seed, keys, pin_memory=pin_memory, with_replacement=False)

@@ -28,7 +28,7 @@ import torch
 
 from laom.data.labelling import label_transitions
 from laom.data.sampler import Batch, FrameData
-from laom.data.streaming import all_actions, open_training_data
+from laom.data.streaming import open_training_data
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
 from laom.models.idm import IDM_ARCHS, ActionIDM
@@ -193,7 +193,7 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     def targets(batch: Batch) -> torch.Tensor:
         return batch.arrays["actions"]
 
-    train_actions = all_actions(data)[data.valid_steps]
+    train_actions = data.all_actions()[data.valid_steps]
     policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta, train_actions.mean(0))
     if distributed.is_main():
         save_model(run.path / "policy.pt", policy, meta)
@@ -262,7 +262,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     )  # fmt: skip
     # How good the pseudo-labels are (the large dataset's true actions are never trained on).
     steps = data.valid_steps
-    pseudo_mse = float(((np.asarray(pseudo[steps], np.float64) - all_actions(data)[steps]) ** 2).mean())
+    pseudo_mse = float(((np.asarray(pseudo[steps], np.float64) - data.all_actions()[steps]) ** 2).mean())
 
     # Phase 3: BC on the pseudo-actions.
     def targets(batch: Batch) -> torch.Tensor:

@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from laom.data.access import TrainingData
 from laom.data.labelling import label_transitions
 from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, model_input
-from laom.data.streaming import StreamingData, load_some, open_training_data, training_sampler
+from laom.data.streaming import StreamingSampler, open_training_data
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
 from laom.models.policy import POOLINGS, PixelPolicy
@@ -168,15 +169,11 @@ def file_identity(path: str | Path) -> dict[str, Any]:
 
 
 def make_sampler(
-    data: FrameData, batch_size: int, frame_stack: int, seed: int, keys: tuple[str, ...] = ("obs",),
+    data: TrainingData, batch_size: int, frame_stack: int, seed: int, keys: tuple[str, ...] = ("obs",),
     with_replacement: bool | None = None,
-) -> BatchSampler:  # fmt: skip
+) -> BatchSampler | StreamingSampler:  # fmt: skip
     """Epoch-ordered batches, or draws with replacement when the data is smaller than a batch."""
-    if isinstance(data, StreamingData):
-        return training_sampler(data, batch_size, frame_stack, 1, seed, keys)
-    if with_replacement is None:
-        with_replacement = len(data.valid_steps) < batch_size
-    return BatchSampler(data, batch_size, frame_stack, 1, seed, keys=keys, with_replacement=with_replacement)
+    return data.sampler(batch_size, frame_stack, 1, seed, keys, with_replacement=with_replacement)
 
 
 def schedule(cfg: TrainConfig, sampler: BatchSampler, min_updates: int = 0) -> tuple[int, int]:
@@ -417,21 +414,9 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
 # --------------------------------------------------------------------------- policy probes
 
 
-def _records_everywhere(data: FrameData | StreamingData) -> bool:
-    """Whether every trajectory of ``data`` records its distractors (read from headers only
-    for a streamed file, so a file without records costs nothing)."""
-    if not isinstance(data, StreamingData):
-        return data.distractors is not None
-    from laom.data.format import distractor_summary, open_dataset
-
-    with open_dataset(data.path) as reader:
-        found = distractor_summary(reader)
-    return bool(found) and found["trajectories"] >= data.num_trajectories
-
-
 @torch.no_grad()
 def policy_probes(
-    policy: nn.Module, data: FrameData | StreamingData, frame_stack: int, runtime: Runtime, seed: int,
+    policy: nn.Module, data: TrainingData, frame_stack: int, runtime: Runtime, seed: int,
     ridge: float = 1e-4,
 ) -> dict[str, Any]:  # fmt: skip
     """What the latent-BC policy's predicted latents z^(o_t) encode, as the LAM's latents are
@@ -445,32 +430,31 @@ def policy_probes(
     acting policy already measures, after the decoder.
     """
     empty: dict[str, Any] = {"policy_action_probe_r2": None, "policy_distractor_probe_r2": None}
-    if data.num_trajectories < 2 or not _records_everywhere(data):
+    if data.num_trajectories < 2 or not data.records_distractors():
         return empty
     rng = np.random.default_rng([seed, 13])
-    if isinstance(data, StreamingData):  # whole trajectories, about as many frames as needed
-        data = load_some(data, rng.permutation(data.num_trajectories), POLICY_PROBE_FIT + POLICY_PROBE_TEST)
-    if data.distractors is None or data.num_trajectories < 2:
+    sample = data.sample(rng, POLICY_PROBE_FIT + POLICY_PROBE_TEST)  # whole trajectories, in memory
+    if sample.distractors is None or sample.num_trajectories < 2:
         return empty
-    order = rng.permutation(data.num_trajectories)
-    held = order[: min(data.num_trajectories - 1, max(1, round(POLICY_PROBE_HOLDOUT * data.num_trajectories)))]
-    steps = data.valid_steps
-    is_held = np.isin(data.traj_index[steps], held)
+    order = rng.permutation(sample.num_trajectories)
+    held = order[: min(sample.num_trajectories - 1, max(1, round(POLICY_PROBE_HOLDOUT * sample.num_trajectories)))]
+    steps = sample.valid_steps
+    is_held = np.isin(sample.traj_index[steps], held)
     pools = ((steps[~is_held], POLICY_PROBE_FIT), (steps[is_held], POLICY_PROBE_TEST))
     if min(len(pool) for pool, _ in pools) < 2:
         return empty
     sides = []
     for pool, n in pools:
         chosen = np.sort(rng.choice(pool, min(n, len(pool)), replace=False))
-        sides.append((_predict_latents(policy, data, frame_stack, chosen, runtime), chosen))
+        sides.append((_predict_latents(policy, sample, frame_stack, chosen, runtime), chosen))
     (z_fit, fit_steps), (z_test, test_steps) = sides
-    actions = [torch.from_numpy(data.actions[s]) for s in (fit_steps, test_steps)]
+    actions = [torch.from_numpy(sample.actions[s]) for s in (fit_steps, test_steps)]
     act = fit_linear_probe(z_fit, actions[0], z_test, actions[1], ridge)
     return {
         "policy_action_probe_r2": act.r2,
         "policy_distractor_probe_r2": distractor_probe_r2(
-            z_fit, distractor_changes(data.distractors, fit_steps), z_test,
-            distractor_changes(data.distractors, test_steps), ridge,
+            z_fit, distractor_changes(sample.distractors, fit_steps), z_test,
+            distractor_changes(sample.distractors, test_steps), ridge,
         ),
     }  # fmt: skip
 

@@ -35,14 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from laom import methods
+from laom.data.access import TrainingData
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
-from laom.data.streaming import (
-    StreamingData,
-    all_actions,
-    load_some,
-    open_training_data,
-    training_sampler,
-)
+from laom.data.streaming import open_training_data, training_sampler
 from laom.errors import LaomError
 from laom.models import lam_class, save_model
 from laom.models.augment import Augmenter
@@ -210,9 +205,9 @@ def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
         )
 
 
-def action_variance(data: FrameData | StreamingData) -> float:
+def action_variance(data: TrainingData) -> float:
     """Mean per-dimension variance of the data's actions: the probe MSE of chance."""
-    acts = all_actions(data)[data.valid_steps].astype(np.float64)
+    acts = data.all_actions()[data.valid_steps].astype(np.float64)
     return float(max(acts.var(axis=0).mean(), 1e-12))
 
 
@@ -269,7 +264,7 @@ def check_future_offset(future_offset: int, data: str) -> None:
 
 
 def _split_holdout(
-    data: FrameData | StreamingData, fraction: float, seed: int, max_frames: int = 0
+    data: TrainingData, fraction: float, seed: int, max_frames: int = 0
 ) -> tuple[FrameData, FrameData]:
     """(train, held-out) by whole trajectories (at least one each when possible).
 
@@ -283,9 +278,7 @@ def _split_holdout(
         )
     k = min(n - 1, max(1, round(fraction * n)))
     order = np.random.default_rng([seed, 7]).permutation(n)
-    if isinstance(data, StreamingData):
-        return load_some(data, order[k:], max_frames), load_some(data, order[:k], max_frames)
-    return data.subset(sorted(order[k:])), data.subset(sorted(order[:k]))
+    return data.take(order[k:], max_frames), data.take(order[:k], max_frames)
 
 
 @torch.no_grad()
@@ -528,7 +521,7 @@ class LAMTrainer:
 
 def load_training_data(
     cfg: LAMConfig,
-) -> tuple[FrameData | StreamingData, FrameData | None, FrameData, FrameData]:
+) -> tuple[TrainingData, FrameData | None, FrameData, FrameData]:
     """(data, labelled data or None, probe train, probe test) with the cross-file checks."""
     data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     labeled = None
@@ -541,10 +534,8 @@ def load_training_data(
             )
     # The LAM never sees actions, so it trains on all of --data; the probe must not.
     if cfg.eval_data:
-        probe_train = data
-        if isinstance(data, StreamingData):  # the probe's sample of it, in memory
-            order = np.random.default_rng([cfg.seed, 7]).permutation(data.num_trajectories)
-            probe_train = load_some(data, order, cfg.probe_samples)
+        # The probe's sample of it, in memory (all of it when it is in memory already).
+        probe_train = data.sample(np.random.default_rng([cfg.seed, 7]), cfg.probe_samples)
         probe_test = load_frames(cfg.eval_data)
         check_same_task(data, probe_test, "--eval-data")
     else:
