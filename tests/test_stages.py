@@ -180,6 +180,61 @@ def test_bc_learning_curve_and_shift_augmentation(tmp_path: Path) -> None:
     assert [r["update"] for r in again] == [4, 8, 9]
 
 
+def _policy_state(run: Path) -> dict[str, torch.Tensor]:
+    from laom.models.saving import load_model
+
+    model, _ = load_model(run / "policy.pt", torch.device("cpu"))
+    return model.state_dict()
+
+
+def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--policy_ema saves the average, not the last weights; a run killed between
+    checkpoints and resumed saves the same average as an uninterrupted one (the average
+    is in the checkpoint); at 0 the stage is the one runs and caches were made with."""
+    import laom.training.trainlog as trainlog_mod
+    from laom.training.baselines import BCBaselineConfig
+    from laom.training.pipeline import stage_manifest
+    from laom.training.rundir import same_setting
+
+    train = set_actions(square(tmp_path / "train.h5", 4, 30, seed=10), lambda s: s[:, :2])
+
+    def args(out: str, ema: str) -> list[str]:
+        return ["train", "bc-baseline", "--data", str(train), "--out", str(tmp_path / out), "--batch_size", "8",
+                "--total_updates", "7", "--encoder_channels", "[4,8,8]", "--frame_stack", "1", "--head_hidden", "8",
+                "--checkpoint_every", "3", "--policy_ema", ema, *FAST]  # fmt: skip
+
+    ok(args("last", "0"))
+    ok(args("full", "0.5"))
+    last, full = _policy_state(tmp_path / "last"), _policy_state(tmp_path / "full")
+    assert any(not torch.equal(last[k], full[k]) for k in last)  # the average is not the last weights
+
+    original = trainlog_mod.Progress.update
+
+    def killing_update(self, update, **postfix):
+        original(self, update, **postfix)
+        if update == 5:  # after the checkpoint at 3, before the one at 6
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainlog_mod.Progress, "update", killing_update)
+    assert main(args("resumed", "0.5")) != 0  # the CLI reports the interruption
+    monkeypatch.setattr(trainlog_mod.Progress, "update", original)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"] == 3
+    ok(args("resumed", "0.5"))
+    resumed = _policy_state(tmp_path / "resumed")
+    for key, value in full.items():
+        assert torch.equal(value, resumed[key]), key
+
+    # At the default the field is not in a stage's key (keys made before it stay valid),
+    # and a run whose config predates it resumes; set, it is part of both.
+    class Stage:
+        name, files, upstream = "bc-baseline", {}, {}
+
+    at_default = stage_manifest(Stage, BCBaselineConfig(data="x"), {})["config"]
+    assert "policy_ema" not in at_default
+    assert stage_manifest(Stage, BCBaselineConfig(data="x", policy_ema=0.1), {})["config"]["policy_ema"] == 0.1
+    assert same_setting("policy_ema", None, 0.0) and not same_setting("policy_ema", None, 0.1)
+
+
 def test_policy_flags_are_checked(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     base = ["train", "bc-baseline", "--data", str(files["data"]), "--out", str(tmp_path / "x"), *FAST]
     fails([*base, "--pooling", "max"], capsys, "--pooling max")

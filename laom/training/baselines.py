@@ -133,7 +133,7 @@ def _train_policy(
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
-        desc=f"bc ({meta['method']})", extra={"signature": meta}, on_update=curve,
+        desc=f"bc ({meta['method']})", extra={"signature": meta}, on_update=curve, ema_share=cfg.policy_ema,
     )  # fmt: skip
     return policy, result, sampler.updates_per_epoch
 

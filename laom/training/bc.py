@@ -76,6 +76,8 @@ class PolicyNetConfig(TrainConfig):
     head_hidden: int = opt(256, "> 0: an MLP head with this hidden width; 0 = one linear layer", ge=0)
     relu_before_pool: bool = opt(True, "mean pooling: ReLU6 before averaging (ours) or after (false: the release)")
     shift_aug: int = opt(4, "DrQ random shift of every input by up to +-N px; 0 = off", ge=0)
+    policy_ema: float = opt(0.0, "act with an EMA of the weights whose horizon 1/(1-decay) is this share of the "
+                            "run's updates; 0 = the last weights", ge=0.0, le=1.0)  # fmt: skip
     channels_last: bool = opt(True, "channels-last memory layout (faster convolutions on CPU)")
 
 
@@ -236,6 +238,7 @@ def fit(
     desc: str = "train",
     extra: dict[str, Any] | None = None,
     on_update: Callable[[int, nn.Module], None] | None = None,
+    ema_share: float = 0.0,
 ) -> dict[str, Any]:
     """Regress ``targets(batch)`` from ``model(*batch[inputs])`` with MSE; resumable.
 
@@ -243,9 +246,21 @@ def fit(
     ``on_update(done, model)`` runs after every update (and once at the resumed update:
     a learning-curve point cut short by a kill is made up). Returns the last logged
     loss, the update count and the throughput of this process.
+
+    ``ema_share > 0`` keeps an exponential moving average of the weights with a horizon
+    of that share of ``total`` (a rule, so the demo and the long runs average over the
+    same part of their run) and leaves it in ``model`` at the end: a policy is judged by
+    the states its own actions lead to, and the last step's weights carry that step's
+    noise into every action. ``on_update`` sees the average, as it is what gets saved.
     """
     optimizer = make_optimizer(model, learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, warmup, total)
+    averaged = None
+    if ema_share > 0:
+        decay = 1.0 - 1.0 / max(1.0, ema_share * total)
+        averaged = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+        )
     start = 0
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:
@@ -256,13 +271,16 @@ def fit(
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        if averaged is not None:
+            averaged.load_state_dict(checkpoint["ema"])
         start = int(checkpoint["update"])
+    acting = averaged.module if averaged is not None else model
     sampler = distributed.shard(sampler)  # this rank's slice of each global batch
     ddp = maybe_compile(distributed.wrap(model, runtime.device), getattr(cfg, "compile", False))
     log = TrainLog(run, cfg, total, start, sampler.batch_size, desc)
     model.train()
     if on_update is not None:
-        on_update(start, model)
+        on_update(start, acting)
     try:
         for update in range(start, total):
             batch = sampler.batch(update)
@@ -275,18 +293,23 @@ def fit(
                 pred = ddp(*xs)
             loss = F.mse_loss(pred.float(), y)  # the whole objective of every pixel regressor
             grad_norm = optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip, log.log_due(update + 1))
+            if averaged is not None:
+                averaged.update_parameters(model)
             log.record(
                 update + 1, {"loss": loss}, extra={"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]},
                 state=lambda u: {"update": u, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), **(extra or {})},
+                               "scheduler": scheduler.state_dict(), **(extra or {}),
+                               **({"ema": averaged.state_dict()} if averaged is not None else {})},
             )  # fmt: skip
             if on_update is not None:
                 paused = time.perf_counter()
-                on_update(update + 1, model)
+                on_update(update + 1, acting)
                 log.progress.exclude(time.perf_counter() - paused)
         samples_per_s = log.samples_per_s(total) if total > start else None
     finally:
         log.close()
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     last_loss = log.last.get("loss", float("nan"))
     if math.isnan(last_loss):  # resumed at the very end: recover the last logged loss
@@ -395,7 +418,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
-        desc=f"latent bc ({meta['method']})", extra={"signature": meta},
+        desc=f"latent bc ({meta['method']})", extra={"signature": meta}, ema_share=cfg.policy_ema,
     )  # fmt: skip
     if distributed.is_main():
         save_model(run.path / LATENT_POLICY_FILE, policy, meta)

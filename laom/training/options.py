@@ -37,6 +37,12 @@ NON_RESULT_FIELDS = frozenset({
     "wandb", "wandb_project", "curve_every", "curve_episodes", "curve_workers",
 })  # fmt: skip
 
+# Result fields added after runs and cached stages were written without them, with the
+# default that reproduces what those runs did. At that default a field is left out of a
+# stage's cache key, and an older run's config without it still resumes, so adding an
+# option retrains nothing.
+ADDED_FIELDS: dict[str, Any] = {"policy_ema": 0.0}
+
 
 @dataclass(frozen=True)
 class Spec:

@@ -43,7 +43,7 @@ from typing import Any
 from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
-from laom.training.options import NON_RESULT_FIELDS, default_of, override_items
+from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS, default_of, override_items
 
 METHODS = methods.names()
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -234,6 +234,8 @@ def stage_manifest(stage: Stage, cfg: Any, upstream_keys: dict[str, str]) -> dic
     for name, value in config_to_dict(cfg).items():
         if name in KEYED_AT_DEFAULT:
             config[name] = default_of(type(cfg), name)
+        elif name in ADDED_FIELDS and value == ADDED_FIELDS[name]:
+            continue  # keys made before the field existed stay valid
         elif name != "out" and name not in NON_RESULT_FIELDS:  # out: the folder the key names
             config[name] = value
     for name, path in stage.files.items():

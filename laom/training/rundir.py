@@ -17,7 +17,7 @@ from laom.errors import LaomError
 from laom.models.saving import load_torch, save_torch
 from laom.outputs import atomic_write_text
 from laom.training.config import config_to_dict, config_to_yaml
-from laom.training.options import NON_RESULT_FIELDS
+from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS
 
 # Config fields naming a file or run directory: the same place written relative or
 # absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
@@ -27,6 +27,8 @@ PATH_FIELDS = {"out", "data", "labeled", "eval_data", "lam", "policy"}
 def same_setting(name: str, old: Any, new: Any) -> bool:
     """Whether config field ``name`` is set alike in an existing run (``old``) and now."""
     if old == new:
+        return True
+    if name in ADDED_FIELDS and old in (None, ADDED_FIELDS[name]) and new in (None, ADDED_FIELDS[name]):  # a run made before the field
         return True
     if name in PATH_FIELDS and isinstance(old, str) and isinstance(new, str) and old and new:
         return Path(old).resolve() == Path(new).resolve()
