@@ -10,18 +10,11 @@ run in this process, so the demo is resumable for free: each of them skips finis
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from laom import methods as registry
 from laom.errors import LaomError
 from laom.outputs import check_output
-
-# LAPO is left out by default: its pixel decoder makes its LAM the slowest one, and with
-# its latent BC, decoder and evaluation it adds 5.0 minutes to the demo's 12.9 on 2 AVX2
-# cores (README), past 15; `--methods bc,lapo,laom,laom-labels` adds it.
-DEMO_METHODS = "bc,laom,laom-labels"
 
 
 def _run(argv: list[str]) -> None:
@@ -33,7 +26,10 @@ def _run(argv: list[str]) -> None:
         raise LaomError(f"demo step failed (exit {code}): laom {' '.join(argv)}")
 
 
-def check_plan(args: argparse.Namespace, extra: list[str]) -> None:
+def check_plan(
+    *, task: str, methods: str, episodes: int, eval_episodes: int, episode_steps: int, labeled: int,
+    rollouts: int, difficulty: str, img_hw: int, workers: int, expert: str | None, preset: str, extra: list[str],
+) -> None:
     """Refuse what a later step would refuse (methods, budgets, preset, stage settings),
     before the first dataset is collected."""
     from laom.data.collect import CollectConfig, check_settings, load_expert
@@ -42,54 +38,60 @@ def check_plan(args: argparse.Namespace, extra: list[str]) -> None:
     from laom.experiments.sweep_config import parse_methods
     from laom.training.pipeline import chain, plan_chain, split_overrides
 
-    parse_task(args.task, flag="--task")
-    methods = parse_methods(args.methods)
+    parse_task(task, flag="--task")
+    chosen = parse_methods(methods)
     for flag, value, minimum in (
-        ("--episodes", args.episodes, 1), ("--eval-episodes", args.eval_episodes, 1),
-        ("--episode-steps", args.episode_steps, 2), ("--labeled", args.labeled, 1), ("--rollouts", args.rollouts, 0),
+        ("--episodes", episodes, 1), ("--eval-episodes", eval_episodes, 1),
+        ("--episode-steps", episode_steps, 2), ("--labeled", labeled, 1), ("--rollouts", rollouts, 0),
     ):  # fmt: skip
         if value < minimum:
             raise LaomError(f"{flag} {value}: expected >= {minimum}")
-    if args.labeled > args.episodes:
-        raise LaomError(f"--labeled {args.labeled}: the demo collects only --episodes {args.episodes} trajectories")
+    if labeled > episodes:
+        raise LaomError(f"--labeled {labeled}: the demo collects only --episodes {episodes} trajectories")
     # The collections' own checks (--img-hw, --workers, --difficulty, --expert), as `laom collect` runs them.
-    collect = CollectConfig(task=args.task, episodes=args.episodes, out="", difficulty=args.difficulty,
-                            img_hw=args.img_hw, workers=args.workers, expert=args.expert)  # fmt: skip
+    collect = CollectConfig(task=task, episodes=episodes, out="", difficulty=difficulty,
+                            img_hw=img_hw, workers=workers, expert=expert)  # fmt: skip
     check_settings(collect)
-    load_expert(args.expert, args.task)
-    check_overrides(methods, list(extra))
-    for method in methods:  # preset files, field names and values; no file is read yet
+    load_expert(expert, task)
+    check_overrides(chosen, list(extra))
+    for method in chosen:  # preset files, field names and values; no file is read yet
         stages = chain(method, "", "", "")
-        plan_chain(stages, Path("/nonexistent-demo-check"), args.preset, split_overrides(overrides_for(method, extra), stages, method, []))
+        plan_chain(stages, Path("/nonexistent-demo-check"), preset, split_overrides(overrides_for(method, extra), stages, method, []))
 
 
-def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
+def run_demo(
+    *, out: str, task: str, methods: str, episodes: int, eval_episodes: int, episode_steps: int, labeled: int,
+    rollouts: int, difficulty: str, img_hw: int, workers: int, expert: str | None, preset: str, extra: list[str],
+) -> int:
+    """Collect, sweep, report and print the summary; ``extra`` (``--STAGE.FIELD VALUE``
+    tokens) goes to the sweep."""
     start = time.perf_counter()
-    out = check_output(args.out, "--out", kind="dir", create_parents=True)
-    check_plan(args, extra)
-    data = out / "data"
+    folder = check_output(out, "--out", kind="dir", create_parents=True)
+    check_plan(task=task, methods=methods, episodes=episodes, eval_episodes=eval_episodes, episode_steps=episode_steps,
+               labeled=labeled, rollouts=rollouts, difficulty=difficulty, img_hw=img_hw, workers=workers,
+               expert=expert, preset=preset, extra=extra)  # fmt: skip
+    data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    task = args.task
     train = data / f"{task}-train.hdf5"
     evals = data / f"{task}-eval.hdf5"
-    expert = [] if args.expert is None else ["--expert", args.expert]
-    common = ["--task", task, "--difficulty", args.difficulty, "--img-hw", str(args.img_hw),
-              "--workers", str(args.workers), *expert]
-    _run(["collect", *common, "--episodes", str(args.episodes), "--seed", "0",
-          "--max-steps", str(args.episode_steps), "--out", str(train)])
-    _run(["collect", *common, "--episodes", str(args.eval_episodes), "--split", "eval", "--seed", "1",
-          "--max-steps", str(args.episode_steps), "--out", str(evals)])
-    sweep = out / "sweep"
+    expert_flags = [] if expert is None else ["--expert", expert]
+    common = ["--task", task, "--difficulty", difficulty, "--img-hw", str(img_hw),
+              "--workers", str(workers), *expert_flags]
+    _run(["collect", *common, "--episodes", str(episodes), "--seed", "0",
+          "--max-steps", str(episode_steps), "--out", str(train)])
+    _run(["collect", *common, "--episodes", str(eval_episodes), "--split", "eval", "--seed", "1",
+          "--max-steps", str(episode_steps), "--out", str(evals)])
+    sweep = folder / "sweep"
     # Policies are scored over as many steps as the expert's trajectories have, or their
     # returns and the expert's would not be on one scale.
-    short = ["--max-steps", str(args.episode_steps)] if args.episode_steps < 1000 else []
+    short = ["--max-steps", str(episode_steps)] if episode_steps < 1000 else []
     _run([
-        "sweep", "--tasks", task, "--methods", args.methods, "--labeled", str(args.labeled),
+        "sweep", "--tasks", task, "--methods", methods, "--labeled", str(labeled),
         "--seeds", "0", "--data", str(train), "--eval-data", str(evals), "--out", str(sweep),
-        "--preset", args.preset, "--episodes", str(args.rollouts), "--chunk", str(args.episode_steps),
-        "--workers", str(args.workers), "--normalizer", "auto", *short, *extra,
+        "--preset", preset, "--episodes", str(rollouts), "--chunk", str(episode_steps),
+        "--workers", str(workers), "--normalizer", "auto", *short, *extra,
     ])
-    report = out / "report"
+    report = folder / "report"
     _run(["report", str(sweep), "--out", str(report), "--paper"])
     from laom.experiments.report import expert_return
 
@@ -175,30 +177,3 @@ def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="collect a small dataset, train LAOM/LAOM+supervision/BC (and LAPO on request), evaluate, report",
-        description=(
-            "The end-to-end study at laptop scale, with built-in procedural distractors and the "
-            "built-in expert (no downloads). Re-running resumes. Extra --STAGE.FIELD VALUE "
-            "options go to the sweep."
-        ),
-    )
-    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--task", default="cheetah-run", help="the task to collect and train on")
-    p.add_argument("--difficulty", default="scale_easy_video_hard", help="distractor preset (laom env list)")
-    p.add_argument("--expert", default=None, help="expert to collect with (default: built-in)")
-    p.add_argument("--episodes", type=int, default=20, help="trajectories in the unlabelled dataset")
-    p.add_argument("--eval-episodes", type=int, default=4, help="trajectories in the held-out (novel videos) dataset")
-    p.add_argument("--episode-steps", type=int, default=1000, help="steps per collected trajectory")
-    p.add_argument("--labeled", type=int, default=4, help="labelled trajectories")
-    budgeted = [m.name for m in registry.METHODS.values() if m.reads("labeled")]  # bc-full runs anyway
-    p.add_argument("--methods", default=DEMO_METHODS, help=f"comma-separated: {', '.join(budgeted)}")
-    p.add_argument("--preset", default="demo", help="stage presets: demo (sized for 15 minutes on 2 cores), cpu, paper, or a folder")
-    p.add_argument("--rollouts", type=int, default=5, help="online evaluation episodes per method")
-    p.add_argument("--img-hw", type=int, default=64, help="frame height and width in pixels")
-    p.add_argument("--workers", type=int, default=2, help="processes for collection and evaluation")
-    p.set_defaults(func=demo_command, accepts_extra=True)

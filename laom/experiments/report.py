@@ -31,7 +31,6 @@ so a half-finished sweep does not mix task difficulty into the curve.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -839,10 +838,12 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
     return agg
 
 
-def report_command(args: argparse.Namespace) -> int:
-    sweeps = list(args.sweeps)
-    out = args.out or str(Path(parse_sweep_arg(sweeps[0])[1]) / "report")
-    agg = write_report(sweeps, out, paper=args.paper)
+def run_report(sweeps: list[str], *, out: str | None = None, paper: bool = False) -> int:
+    """``laom report``: write the report (by default into the first sweep's ``report``
+    folder) and print what was written."""
+    sweeps = list(sweeps)
+    out = out or str(Path(parse_sweep_arg(sweeps[0])[1]) / "report")
+    agg = write_report(sweeps, out, paper=paper)
     if agg["metric"] is None:
         print("note: no run has a return (swept with --episodes 0?): no return figure")
     for f in agg["files"]:
