@@ -267,8 +267,9 @@ def test_both_kinds_answer_the_trainers_alike(dataset):
     rng, twin = np.random.default_rng(5), np.random.default_rng(5)
     expected = mem.subset(sorted(twin.permutation(mem.num_trajectories)[:1]))
     np.testing.assert_array_equal(streamed.sample(rng, 1).frames, expected.frames)
-    # blocks: in memory, one block, the data itself.
+    # blocks: in memory, one block, the data itself; streamed, read from disk block by block.
     assert [(first, block is mem) for first, block in mem.blocks()] == [(0, True)]
+    assert mem.frames_in_memory is True and streamed.frames_in_memory is False
     # sampler: with replacement by default only when the data is smaller than a batch.
     assert mem.sampler(8).with_replacement is False
     assert mem.sampler(len(mem.valid_steps) + 1).with_replacement is True

@@ -45,6 +45,13 @@ class TrainingData(Protocol):
     @property
     def valid_steps(self) -> np.ndarray: ...
 
+    @property
+    def frames_in_memory(self) -> bool:
+        """Whether every frame is loaded (the data is a :class:`~laom.data.sampler.FrameData`
+        and :meth:`blocks` yields it whole) rather than read from disk a block at a time, so
+        a whole-dataset pass can gather its batches from the data itself."""
+        ...
+
     def task_id(self) -> tuple[str, str]: ...
 
     def all_actions(self) -> np.ndarray:

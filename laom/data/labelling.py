@@ -11,22 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from laom.data.sampler import BatchSampler, FrameData, model_input
-from laom.data.streaming import StreamingData
 from laom.errors import LaomError, require
 from laom.models import load_lam
 from laom.models.device import Runtime, resolve_device
+
+if TYPE_CHECKING:
+    from laom.data.access import TrainingData
 
 
 @torch.no_grad()
 def label_transitions(
     label: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    data: FrameData,
+    data: TrainingData,
     frame_stack: int,
     out: np.ndarray,
     runtime: Runtime,
@@ -37,11 +39,11 @@ def label_transitions(
 ) -> None:
     """``out[t] = label(o_t, o_{t+1})`` for every transition t of ``data`` (rows indexed by frame).
 
-    A streamed dataset is labelled block by block (whole trajectories, bounded memory).
+    Data not held in memory is labelled block by block (whole trajectories, bounded memory).
     """
     from laom.progress import progress as progress_bar
 
-    if isinstance(data, StreamingData):
+    if not data.frames_in_memory:
         bar = progress_bar(data.num_frames, desc, "frame", enabled=progress, leave=False)
         for first, block in data.blocks():
             rows = out[first : first + block.num_frames]
@@ -52,6 +54,7 @@ def label_transitions(
         bar.close()
         return
 
+    # In memory: the data is a FrameData, its own single block, and batches gather from it.
     steps = data.valid_steps
     sampler = BatchSampler(
         data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs", "next_obs")

@@ -101,6 +101,11 @@ class FrameData:
         from it, and the generator's later draws stay those of an in-memory run."""
         return self
 
+    @property
+    def frames_in_memory(self) -> bool:
+        """Always: every frame is loaded."""
+        return True
+
     def blocks(self, max_mb: float = 256.0) -> Iterator[tuple[int, FrameData]]:
         """One block, the data itself: it is in memory already."""
         yield 0, self

@@ -201,6 +201,11 @@ class StreamingData:
         """Cache bytes one resident frame costs: pixels, action, state and index arrays."""
         return self.frame_bytes + 4 * (self.action_dim + self.state_dim) + INDEX_BYTES_PER_FRAME
 
+    @property
+    def frames_in_memory(self) -> bool:
+        """Never: frames are read from disk when asked for (:meth:`blocks`, :meth:`load`)."""
+        return False
+
     # -- bounded-memory access to the data itself ---------------------------------------
     def load(self, trajectories: Sequence[int]) -> FrameData:
         """The given trajectories (in that order) in memory, e.g. a small held-out split,
