@@ -10,7 +10,9 @@ the weights its run would have ended with.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,10 +29,24 @@ from laom.outputs import atomic_path, atomic_write_text
 from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
 from laom.training.rundir import RunDir
 
-HW, STACK, ACTIONS, LATENT = 8, 2, 3, 4
+FIXTURE = Path(__file__).parent / "fixtures" / "main-8d8b0c8"
+
+
+def _load_fixture_inputs() -> ModuleType:
+    """tests/fixtures/saved_by_main_inputs.py: what make_saved_by_main.py, beside it, ran
+    the fixture's models on (loaded by path: tests/ is no package)."""
+    spec = importlib.util.spec_from_file_location("saved_by_main_inputs", FIXTURE.parent / "saved_by_main_inputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+saved_by_main = _load_fixture_inputs()
+# The fixture's sizes, which the round trips below use too.
+HW, STACK, ACTIONS, LATENT = saved_by_main.HW, saved_by_main.STACK, saved_by_main.ACTIONS, saved_by_main.LATENT
 OBS = (3 * STACK, HW, HW)
 TINY = {"channels": (2, 4), "num_res_blocks": 1}
-FIXTURE = Path(__file__).parent / "fixtures" / "main-8d8b0c8"
 
 
 def frames(seed: int, n: int = 4) -> torch.Tensor:
@@ -154,18 +170,8 @@ def test_a_file_that_does_not_fit_the_class_is_one_line(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- files of 8d8b0c8
 
 
-def fixture_inputs() -> dict[str, torch.Tensor]:
-    """The inputs make_saved_by_main.py ran its models on (the same generator draws)."""
-    g = torch.Generator().manual_seed(0)
-    obs = torch.randint(0, 256, (4, HW, HW, 3 * STACK), generator=g, dtype=torch.uint8)
-    nxt = torch.randint(0, 256, (4, HW, HW, 3 * STACK), generator=g, dtype=torch.uint8)
-    z = torch.randn(16, LATENT, generator=g)
-    actions = torch.randn(16, ACTIONS, generator=g)
-    return {"obs": obs, "next_obs": nxt, "z": z, "actions": actions}
-
-
-def scaled(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).float().mul(2.0 / 255.0).sub(1.0)
+# The inputs make_saved_by_main.py ran its models on, from the module it took them from.
+fixture_inputs, scaled = saved_by_main.inputs, saved_by_main.scaled
 
 
 @pytest.fixture(scope="module")
@@ -213,15 +219,13 @@ def test_a_checkpoint_of_8d8b0c8_resumes_to_the_uninterrupted_weights(expected: 
     torch.manual_seed(123)  # the checkpoint, not these initial weights, decides
     decoder = ActionDecoder(LATENT, ACTIONS, hidden_dim=4, num_layers=1)
     optimizer = make_optimizer(decoder, 1e-2)
-    scheduler = make_scheduler(optimizer, 1, 5)
+    scheduler = make_scheduler(optimizer, 1, saved_by_main.TOTAL)
     decoder.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     x = fixture_inputs()
-    for update in range(checkpoint["update"], 5):
-        rows = torch.arange(update, update + 8) % len(x["z"])
-        loss = torch.nn.functional.mse_loss(decoder(x["z"][rows]), x["actions"][rows])
-        optimizer_step(loss, decoder, optimizer, scheduler, None)
+    for update in range(checkpoint["update"], saved_by_main.TOTAL):
+        optimizer_step(saved_by_main.decoder_loss(decoder, x, update), decoder, optimizer, scheduler, None)
     for key, value in decoder.state_dict().items():
         assert torch.equal(value, expected[f"decoder-killed/{key}"]), key
 
