@@ -19,7 +19,7 @@ from laom.training.curve import read_curve
 
 
 def plot_probes(runs: list[str], out: str) -> int:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     for i, text in enumerate(runs):
         name, _, path = text.rpartition("=")
         file = Path(path) / "probe_curve.jsonl"
@@ -40,7 +40,7 @@ def plot_probes(runs: list[str], out: str) -> int:
     ax.set_xlabel("LAM training samples")
     ax.set_ylabel("probe MSE / action variance")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: the curves overlap
     fig.tight_layout()
     fig.savefig(out, dpi=130)
     print(f"written: {out}")
