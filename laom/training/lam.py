@@ -88,7 +88,7 @@ class LAMConfig(TrainConfig):
     # data
     frame_stack: int = opt(3, "frames per observation stack", ge=1)
     future_offset: int = opt(10, "the IDM sees o_{t+k}, k ~ U{1..future_offset}; below the trajectory length", ge=1)
-    use_aug: bool = opt(True, "LAOM's augmentation chain on every input")
+    use_aug: bool = opt(False, "LAOM's augmentation chain on every input (the release: true; docs/lam_probes.md)")
     # model
     latent_dim: int = opt(8192, "size of the latent action", ge=1)
     encoder_scale: int = opt(1, "encoder width multiplier (cost grows with its square)", ge=1)
