@@ -19,9 +19,11 @@ base=(--config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-e
       --probe_every 390 --probe_curve_samples 10000 --progress false
       --online_probe_lr 1e-3)  # these curves began before the release's rate became the default
 common=("${base[@]}" --seed "$SEED")
-$LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --out $OUT/laom-s$SEED
+# The first two with the release's augmentation chain (the CPU preset's default until these
+# curves showed that LAOM+supervision learns only without it).
+$LAOM train lam --method laom "${common[@]}" "${EXTRA[@]}" --use_aug true --out $OUT/laom-s$SEED
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
-  --out $OUT/laom-labels-32-s$SEED
+  --use_aug true --out $OUT/laom-labels-32-s$SEED
 $LAOM train lam --method lapo "${common[@]}" "${EXTRA[@]}" --fsq_levels '[]' --out $OUT/lapo-nofsq-s$SEED
 # One change against LAOM at this preset, since LAPO (no augmentation) learns where LAOM
 # does not: LAOM without its augmentation chain.
@@ -43,4 +45,4 @@ done
 # One change against the rule's label weight (0.0354 on standardised actions): 1.0, the
 # weight that shaped the latents at the earlier latent-256 preset (docs/results.md).
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
-  --label_coef 1.0 --out $OUT/laom-labels-32-coef1-s$SEED
+  --use_aug true --label_coef 1.0 --out $OUT/laom-labels-32-coef1-s$SEED
