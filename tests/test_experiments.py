@@ -697,6 +697,29 @@ def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
     assert any("every probe is at 0.50-0.50 of chance" in n for n in notes)
     runs[1]["action_probe_mse"] = 0.2  # 0.33 of chance: the latents learned something
     assert not any("of chance, so" in n for n in summary_lines(runs, expert=400.0)[1])
+    assert not any(n.startswith("probe order") for n in summary_lines(runs, expert=400.0)[1])  # one method
+
+
+def test_demo_summary_orders_the_probes_against_the_papers() -> None:
+    from laom.experiments.demo import summary_lines
+
+    def run(method: str, probe: float) -> dict:
+        return {"method": method, "labeled": 4, "return_mean": 10.0, "return_std": 1.0,
+                "action_probe_mse": probe, "action_probe_baseline_mse": 0.5}  # fmt: skip
+
+    def order(runs: list[dict]) -> str:
+        return next(n for n in summary_lines(runs, expert=400.0)[1] if n.startswith("probe order"))
+
+    assert order([run("laom", 0.4), run("laom-labels", 0.35)]) == (
+        "probe order: laom-labels 0.70 < laom 0.80; the paper's ordering (laom-labels < laom)"
+    )
+    assert order([run("laom", 0.4), run("laom-labels", 0.45), run("lapo", 0.3)]).endswith(
+        "not the paper's ordering (laom-labels < laom < lapo)"
+    )
+    # Seeds of one method are averaged; a method outside the paper's three is ranked only.
+    assert order([run("laom", 0.4), run("laom", 0.2), run("lapo-labels", 0.1)]) == (
+        "probe order: lapo-labels 0.20 < laom 0.60"
+    )
 
 
 def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:

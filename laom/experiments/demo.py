@@ -106,6 +106,9 @@ NORMALISER_MIN_SHARE = 0.5
 # actions for its return to say anything about the method (the paper's LAOM under
 # distractors: 2.74 of ~35, under 0.1).
 LATENTS_UNLEARNED = 0.5
+# The paper's ordering of the probes under distractors, lowest (closest to the true
+# actions) first: supervision helps, and LAOM beats LAPO.
+PAPER_PROBE_ORDER = ("laom-labels", "laom", "lapo")
 
 
 def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str]], list[str]]:
@@ -138,6 +141,19 @@ def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str
             f"latent action models: every probe is at {min(rel):.2f}-{max(rel):.2f} of chance, so at this compute "
             "their latents carry little of the true actions and their returns cannot show the paper's ordering "
             "(LAOM+supervision > LAOM > LAPO); docs/lam_probes.md has the curves at the CPU preset"
+        )
+    by_method: dict[str, list[float]] = {}
+    for r in runs:
+        if r.get("action_probe_mse") is not None and r.get("action_probe_baseline_mse"):
+            by_method.setdefault(str(r.get("method")), []).append(r["action_probe_mse"] / r["action_probe_baseline_mse"])
+    if len(by_method) >= 2:  # the ordering is the finding a reader checks first
+        mean = {m: sum(v) / len(v) for m, v in by_method.items()}
+        ranked = sorted(mean, key=mean.__getitem__)
+        expected = [m for m in PAPER_PROBE_ORDER if m in mean]
+        verdict = "the paper's" if [m for m in ranked if m in expected] == expected else "not the paper's"
+        notes.append(
+            "probe order: " + " < ".join(f"{m} {mean[m]:.2f}" for m in ranked)
+            + (f"; {verdict} ordering ({' < '.join(expected)})" if len(expected) >= 2 else "")
         )
     if bc_full is not None and not normaliser_works:
         share = f"{100 * bc_full / expert:.0f}%" if expert else "an unknown share"
