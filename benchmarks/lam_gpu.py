@@ -269,6 +269,7 @@ def run(args: argparse.Namespace, cfg: LAMConfig) -> dict[str, Any]:
             t = time.perf_counter()
             curve(update, trainer.model, probe_train, probe_test, runtime, log)
             probe_s.append(time.perf_counter() - t)
+            log.progress.exclude(probe_s[-1])  # as the stage's loop leaves its probe time out
             row = read_jsonl(curve.path)[-1]
             print(f"probe: update {update}, {row['samples']} samples, action MSE {row['action_probe_mse']:.4g}, "
                   f"chance {row['action_probe_baseline_mse']:.4g}, MSE/chance {row['action_probe_rel']:.3f} "

@@ -17,16 +17,16 @@ then never runs the LAM again, which on CPU roughly halves the cost of every upd
 When --data records its distractors, the trained policy's predicted latents are probed
 like the LAM's (:func:`policy_probes`): R² to the action and to each distractor's change.
 
-:func:`fit` is the loop: sample a batch of frame stacks, MSE to per-transition targets,
-AdamW + warmup/linear decay, checkpoints every ``checkpoint_every`` updates. A resumed
-run replays the same batches (the sampler is a function of (seed, update)).
+:func:`fit` is the pixel regressor's update: sample a batch of frame stacks, MSE to
+per-transition targets, AdamW + warmup/linear decay, run by the resumable loop every stage
+shares (:class:`laom.training.loop.Loop`: checkpoints every ``checkpoint_every`` updates,
+metrics, resume). A resumed run replays the same batches (the sampler is a function of
+(seed, update)).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +49,11 @@ from laom.models.saving import save_model
 from laom.outputs import atomic_path, atomic_write_text
 from laom.training import distributed
 from laom.training.config import TrainConfig, check_stage_inputs
+from laom.training.loop import Loop, TrainState
 from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, schedule_lengths
 from laom.training.options import check_fields, opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import maybe_compile, setup_runtime, step_generator
-from laom.training.trainlog import TrainLog
 
 LATENT_POLICY_FILE = "latent_policy.pt"
 # The policy probes: transitions they fit on and are scored on, and the share of --data's
@@ -242,7 +242,7 @@ def fit(
 ) -> dict[str, Any]:
     """Regress ``targets(batch)`` from ``model(*batch[inputs])`` with MSE; resumable.
 
-    ``extra`` is stored in every checkpoint (e.g. the data signature).
+    ``extra`` is stored in every checkpoint (e.g. the data signature, checked on resume).
     ``on_update(done, model)`` runs after every update (and once at the resumed update:
     a learning-curve point cut short by a kill is made up). Returns the last logged
     loss, the update count and the throughput of this process.
@@ -261,61 +261,38 @@ def fit(
         averaged = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
         )
-    start = 0
-    checkpoint = run.load_checkpoint()
-    if checkpoint is not None:
-        saved, now = checkpoint.get("signature") or {}, (extra or {}).get("signature") or {}
-        for key, label in (("img_hw", "image size"), ("frame_stack", "frame stack"), ("action_dim", "action size")):
-            if key in saved and key in now and saved[key] != now[key]:
-                raise LaomError(f"{run.path}: the data's {label} {now[key]} does not match the checkpoint's {saved[key]}")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if averaged is not None:
-            averaged.load_state_dict(checkpoint["ema"])
-        start = int(checkpoint["update"])
+    loop = Loop(
+        run, cfg, total, TrainState(model, optimizer, scheduler), keep=extra,
+        extras={"ema": averaged} if averaged is not None else None,
+    )  # fmt: skip
     acting = averaged.module if averaged is not None else model
     sampler = distributed.shard(sampler)  # this rank's slice of each global batch
     ddp = maybe_compile(distributed.wrap(model, runtime.device), getattr(cfg, "compile", False))
-    log = TrainLog(run, cfg, total, start, sampler.batch_size, desc)
+
+    def step(update: int, want_norm: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        batch = sampler.batch(update)
+        xs = [model_input(batch.arrays[k], runtime.device, channels_last) for k in inputs]
+        if augment is not None:  # each input gets its own draw
+            gen = step_generator(cfg.seed, update, stream=distributed.rng_stream(1))
+            xs = [augment(x, gen) for x in xs]
+        y = targets(batch).to(runtime.device, torch.float32)
+        with runtime.autocast():
+            pred = ddp(*xs)
+        loss = F.mse_loss(pred.float(), y)  # the whole objective of every pixel regressor
+        grad_norm = optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip, want_norm)
+        if averaged is not None:
+            averaged.update_parameters(model)
+        return {"loss": loss}, grad_norm
+
     model.train()
-    if on_update is not None:
-        on_update(start, acting)
-    try:
-        for update in range(start, total):
-            batch = sampler.batch(update)
-            xs = [model_input(batch.arrays[k], runtime.device, channels_last) for k in inputs]
-            if augment is not None:  # each input gets its own draw
-                gen = step_generator(cfg.seed, update, stream=distributed.rng_stream(1))
-                xs = [augment(x, gen) for x in xs]
-            y = targets(batch).to(runtime.device, torch.float32)
-            with runtime.autocast():
-                pred = ddp(*xs)
-            loss = F.mse_loss(pred.float(), y)  # the whole objective of every pixel regressor
-            grad_norm = optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip, log.log_due(update + 1))
-            if averaged is not None:
-                averaged.update_parameters(model)
-            log.record(
-                update + 1, {"loss": loss}, extra={"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]},
-                state=lambda u: {"update": u, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), **(extra or {}),
-                               **({"ema": averaged.state_dict()} if averaged is not None else {})},
-            )  # fmt: skip
-            if on_update is not None:
-                paused = time.perf_counter()
-                on_update(update + 1, acting)
-                log.progress.exclude(time.perf_counter() - paused)
-        samples_per_s = log.samples_per_s(total) if total > start else None
-    finally:
-        log.close()
+    result = loop.run(
+        step, batch_size=sampler.batch_size, desc=desc,
+        on_update=None if on_update is None else lambda done, _log: on_update(done, acting),
+    )  # fmt: skip
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     model.eval()
-    last_loss = log.last.get("loss", float("nan"))
-    if math.isnan(last_loss):  # resumed at the very end: recover the last logged loss
-        rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines() if line.strip()]
-        last_loss = float(rows[-1]["loss"]) if rows else float("nan")
-    return {"final_loss": last_loss, "updates": total, "samples_per_s": samples_per_s}
+    return result.summary()
 
 
 def make_augment(

@@ -30,11 +30,11 @@ from laom.models.saving import load_policy_file, save_model
 from laom.training import distributed
 from laom.training.bc import LATENT_POLICY_FILE, load_labeled, require_run, validate_common
 from laom.training.config import TrainConfig
+from laom.training.loop import Loop, TrainState
 from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
 from laom.training.options import opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import setup_runtime, step_generator
-from laom.training.trainlog import TrainLog
 
 
 @dataclass
@@ -97,32 +97,22 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
     warmup = min(total, round(cfg.warmup_epochs * max(1, len(z) // cfg.batch_size)))
     optimizer = make_optimizer(decoder, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, warmup, total)
-    start = 0
-    checkpoint = run.load_checkpoint()
-    if checkpoint is not None:
-        decoder.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        start = int(checkpoint["update"])
+    loop = Loop(run, cfg, total, TrainState(decoder, optimizer, scheduler))
     ddp = distributed.wrap(decoder, runtime.device)
     mine = distributed.rank_slice(distributed.shard_size(cfg.batch_size) * distributed.info().world_size)
-    log = TrainLog(run, cfg, total, start, distributed.shard_size(cfg.batch_size), "action decoder")
-    try:
-        for update in range(start, total):
-            # The global batch is drawn with replacement from (seed, update), so a resume
-            # replays it; under torchrun each rank takes its slice of it.
-            gen = step_generator(cfg.seed, update, device=runtime.device)
-            idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)[mine]
-            loss = F.mse_loss(ddp(z[idx]), actions[idx])
-            grad_norm = optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, log.log_due(update + 1))
-            log.record(
-                update + 1, {"loss": loss}, extra={"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]},
-                state=lambda u: {"update": u, "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict()},
-            )  # fmt: skip
-    finally:
-        log.close()
-    last_loss = log.last.get("loss", float("nan"))
+
+    def step(update: int, want_norm: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        # The global batch is drawn with replacement from (seed, update), so a resume
+        # replays it; under torchrun each rank takes its slice of it.
+        gen = step_generator(cfg.seed, update, device=runtime.device)
+        idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)[mine]
+        loss = F.mse_loss(ddp(z[idx]), actions[idx])
+        return {"loss": loss}, optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, want_norm)
+
+    result = loop.run(step, batch_size=distributed.shard_size(cfg.batch_size), desc="action decoder")
+    # Not result.final_loss: a run resumed at its last checkpoint has logged nothing
+    # and has always reported NaN here (pixel regressors read metrics.jsonl back).
+    last_loss = result.last.get("loss", float("nan"))
     decoder.eval()
     with torch.no_grad():
         train_mse = float(F.mse_loss(decoder(z), actions))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from laom.models.device import Runtime
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.config import TrainConfig, check_stage_inputs, config_to_dict
+from laom.training.loop import Loop, load_model_state, model_state
 from laom.training.metrics import read_jsonl
 from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, schedule_lengths
 from laom.training.options import check_fields, opt
@@ -177,20 +177,6 @@ def data_signature(data: FrameData, frame_stack: int) -> dict[str, Any]:
         "domain_name": domain,
         "task_name": task,
     }
-
-
-def check_signature(expected: dict[str, Any], data: FrameData, frame_stack: int, what: str) -> None:
-    """LaomError if ``data`` (with ``frame_stack``) does not fit a model trained on ``expected``."""
-    got = data_signature(data, frame_stack)
-    for key, label in (
-        ("img_hw", "image size"),
-        ("frame_stack", "frame stack"),
-        ("action_dim", "action size"),
-    ):
-        if expected.get(key) is not None and expected[key] != got[key]:
-            raise LaomError(
-                f"{what} {data.path}: {label} {got[key]} does not match the checkpoint's {expected[key]}"
-            )
 
 
 def check_same_task(a: FrameData, b: FrameData, what: str) -> None:
@@ -352,7 +338,8 @@ class ProbeCurve:
     curve does. Each point fits on ``probe_curve_samples`` training transitions and
     scores on as many held-out ones (the same fixed samples at every point), beside the
     online probe's latest windowed loss. Rows go to ``RUN/probe_curve.jsonl``; a resumed
-    run adds only the missing points. The time spent is left out of samples/s.
+    run adds only the missing points. The loop that calls it (:class:`laom.training.loop.Loop`)
+    leaves the time spent out of samples/s.
     """
 
     def __init__(self, path: Path, cfg: LAMConfig, total: int, batch_size: int) -> None:
@@ -366,7 +353,6 @@ class ProbeCurve:
         every = self.cfg.probe_every
         if not self.enabled or update in self.done or (update % every and update != self.total):
             return
-        start = time.perf_counter()
         n = self.cfg.probe_curve_samples
         a = encode_transitions(model, train, self.cfg.frame_stack, n, runtime, self.cfg.seed)
         b = encode_transitions(model, test, self.cfg.frame_stack, n, runtime, self.cfg.seed + 1)
@@ -387,7 +373,6 @@ class ProbeCurve:
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         self.done.add(update)
-        log.progress.exclude(time.perf_counter() - start)
 
 
 class LossForward(nn.Module):
@@ -454,17 +439,14 @@ class LAMTrainer:
             self.action_variance = action_variance(data)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict()}  # fmt: skip
+        state = model_state(self.model, self.optimizer, self.scheduler)
         if self.probe is not None:
             state["probe"] = self.probe.state_dict()
             state["probe_optimizer"] = self.probe_optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        load_model_state(state, self.model, self.optimizer, self.scheduler)
         if self.probe is not None and "probe" in state:
             self.probe.load_state_dict(state["probe"])
             self.probe_optimizer.load_state_dict(state["probe_optimizer"])
@@ -558,30 +540,18 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
     trainer = LAMTrainer(cfg, data, labeled, runtime)
     model, total, per_epoch = trainer.model, trainer.total, trainer.sampler.updates_per_epoch
 
-    start = 0
-    checkpoint = run.load_checkpoint()
-    if checkpoint is not None:
-        check_signature(checkpoint["signature"], data, cfg.frame_stack, "--data")
-        trainer.load_state_dict(checkpoint)
-        start = int(checkpoint["update"])
-    log = TrainLog(run, cfg, total, start, trainer.sampler.batch_size, desc=f"lam {cfg.method}")
+    loop = Loop(
+        run, cfg, total, trainer, keep={"signature": signature, "config": config_to_dict(cfg)},
+        mismatch=f"--data {data.path}:",
+    )  # fmt: skip
     curve = ProbeCurve(run.path / PROBE_CURVE_FILE, cfg, total, cfg.batch_size)
     model.train()
-    try:
-        curve(start, model, probe_train, probe_test, runtime, log)
-        for update in range(start, total):
-            done = update + 1
-            values, grad_norm = trainer.step(update, grad_norm=log.log_due(done))
-            log.record(
-                done, values,
-                extra={"grad_norm": grad_norm, "lr": trainer.scheduler.get_last_lr()[0], "epoch": done / per_epoch},
-                state=lambda u: {"update": u, **trainer.state_dict(), "signature": signature, "config": config_to_dict(cfg)},
-            )  # fmt: skip
-            curve(done, model, probe_train, probe_test, runtime, log)
-        samples_per_s = log.samples_per_s(total) if total > start else None
-    finally:
-        log.close()
-    last = log.last
+    result = loop.run(
+        trainer.step, batch_size=trainer.sampler.batch_size, desc=f"lam {cfg.method}",
+        on_update=lambda done, log: curve(done, model, probe_train, probe_test, runtime, log),
+        row=lambda done: {"epoch": done / per_epoch},
+    )  # fmt: skip
+    last, samples_per_s = result.last, result.samples_per_s
 
     probes: dict[str, Any] = {}
     if distributed.is_main():  # the others wait for rank 0's summary (write_summary)
