@@ -69,6 +69,25 @@ def test_probes_find_what_the_features_hold_and_only_that() -> None:
     assert distractor_probe_r2(z[fit], None, z[test], changes) is None
 
 
+@pytest.mark.parametrize("features", [12, 300])  # primal and dual (more features than samples) systems
+def test_one_solve_for_every_factor_gives_each_its_own_probe(features: int) -> None:
+    """distractor_probe_r2 fits all factors in one solve; a ridge fit is separable across
+    output columns, so each factor's R² is the one its own probe (change_probe_r2) gets."""
+    rng = np.random.default_rng(3)
+    n = 260
+    changes = {"camera": rng.normal(size=(n, 4)) * [1, 10, 0.1, 0], "color": rng.normal(size=(n, 6)),
+               "background": rng.normal(size=(n, 1))}  # fmt: skip
+    z = torch.from_numpy(np.concatenate([changes["camera"][:, :2], rng.normal(size=(n, features - 2))], 1))
+    fit, test = slice(0, 200), slice(200, None)
+    joint = distractor_probe_r2(z[fit], {k: v[fit] for k, v in changes.items()}, z[test],
+                                {k: v[test] for k, v in changes.items()}, ridge=1e-3)  # fmt: skip
+    for factor, y in changes.items():
+        alone = change_probe_r2(z[fit], y[fit], z[test], y[test], ridge=1e-3)
+        assert joint[factor] == pytest.approx(alone, abs=1e-9), factor
+    if features < 200:  # with more features than samples the probe interpolates noise
+        assert joint["camera"] > 0.3 and abs(joint["color"]) < 0.5
+
+
 def test_each_dimension_counts_alike_whatever_its_scale() -> None:
     """Zoom changes are far smaller than angle changes: unscaled, the angles alone would
     decide the R². Features holding one of two dimensions explain half."""

@@ -102,6 +102,21 @@ def distractor_changes(
     return out or None
 
 
+def _standardised(train_y: np.ndarray, test_y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Both sides of one factor's change, each dimension scaled by the fitting side's
+    statistics, constant dimensions left out; None when nothing changes or a side is empty."""
+    y = torch.as_tensor(train_y, dtype=torch.float64)
+    ty = torch.as_tensor(test_y, dtype=torch.float64)
+    if len(y) < 2 or len(ty) < 1:
+        return None
+    mean, std = y.mean(0), y.std(0)
+    keep = std > 1e-9
+    if not bool(keep.any()):
+        return None
+    scale = std[keep]
+    return (y[:, keep] - mean[keep]) / scale, (ty[:, keep] - mean[keep]) / scale
+
+
 def change_probe_r2(
     train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test_y: np.ndarray, ridge: float = 1e-4
 ) -> float | None:
@@ -112,18 +127,10 @@ def change_probe_r2(
     the (test-variance-weighted) mean over dimensions rather than the zoom's or the
     largest colour channel's alone; constant dimensions are left out.
     """
-    y = torch.as_tensor(train_y, dtype=torch.float64)
-    ty = torch.as_tensor(test_y, dtype=torch.float64)
-    if len(y) < 2 or len(ty) < 1:
+    sides = _standardised(train_y, test_y)
+    if sides is None:
         return None
-    mean, std = y.mean(0), y.std(0)
-    keep = std > 1e-9
-    if not bool(keep.any()):
-        return None
-    scale = std[keep]
-    result = fit_linear_probe(
-        train_x, (y[:, keep] - mean[keep]) / scale, test_x, (ty[:, keep] - mean[keep]) / scale, ridge
-    )
+    result = fit_linear_probe(train_x, sides[0], test_x, sides[1], ridge)
     if result.baseline_mse < 1e-12:
         return None
     return result.r2
@@ -140,9 +147,28 @@ def distractor_probe_r2(
     changing); None when either side has no distractor records at all."""
     if not train_changes or not test_changes:
         return None
-    return {
-        factor: change_probe_r2(train_x, train_changes[factor], test_x, test_changes[factor], ridge)
-        if factor in train_changes and factor in test_changes
-        else None
-        for factor in DISTRACTOR_FACTORS
-    }
+    # A ridge fit is separable across output columns, so every factor's standardised
+    # columns are fitted in one solve: each gets exactly its own probe (change_probe_r2's)
+    # for the cost of one Gram matrix instead of one per factor (minutes at 8192-d on a CPU).
+    out: dict[str, float | None] = dict.fromkeys(DISTRACTOR_FACTORS)
+    fit_cols, test_cols, spans = [], [], {}
+    for factor in DISTRACTOR_FACTORS:
+        sides = None
+        if factor in train_changes and factor in test_changes:
+            sides = _standardised(train_changes[factor], test_changes[factor])
+        if sides is None:
+            continue
+        start = sum(c.shape[1] for c in fit_cols)
+        spans[factor] = slice(start, start + sides[0].shape[1])
+        fit_cols.append(sides[0])
+        test_cols.append(sides[1])
+    if not spans:
+        return out
+    y, ty = torch.cat(fit_cols, 1), torch.cat(test_cols, 1)
+    pred = fit_linear_probe(train_x, y, test_x, ty, ridge).predict(test_x)
+    y_mean = y.mean(0)
+    for factor, cols in spans.items():
+        baseline = float(((ty[:, cols] - y_mean[cols]) ** 2).mean())
+        mse = float(((pred[:, cols] - ty[:, cols]) ** 2).mean())
+        out[factor] = None if baseline < 1e-12 else 1.0 - mse / max(baseline, 1e-12)
+    return out
