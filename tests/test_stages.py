@@ -235,6 +235,34 @@ def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch
     assert same_setting("policy_ema", None, 0.0) and not same_setting("policy_ema", None, 0.1)
 
 
+def test_decoder_resumed_at_its_end_reports_its_last_loss(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder killed after its last checkpoint but before its summary logs nothing when
+    resumed; its final loss is read back from metrics.jsonl, not reported as NaN."""
+    from laom.training.rundir import RunDir
+
+    policy = make_latent_run(tmp_path / "bc")
+
+    def args(out: str) -> list[str]:
+        return ["train", "decoder", "--policy", str(policy), "--labeled", str(files["labeled"]),
+                "--out", str(tmp_path / out), "--checkpoint_every", "10", "--log_every", "5", *TINY_DECODER, *FAST]  # fmt: skip
+
+    ok(args("full"))
+    original = RunDir.write_summary
+
+    def killed(self, summary):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDir, "write_summary", killed)
+    assert main(args("resumed")) != 0
+    monkeypatch.setattr(RunDir, "write_summary", original)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["update"] == 20
+    ok(args("resumed"))
+    full, resumed = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("full", "resumed"))
+    assert resumed["final_loss"] == full["final_loss"] and np.isfinite(resumed["final_loss"])
+
+
 def test_policy_flags_are_checked(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     base = ["train", "bc-baseline", "--data", str(files["data"]), "--out", str(tmp_path / "x"), *FAST]
     fails([*base, "--pooling", "max"], capsys, "--pooling max")

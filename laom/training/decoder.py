@@ -110,9 +110,7 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
         return {"loss": loss}, optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, want_norm)
 
     result = loop.run(step, batch_size=distributed.shard_size(cfg.batch_size), desc="action decoder")
-    # Not result.final_loss: a run resumed at its last checkpoint has logged nothing
-    # and has always reported NaN here (pixel regressors read metrics.jsonl back).
-    last_loss = result.last.get("loss", float("nan"))
+    last_loss = result.final_loss  # read back from metrics.jsonl when resumed at the very end
     decoder.eval()
     with torch.no_grad():
         train_mse = float(F.mse_loss(decoder(z), actions))
