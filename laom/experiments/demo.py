@@ -134,18 +134,17 @@ def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str
         "probe: linear-probe MSE (latent action -> true action, held-out videos) / action variance; 1 = chance",
         f"expert: mean return of the collected trajectories = {expert:.0f}" if expert else "expert: unknown",
     ]
-    rel = [r["action_probe_mse"] / r["action_probe_baseline_mse"] for r in runs
-           if r.get("action_probe_mse") is not None and r.get("action_probe_baseline_mse")]  # fmt: skip
+    by_method: dict[str, list[float]] = {}  # probe MSE / chance of every run, per method
+    for r in runs:
+        if r.get("action_probe_mse") is not None and r.get("action_probe_baseline_mse"):
+            by_method.setdefault(str(r.get("method")), []).append(r["action_probe_mse"] / r["action_probe_baseline_mse"])
+    rel = [v for values in by_method.values() for v in values]
     if rel and min(rel) >= LATENTS_UNLEARNED:
         notes.append(
             f"latent action models: every probe is at {min(rel):.2f}-{max(rel):.2f} of chance, so at this compute "
             "their latents carry little of the true actions and their returns cannot show the paper's ordering "
             "(LAOM+supervision > LAOM > LAPO); docs/lam_probes.md has the curves at the CPU preset"
         )
-    by_method: dict[str, list[float]] = {}
-    for r in runs:
-        if r.get("action_probe_mse") is not None and r.get("action_probe_baseline_mse"):
-            by_method.setdefault(str(r.get("method")), []).append(r["action_probe_mse"] / r["action_probe_baseline_mse"])
     if len(by_method) >= 2:  # the ordering is the finding a reader checks first
         mean = {m: sum(v) / len(v) for m, v in by_method.items()}
         ranked = sorted(mean, key=mean.__getitem__)
