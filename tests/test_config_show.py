@@ -110,7 +110,7 @@ def test_without_config_it_shows_the_defaults_and_with_a_file_that_file(tmp_path
 
 
 BAD = [
-    (["lam"], "unknown stage 'lam' (stages: lam-lapo, lam-laom, lam-laom-labels, lam-lapo-labels, bc, decoder, idm, bc-baseline)"),
+    (["lam"], f"unknown stage 'lam' (stages: {', '.join(preset_stages())})"),
     (["bc", "--batch_sise", "3"], "unknown option --batch_sise (did you mean --batch_size"),
     (["bc", "--batch_size", "many"], "--batch_size many: expected an integer"),
     (["bc", "--batch_size", "0"], "--batch_size 0: expected an integer >= 1"),

@@ -102,7 +102,7 @@ def test_which_stages_a_labelled_budget_retrains():
     """What the sweep shares across budgets and what `--plan` marks as new per subset."""
     from laom.experiments.plan import SHARED_STAGE_METHODS
 
-    assert SHARED_STAGE_METHODS == ("lapo", "laom")
+    assert SHARED_STAGE_METHODS == ("lapo", "lapo-nofsq", "laom")
     get = methods.get
     assert get("laom").label_stages == {"decoder"} and get("laom").shares_stages
     assert get("laom-labels").label_stages == {"lam", "bc", "decoder"} and not get("laom-labels").shares_stages
@@ -110,6 +110,10 @@ def test_which_stages_a_labelled_budget_retrains():
     assert get("bc").reads("labeled") and not get("bc").reads("data")
     assert get("bc-full").reads("data") and not get("bc-full").reads("labeled") and not get("bc-full").shares_stages
     assert get("idm").label_stages == {"idm"}
+    # LAPO without FSQ: LAPO's model and chain, one default changed.
+    nofsq = get("lapo-nofsq")
+    assert nofsq.lam.model == get("lapo").lam.model and nofsq.stage_names == get("lapo").stage_names
+    assert dict(nofsq.lam.defaults)["fsq_levels"] == () and nofsq.shares_stages
     # LAPO+supervision: LAPO's model and chain, with the LAM reading the labels.
     lapo, sup = get("lapo"), get("lapo-labels")
     assert sup.lam.model == lapo.lam.model and sup.stage_names == lapo.stage_names

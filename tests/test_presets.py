@@ -41,7 +41,8 @@ def test_share_rules_keep_the_papers_shares():
 @pytest.mark.parametrize("preset", ["cpu", "demo", "paper"])
 def test_a_labelled_lam_is_its_base_lam_plus_the_labels(preset):
     """Every method whose LAM reads --labeled (laom-labels, lapo-labels) is, in every
-    preset, the unlabelled method with the same model plus the three label fields, and
+    preset, the unlabelled method with the same model and defaults (lapo-labels: lapo,
+    not lapo-nofsq) plus the three label fields, and
     those fields are the same for all of them: the labels are the one change."""
     from laom import methods
 
@@ -50,7 +51,9 @@ def test_a_labelled_lam_is_its_base_lam_plus_the_labels(preset):
     fields = {"labeled_batch_size", "label_coef", "label_norm"}
     labels = []
     for method in labelled:
-        (base,) = [m for m in methods.lam_methods() if m.lam.model == method.lam.model and not m.lam_reads_labels]
+        own = {k: v for k, v in method.lam.defaults.items() if k not in fields}
+        (base,) = [m for m in methods.lam_methods()
+                   if m.lam.model == method.lam.model and not m.lam_reads_labels and dict(m.lam.defaults) == own]
         values, base_values = load_preset(preset, method.preset("lam")), load_preset(preset, base.preset("lam"))
         assert set(values) - set(base_values) == fields and values["method"] == method.name
         assert {k: v for k, v in values.items() if k not in fields | {"method"}} == {
