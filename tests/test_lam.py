@@ -23,7 +23,7 @@ from laom.models import load_lam
 from laom.training.config import parse_config, resolve_preset
 from laom.training.lam import CONFIGS, train_lam
 from laom.training.metrics import read_metrics
-from laom.training.optim import warmup_linear_decay
+from laom.training.optim import schedule_lengths, warmup_linear_decay
 from laom.training.presets import preset_file
 from laom.training.synthetic import write_moving_square
 
@@ -125,6 +125,19 @@ def test_schedule_is_linear_warmup_then_linear_decay():
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     assert factors[4] == 1.0 and factors[-1] == pytest.approx(1 / 8)
     assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+
+
+def test_epoch_transitions_keeps_a_presets_schedule_on_a_larger_file():
+    """The CPU preset's 1 epoch + 0.3 warmup on its 100k reference file is 1,563 updates
+    with 469 of warmup; on a 5x larger file the cap gives the same, and a file smaller
+    than the cap (a labelled subset) keeps its own epochs."""
+    cfg = CONFIGS["laom"](epoch_transitions=100_000)
+    reference = schedule_lengths(CONFIGS["laom"](), 100_000 // 64)
+    assert reference == (1562, 469)
+    assert schedule_lengths(cfg, 500_000 // 64) == reference
+    assert schedule_lengths(cfg, 2_000 // 64) == schedule_lengths(CONFIGS["laom"](), 2_000 // 64) == (31, 9)
+    assert schedule_lengths(CONFIGS["laom"](), 500_000 // 64)[0] == 7812  # without the cap: 5x longer
+    assert schedule_lengths(CONFIGS["laom"](epoch_transitions=100_000, total_updates=40), 500_000 // 64)[0] == 40
 
 
 # --------------------------------------------------------------------------- CLI errors

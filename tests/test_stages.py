@@ -233,6 +233,10 @@ def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch
     assert "policy_ema" not in at_default
     assert stage_manifest(Stage, BCBaselineConfig(data="x", policy_ema=0.1), {})["config"]["policy_ema"] == 0.1
     assert same_setting("policy_ema", None, 0.0) and not same_setting("policy_ema", None, 0.1)
+    # The same for --epoch_transitions (added with the study's larger files).
+    assert "epoch_transitions" not in at_default
+    assert stage_manifest(Stage, BCBaselineConfig(data="x", epoch_transitions=100), {})["config"]["epoch_transitions"] == 100
+    assert same_setting("epoch_transitions", None, 0) and not same_setting("epoch_transitions", None, 100)
 
 
 def test_decoder_resumed_at_its_end_reports_its_last_loss(

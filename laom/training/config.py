@@ -44,6 +44,12 @@ class TrainConfig:
     batch_size: int = opt(512, "samples per update", ge=1)
     epochs: float = opt(10.0, "passes over the training data (fractions allowed)", gt=0)
     total_updates: int = opt(0, "updates to train; > 0 overrides epochs", ge=0)
+    # The CPU presets' epochs are passes over a 100k-transition reference file; on a file
+    # 5x larger the same preset would train 5x longer. Capping what an epoch counts keeps
+    # a preset's schedule (updates, warmup, EMA lag) the same on any larger file, and
+    # leaves smaller files (a labelled subset, the demo's data) as they are.
+    epoch_transitions: int = opt(0, "count an epoch as at most this many transitions, so a preset's "
+                                 "schedule stays the same on a larger file; 0 = the whole data", ge=0)  # fmt: skip
     learning_rate: float = opt(1e-4, "AdamW peak learning rate", gt=0)
     warmup_epochs: float = opt(0.0, "linear warmup length, in epochs (fractions allowed)", ge=0)
     weight_decay: float = opt(0.0, "AdamW weight decay (not on biases and norms)", ge=0)

@@ -48,7 +48,10 @@ def make_scheduler(
 
 
 def schedule_lengths(cfg: TrainConfig, updates_per_epoch: int) -> tuple[int, int]:
-    """(total updates, warmup updates) from epochs / total_updates / warmup_epochs."""
+    """(total updates, warmup updates) from epochs / total_updates / warmup_epochs, an
+    epoch being at most ``epoch_transitions`` samples when that is set."""
+    if cfg.epoch_transitions > 0:
+        updates_per_epoch = min(updates_per_epoch, max(1, cfg.epoch_transitions // cfg.batch_size))
     total = (
         cfg.total_updates
         if cfg.total_updates > 0

@@ -41,7 +41,7 @@ NON_RESULT_FIELDS = frozenset({
 # default that reproduces what those runs did. At that default a field is left out of a
 # stage's cache key, and an older run's config without it still resumes, so adding an
 # option retrains nothing.
-ADDED_FIELDS: dict[str, Any] = {"policy_ema": 0.0}
+ADDED_FIELDS: dict[str, Any] = {"policy_ema": 0.0, "epoch_transitions": 0}
 
 
 @dataclass(frozen=True)
