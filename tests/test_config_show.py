@@ -17,6 +17,7 @@ from laom.training.config import config_to_yaml, parse_config, resolve_preset
 from laom.training.pipeline import preset_stages
 from laom.training.presets import preset_file
 from laom.training.rundir import RunDir
+from laom.training.summaries import StageSummary
 from laom.training.synthetic import write_moving_square
 
 HW = 16
@@ -51,11 +52,11 @@ def test_show_is_what_a_real_training_run_writes_to_config_yaml(data: Path, tmp_
     assert show(["bc-baseline", *args], capsys) == (out / "config.yaml").read_text()
 
 
-def _prepare_only(cfg: Any) -> dict[str, Any]:
+def _prepare_only(cfg: Any) -> StageSummary:
     """A stage that writes its config.yaml as every stage does, then stops: the
     comparison needs the file, not the training."""
     RunDir(cfg.out).prepare(cfg)
-    return {}
+    return StageSummary()
 
 
 # (the command's flags, the stage's overrides): paths given as `laom train` takes them

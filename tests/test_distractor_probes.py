@@ -19,6 +19,7 @@ from laom.models.probe import (
 )
 from laom.training.config import parse_config
 from laom.training.lam import CONFIGS, train_lam
+from laom.training.summaries import LAMSummary
 from laom.training.synthetic import write_moving_square
 
 HW = 16
@@ -113,7 +114,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def lam_summary(data: Path, out: Path, method: str = "lapo", **kw: str) -> dict:
+def lam_summary(data: Path, out: Path, method: str = "lapo", **kw: str) -> LAMSummary:
     cfg = parse_config(CONFIGS[method], None, [*TINY, *(x for k, v in kw.items() for x in (f"--{k}", v))],
                        data=str(data), out=str(out))  # fmt: skip
     return train_lam(cfg)
@@ -129,7 +130,7 @@ def test_synthetic_records_are_the_background_pan(files: dict[str, Path]) -> Non
 
 def test_lam_summary_reports_r2_per_factor_with_records(files: dict[str, Path], tmp_path: Path) -> None:
     summary = lam_summary(files["records"], tmp_path / "lam", probe_every="1")
-    r2 = summary["distractor_probe_r2"]
+    r2 = summary.distractor_probe_r2
     assert set(r2) == set(DISTRACTOR_FACTORS)
     assert isinstance(r2["camera"], float) and r2["camera"] <= 1.0
     assert r2["background"] is None and r2["color"] is None  # the synthetic task has no such records
@@ -139,16 +140,16 @@ def test_lam_summary_reports_r2_per_factor_with_records(files: dict[str, Path], 
     assert rows and all(isinstance(r["distractor_probe_r2"]["camera"], float) for r in rows)
     # the held-out file's records are used when the probe is scored on --eval-data
     held = lam_summary(files["records"], tmp_path / "lam-eval", eval_data=str(files["eval_records"]))
-    assert isinstance(held["distractor_probe_r2"]["camera"], float)
+    assert isinstance(held.distractor_probe_r2["camera"], float)
 
 
 def test_lam_summary_is_null_without_records(files: dict[str, Path], tmp_path: Path) -> None:
     summary = lam_summary(files["plain"], tmp_path / "lam")
-    assert "distractor_probe_r2" in summary and summary["distractor_probe_r2"] is None
-    assert summary["action_probe_mse"] is not None  # the other probes are unchanged
+    assert "distractor_probe_r2" in summary.to_json() and summary.distractor_probe_r2 is None
+    assert summary.action_probe_mse is not None  # the other probes are unchanged
     # a test file without records: nothing to compare, so null too
     mixed = lam_summary(files["records"], tmp_path / "mixed", eval_data=str(files["plain"]))
-    assert mixed["distractor_probe_r2"] is None
+    assert mixed.distractor_probe_r2 is None
 
 
 # --------------------------------------------------------------------------- latent BC

@@ -3,6 +3,7 @@ input errors, the report's numbers and figures, and one tiny sweep end to end.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -24,7 +25,7 @@ from laom.experiments.labeled_subsets import make_labeled
 from laom.experiments.normalizers import Normalizers, check_normalizer, renormalize
 from laom.experiments.overrides import check_overrides, overrides_for
 from laom.experiments.plan import Job, job_key, link_shared, plan_jobs
-from laom.experiments.runs_store import drop_stale, read_runs
+from laom.experiments.runs_store import RunRecord, drop_stale, read_runs
 from laom.experiments.scheduler import InlineExecutor, Outcome, schedule
 from laom.experiments.sweep import run_sweep
 from laom.experiments.sweep_config import METHODS, SweepConfig, SweepOptions, make_config
@@ -101,6 +102,11 @@ def synthetic_runs() -> list[dict]:
     return runs
 
 
+def records(runs: list[dict]) -> list[RunRecord]:
+    """The runs as a report reads them from runs.jsonl."""
+    return [RunRecord.from_json(r) for r in runs]
+
+
 def write_runs(root: Path, runs: list[dict]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
@@ -156,13 +162,13 @@ def test_report_numbers_equal_hand_computed_means(tmp_path: Path, capsys: pytest
 
 
 def test_report_figure_lines(tmp_path: Path) -> None:
-    agg = rp.aggregate(synthetic_runs(), {"tasks": ["walker-run", "cheetah-run"]})
+    agg = rp.aggregate(records(synthetic_runs()), {"tasks": ["walker-run", "cheetah-run"]})
     fig = rp.figure_returns(agg, paper=False)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["walker-run", "cheetah-run", "average over tasks"]  # sweep.yaml's task order
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2, 2]  # one mean line per method
     assert all(len(ax.collections) == 2 for ax in fig.axes)  # one shaded band per method
-    with_paper = rp.figure_returns(rp.aggregate(synthetic_runs(), paper=True), paper=True)
+    with_paper = rp.figure_returns(rp.aggregate(records(synthetic_runs()), paper=True), paper=True)
     # The paper's curves get a panel (and a scale) of their own; ours keep theirs.
     assert [len(ax.get_lines()) for ax in with_paper.axes] == [2, 2, 2, 2]
     assert with_paper.axes[-1].get_title().startswith("paper")
@@ -173,7 +179,7 @@ def test_report_figure_lines(tmp_path: Path) -> None:
     probe = rp.figure_probe(agg)
     assert len(probe.axes[0].patches) == 1  # laom only: bc has no LAM
     # One task: the task's panel and the paper's.
-    one = rp.aggregate([r for r in synthetic_runs() if r["task"] == "cheetah-run"], paper=True)
+    one = rp.aggregate(records([r for r in synthetic_runs() if r["task"] == "cheetah-run"]), paper=True)
     fig = rp.figure_returns(one, paper=True)
     assert len(fig.axes) == 2 and [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
 
@@ -181,7 +187,7 @@ def test_report_figure_lines(tmp_path: Path) -> None:
 def test_probe_figure_relative_to_chance_with_n_per_bar() -> None:
     from matplotlib.container import ErrorbarContainer
 
-    agg = rp.aggregate(synthetic_runs())
+    agg = rp.aggregate(records(synthetic_runs()))
     data = rp.probe_bars(agg)
     # One bar per LAM method, on the scale of MSE / chance (each LAM over its own chance).
     expected = sorted((0.1 + 0.01 * seed + 0.1 * ti) / 0.5 for ti in range(2) for seed in range(3))
@@ -199,14 +205,14 @@ def test_probe_figure_relative_to_chance_with_n_per_bar() -> None:
     # A single seed: one LAM per method, no error bar, and n=1 written on the bar.
     single = [r for r in synthetic_runs() if r["seed"] == 0 and r["task"] == "cheetah-run"]
     single += [{**r, "method": "lapo", "action_probe_mse": 0.45} for r in single if r["method"] == "laom"]
-    ax = rp.figure_probe(rp.aggregate(single)).axes[0]
+    ax = rp.figure_probe(rp.aggregate(records(single))).axes[0]
     assert not any(isinstance(c, ErrorbarContainer) for c in ax.containers)
     assert [t.get_text() for t in ax.texts if t.get_text().startswith("n=")] == ["n=1", "n=1"]
     assert ax.get_ylim()[1] > 1.0  # chance (1.0) is visible above the bars (0.2, 0.9)
     # Without a chance level the raw MSE is drawn.
     raw = [{k: v for k, v in r.items() if k != "action_probe_baseline_mse"} for r in single]
-    assert not rp.probe_bars(rp.aggregate(raw))["relative"]
-    assert rp.figure_probe(rp.aggregate(raw)).axes[0].get_ylabel().startswith("linear-probe MSE")
+    assert not rp.probe_bars(rp.aggregate(records(raw)))["relative"]
+    assert rp.figure_probe(rp.aggregate(records(raw))).axes[0].get_ylabel().startswith("linear-probe MSE")
 
 
 def test_report_without_returns_or_normaliser(tmp_path: Path) -> None:
@@ -426,15 +432,15 @@ def test_normalizers() -> None:
     cfg = config(seeds=[0, 1])
     norms = Normalizers(cfg)
     assert not norms.known("t-a")
-    norms.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 300.0})
+    norms.add(RunRecord(task="t-a", method="bc-full", seed=0, return_mean=300.0))
     assert not norms.known("t-a")
-    norms.add({"task": "t-a", "method": "bc-full", "seed": 1, "return_mean": 500.0})
+    norms.add(RunRecord(task="t-a", method="bc-full", seed=1, return_mean=500.0))
     assert norms.known("t-a") and norms.value("t-a") == 400.0
-    run = norms.apply({"task": "t-a", "method": "bc", "return_mean": 100.0, "return_std": 20.0})
-    assert run["normalized_return"] == 0.25 and run["normalized_std"] == 0.05 and run["normalizer"] == 400.0
+    run = norms.apply(RunRecord(task="t-a", method="bc", seed=0, return_mean=100.0, return_std=20.0))
+    assert run.normalized_return == 0.25 and run.normalized_std == 0.05 and run.normalizer == 400.0
     zero = Normalizers(config(seeds=[0]))
-    zero.add({"task": "t-a", "method": "bc-full", "seed": 0, "return_mean": 0.0})
-    assert zero.known("t-a") and zero.apply({"task": "t-a", "return_mean": 1.0, "return_std": 0.0})["normalized_return"] is None
+    zero.add(RunRecord(task="t-a", method="bc-full", seed=0, return_mean=0.0))
+    assert zero.known("t-a") and zero.apply(RunRecord(task="t-a", method="bc", seed=0, return_mean=1.0, return_std=0.0)).normalized_return is None
     assert Normalizers(config(tasks=["cheetah-run"], normalizer="paper")).value("cheetah-run") == 823.0
     assert Normalizers(config(normalizer=check_normalizer("250"))).value("t-a") == 250.0
     assert Normalizers(config(normalizer="none")).value("t-a") is None
@@ -455,7 +461,7 @@ def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytes
     spec = check_normalizer(str(main_sweep))
     assert spec == f"sweep:{main_sweep.resolve()}" and check_normalizer(spec) == spec
     norms = Normalizers(config(normalizer=spec, tasks=["t-a"]))
-    assert norms.known("t-a") and norms.apply({"task": "t-a", "return_mean": 9.0, "return_std": 0.0})["normalized_return"] == 0.2
+    assert norms.known("t-a") and norms.apply(RunRecord(task="t-a", method="bc", seed=0, return_mean=9.0, return_std=0.0)).normalized_return == 0.2
     # The variant's task must have a normaliser there: refused before any training.
     one_line_error(sweep_args(data, tmp_path / "variant", "--normalizer", str(main_sweep)), capsys, "that sweep has no normaliser for")
     (tmp_path / "not-a-sweep").mkdir()
@@ -472,13 +478,13 @@ def test_adding_a_seed_renormalizes_recorded_runs(tmp_path: Path) -> None:
     rows = [{"task": "t-a", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 300.0, "return_std": 0.0},
             {"task": "t-a", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 150.0, "return_std": 30.0}]  # fmt: skip
     for row in rows:
-        one.add(row)
-    path.write_text("".join(json.dumps(one.apply(dict(r))) + "\n" for r in rows) + '{"torn')
+        one.add(RunRecord.from_json(row))
+    path.write_text("".join(json.dumps(one.apply(RunRecord.from_json(r)).to_json()) + "\n" for r in rows) + '{"torn')
     assert renormalize(path, one) == 0  # nothing changed: the file is left alone
     two = Normalizers(config(seeds=[0, 1]))
-    two.add(rows[0])
+    two.add(RunRecord.from_json(rows[0]))
     assert renormalize(path, two) == 0  # seed 1's bc-full not finished: not known yet
-    two.add({**rows[0], "seed": 1, "return_mean": 600.0})
+    two.add(RunRecord.from_json({**rows[0], "seed": 1, "return_mean": 600.0}))
     assert renormalize(path, two) == 2
     lines = path.read_text().splitlines()
     assert json.loads(lines[1])["normalized_return"] == 150.0 / 450.0 and lines[-1] == '{"torn'
@@ -613,23 +619,23 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(sweep_args(data, out)) == 0
     log = capsys.readouterr().out
     runs = read_runs(out / "runs.jsonl")
-    assert sorted((r["method"], r["labeled"]) for r in runs) == [
+    assert sorted((r.method, r.labeled) for r in runs) == [
         ("bc", 1), ("bc", 2), ("bc-full", None), ("lapo", 1), ("lapo", 2)
     ]  # fmt: skip
-    full = next(r for r in runs if r["method"] == "bc-full")
-    assert full["return_mean"] > 0 and full["normalizer"] == pytest.approx(full["return_mean"])
+    full = next(r for r in runs if r.method == "bc-full")
+    assert full.return_mean > 0 and full.normalizer == pytest.approx(full.return_mean)
     for r in runs:
-        assert r["normalized_return"] == pytest.approx(r["return_mean"] / full["return_mean"])
-        assert r["wall_s"] > 0 and Path(r["summary_file"]).is_file()
-    lapo = sorted((r for r in runs if r["method"] == "lapo"), key=lambda r: r["labeled"])
+        assert r.normalized_return == pytest.approx(r.return_mean / full.return_mean)
+        assert r.wall_s > 0 and Path(r.summary_file).is_file()
+    lapo = sorted((r for r in runs if r.method == "lapo"), key=lambda r: r.labeled)
     # The LAM and latent BC are trained once and shared by both budgets; decoders differ.
-    assert lapo[0]["stages"]["lam"] == {**lapo[1]["stages"]["lam"], "reused": False}
-    assert lapo[1]["stages"]["lam"]["reused"] and lapo[1]["stages"]["bc"]["reused"]
-    assert lapo[0]["stages"]["decoder"]["dir"] != lapo[1]["stages"]["decoder"]["dir"]
-    assert lapo[0]["action_probe_mse"] is not None
+    assert lapo[0].stages["lam"] == dataclasses.replace(lapo[1].stages["lam"], reused=False)
+    assert lapo[1].stages["lam"].reused and lapo[1].stages["bc"].reused
+    assert lapo[0].stages["decoder"].dir != lapo[1].stages["decoder"].dir
+    assert lapo[0].action_probe_mse is not None
     assert len(list((out / "cache").glob("lam-*"))) == 1 and len(list((out / "cache").glob("decoder-*"))) == 2
     # The sweep seed reaches every stage.
-    stage = json.loads((Path(lapo[0]["stages"]["lam"]["dir"]) / "stage.json").read_text())
+    stage = json.loads((Path(lapo[0].stages["lam"].dir) / "stage.json").read_text())
     assert stage["config"]["seed"] == 0 and "5 to run" in log
 
     # Same command: nothing runs. A lost record is redone from the cache (every stage reused).
@@ -645,7 +651,7 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
 
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--paper"]) == 0
     md = (tmp_path / "report" / "results.md").read_text()
-    norm = [r["normalized_return"] for r in runs if (r["method"], r["labeled"]) == ("bc", 2)]
+    norm = [r.normalized_return for r in runs if (r.method, r.labeled) == ("bc", 2)]
     assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
 
 
@@ -662,13 +668,13 @@ def test_tiny_sweep_with_lapo_labels(data: Path, tmp_path: Path, capsys: pytest.
     capsys.readouterr()
     assert main(sweep_args(data, out, "--episodes", "0", methods="lapo,lapo-labels")) == 0
     runs = read_runs(out / "runs.jsonl")
-    assert sorted((r["method"], r["labeled"]) for r in runs) == [
+    assert sorted((r.method, r.labeled) for r in runs) == [
         ("lapo", 1), ("lapo", 2), ("lapo-labels", 1), ("lapo-labels", 2)
     ]  # fmt: skip
-    sup = sorted((r for r in runs if r["method"] == "lapo-labels"), key=lambda r: r["labeled"])
-    assert not any(s["reused"] for r in sup for s in r["stages"].values())
-    assert sup[0]["stages"]["lam"]["dir"] != sup[1]["stages"]["lam"]["dir"]
-    assert all(r["action_probe_mse"] is not None for r in sup)
+    sup = sorted((r for r in runs if r.method == "lapo-labels"), key=lambda r: r.labeled)
+    assert not any(s.reused for r in sup for s in r.stages.values())
+    assert sup[0].stages["lam"].dir != sup[1].stages["lam"].dir
+    assert all(r.action_probe_mse is not None for r in sup)
     lams = sorted(p.name.rsplit("-", 1)[0] for p in (out / "cache").glob("lam-*"))
     assert lams == ["lam-lapo", "lam-lapo-labels", "lam-lapo-labels"]
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
@@ -682,20 +688,21 @@ def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
     from laom.experiments.demo import summary_lines
 
     runs = [
-        {"method": "bc-full", "labeled": None, "return_mean": 100.0, "return_std": 5.0, "normalized_return": 1.0},
-        {"method": "laom", "labeled": 4, "return_mean": 150.0, "return_std": 9.0, "normalized_return": 1.5,
-         "action_probe_mse": 0.3, "action_probe_baseline_mse": 0.6},
+        RunRecord(task="cheetah-run", method="bc-full", labeled=None, seed=0, return_mean=100.0, return_std=5.0,
+                  normalized_return=1.0),
+        RunRecord(task="cheetah-run", method="laom", labeled=4, seed=0, return_mean=150.0, return_std=9.0,
+                  normalized_return=1.5, action_probe_mse=0.3, action_probe_baseline_mse=0.6),
     ]  # fmt: skip
     rows, notes = summary_lines(runs, expert=400.0)
     assert rows[1] == ["laom", "4", "0.50", "150 ± 9", "38%", "-"]  # BC-full at 25%: no norm.
     assert any("BC-full reached 25% of the expert" in n for n in notes)
     assert any("= 400" in n for n in notes)
-    runs[0]["return_mean"] = 300.0
+    runs[0].return_mean = 300.0
     rows, notes = summary_lines(runs, expert=400.0)
     assert rows[1][-1] == "1.50" and rows[0][4] == "75%"
     assert any("BC-full's (300)" in n for n in notes)
     assert any("every probe is at 0.50-0.50 of chance" in n for n in notes)
-    runs[1]["action_probe_mse"] = 0.2  # 0.33 of chance: the latents learned something
+    runs[1].action_probe_mse = 0.2  # 0.33 of chance: the latents learned something
     assert not any("of chance, so" in n for n in summary_lines(runs, expert=400.0)[1])
     assert not any(n.startswith("probe order") for n in summary_lines(runs, expert=400.0)[1])  # one method
 
@@ -703,11 +710,11 @@ def test_demo_summary_shows_the_expert_and_hides_a_broken_normaliser() -> None:
 def test_demo_summary_orders_the_probes_against_the_papers() -> None:
     from laom.experiments.demo import summary_lines
 
-    def run(method: str, probe: float) -> dict:
-        return {"method": method, "labeled": 4, "return_mean": 10.0, "return_std": 1.0,
-                "action_probe_mse": probe, "action_probe_baseline_mse": 0.5}  # fmt: skip
+    def run(method: str, probe: float) -> RunRecord:
+        return RunRecord(task="cheetah-run", method=method, labeled=4, seed=0, return_mean=10.0, return_std=1.0,
+                         action_probe_mse=probe, action_probe_baseline_mse=0.5)  # fmt: skip
 
-    def order(runs: list[dict]) -> str:
+    def order(runs: list[RunRecord]) -> str:
         return next(n for n in summary_lines(runs, expert=400.0)[1] if n.startswith("probe order"))
 
     assert order([run("laom", 0.4), run("laom-labels", 0.35)]) == (

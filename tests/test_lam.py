@@ -25,6 +25,7 @@ from laom.training.lam import CONFIGS, train_lam
 from laom.training.metrics import read_metrics
 from laom.training.optim import schedule_lengths, warmup_linear_decay
 from laom.training.presets import preset_file
+from laom.training.summaries import LAMSummary
 from laom.training.synthetic import write_moving_square
 
 HW = 16
@@ -239,7 +240,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(files, tmp_path, monkey
     rows_full, rows_resumed = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "resumed")
     assert [r["update"] for r in rows_resumed] == list(range(1, 8))
     assert [r["loss"] for r in rows_full] == [r["loss"] for r in rows_resumed]
-    assert full["action_probe_mse"] == resumed["action_probe_mse"]
+    assert full.action_probe_mse == resumed.action_probe_mse
     assert (
         train_lam(cfg_for(method, files, tmp_path / "resumed", **kw)) == resumed
     )  # finished: no-op
@@ -257,14 +258,14 @@ def test_probe_curve_and_online_probe(files, tmp_path, method):
     assert [r["samples"] for r in rows] == [0, 24, 48, 56]
     assert rows[0]["online_probe_mse"] is None and rows[-1]["online_probe_mse"] > 0
     assert all(0 < r["action_probe_rel"] for r in rows)
-    assert summary["online_probe_mse"] == pytest.approx(rows[-1]["online_probe_mse"])
-    assert summary["online_probe_rel"] > 0
+    assert summary.online_probe_mse == pytest.approx(rows[-1]["online_probe_mse"])
+    assert summary.online_probe_rel > 0
     (tmp_path / "run" / "summary.json").unlink()
     train_lam(cfg)
     again = (tmp_path / "run" / "probe_curve.jsonl").read_text().splitlines()
     assert [json.loads(line)["update"] for line in again] == [0, 3, 6, 7]
     off = train_lam(cfg_for(method, files, tmp_path / "off", total_updates=2, online_probe=False))
-    assert off["online_probe_mse"] is None
+    assert off.online_probe_mse is None
 
 
 def test_label_norm_standardises_the_supervised_actions(files, tmp_path):
@@ -283,7 +284,7 @@ def test_label_norm_standardises_the_supervised_actions(files, tmp_path):
     cfg = cfg_for("laom-labels", files, tmp_path / "std10", total_updates=2, log_every=1, labeled=str(scaled))
     train_lam(cfg)
     assert read_metrics(tmp_path / "std10")[0]["action_loss"] == pytest.approx(first[0], rel=1e-4)
-    assert std["final"]["loss"] > 0 and raw["final"]["loss"] > 0
+    assert std.final["loss"] > 0 and raw.final["loss"] > 0
 
 
 def test_lapo_labels_run_loads_back_and_relabels(files, tmp_path, capsys):
@@ -294,7 +295,7 @@ def test_lapo_labels_run_loads_back_and_relabels(files, tmp_path, capsys):
 
     run = tmp_path / "run"
     summary = train_lam(cfg_for("lapo-labels", files, run, total_updates=3, log_every=1))
-    assert summary["method"] == "lapo-labels" and np.isfinite(summary["action_probe_mse"])
+    assert summary.method == "lapo-labels" and np.isfinite(summary.action_probe_mse)
     assert [r["update"] for r in read_metrics(run)] == [1, 2, 3]
     assert all(r["action_loss"] > 0 and r["fdm_loss"] > 0 for r in read_metrics(run))
     payload = torch.load(run / "lam.pt", weights_only=False)
@@ -316,7 +317,7 @@ def test_seed_changes_the_run_and_same_seed_repeats_it(files, tmp_path):
     a = train_lam(cfg_for("laom", files, tmp_path / "a", total_updates=3))
     b = train_lam(cfg_for("laom", files, tmp_path / "b", total_updates=3))
     c = train_lam(cfg_for("laom", files, tmp_path / "c", total_updates=3, seed=1))
-    assert a["final"] == b["final"] and a["final"] != c["final"]
+    assert a.final == b.final and a.final != c.final
 
 
 # --------------------------------------------------------------------------- run directory and CLI
@@ -405,16 +406,16 @@ def test_supervision_makes_latent_actions_linearly_decodable_despite_distractors
               "--label_coef", "1.0", "--total_updates", "500", "--precision", "fp32", "--threads", "1",
               "--progress", "false"]  # fmt: skip
 
-    def run(method: str) -> dict:
+    def run(method: str) -> LAMSummary:
         cfg = parse_config(CONFIGS[method], None, common, data=str(d["data"]), eval_data=str(d["eval"]),
                            labeled=str(d["labeled"]), out=str(tmp_path / method))  # fmt: skip
         return train_lam(cfg)
 
     supervised = run("laom-labels")
-    variance = supervised["action_probe_baseline_mse"]
-    assert supervised["action_probe_mse"] < 0.5 * variance, supervised
+    variance = supervised.action_probe_baseline_mse
+    assert supervised.action_probe_mse < 0.5 * variance, supervised
     unsupervised = run("laom")
-    assert unsupervised["action_probe_mse"] > supervised["action_probe_mse"]
+    assert unsupervised.action_probe_mse > supervised.action_probe_mse
 
 
 def test_online_probe_trains_at_the_lams_rate_unless_told(files, tmp_path):

@@ -346,4 +346,4 @@ def test_sweep_records_the_code_version_of_each_run() -> None:
     from laom.experiments.sweep import run_record
 
     record = run_record(Job("cheetah-run", "bc", 2, 0), {"laom_version": "9.9", "git_commit": "abc"}, "")
-    assert record["laom_version"] == "9.9" and record["git_commit"] == "abc"
+    assert record.laom_version == "9.9" and record.git_commit == "abc"

@@ -10,6 +10,7 @@ import pytest
 
 from laom import progress as pg
 from laom.experiments.plan import plan_jobs
+from laom.experiments.runs_store import RunRecord
 from laom.experiments.scheduler import Outcome
 from laom.experiments.sweep import job_spec, run_job
 from laom.experiments.sweep_config import SweepConfig, SweepOptions
@@ -166,11 +167,11 @@ def test_messages_and_durations_look_like_the_bars() -> None:
 
 def test_sweep_eta_uses_earlier_sessions_and_skips_reused_stages() -> None:
     jobs = plan_jobs(grid())
-    history = [
+    history = [RunRecord.from_json({"task": "t-a", "seed": 0, **run}) for run in [
         {"method": "laom", **summary({"lam": 50.0, "bc": 10.0, "decoder": 4.0}, wall=70.0)},
         {"method": "laom", **summary({"lam": 1.0, "bc": 1.0, "decoder": 1.0}, wall=4.0, reused=True)},  # from the cache
         {"method": "bc", **summary({"bc-baseline": 2.0}, wall=4.0)},
-    ]
+    ]]  # runs.jsonl lines  # fmt: skip
     progress = SweepProgress(jobs, evaluates=True, parallel=2, enabled=False, history=history)
     assert progress.clock.estimate("lam (laom)") == 50.0
     assert progress.clock.estimate("evaluate") == pytest.approx((6.0 + 2.0) / 2)  # wall - stage time

@@ -247,8 +247,8 @@ def test_sweep_prints_predicted_beside_actual(data: Path, tmp_path: Path, capsys
     start = next(i for i, line in enumerate(out) if line.startswith("predicted vs actual"))
     table = out[start + 1 : start + 7]
     assert [line.split()[:2] for line in table[1:5:2]] == [[FULL, "bc-baseline"], [BC1, "bc-baseline"]]
-    runs = {r["method"]: r for r in read_runs(tmp_path / "sweep" / "runs.jsonl")}
-    actual = runs["bc"]["stage_seconds"]["bc-baseline"]
+    runs = {r.method: r for r in read_runs(tmp_path / "sweep" / "runs.jsonl")}
+    actual = runs["bc"].stage_seconds["bc-baseline"]
     assert table[3].split()[-2] == cost.format_seconds(actual)
     assert table[5].startswith("total (stages with both)")
 

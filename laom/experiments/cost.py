@@ -907,7 +907,7 @@ def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: 
         path = labeled_path(root, job.task, job.labeled, job.seed)
         if labeled_is_valid(path, cfg.data[job.task], job.labeled, job.seed, cfg.chunk):
             files[job.id] = str(path.resolve())
-    recorded = {r.get("run_key") for r in read_runs(root / "runs.jsonl")}
+    recorded = {r.run_key for r in read_runs(root / "runs.jsonl")}
     todo = [
         j for j in all_jobs
         if (j.labeled is not None and j.id not in files) or job_key(cfg, j, files.get(j.id, "")) not in recorded

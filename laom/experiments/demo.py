@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from laom.errors import LaomError
 from laom.outputs import check_output
+
+if TYPE_CHECKING:
+    from laom.experiments.runs_store import RunRecord
 
 
 def _run(argv: list[str]) -> None:
@@ -111,20 +115,20 @@ LATENTS_UNLEARNED = 0.5
 PAPER_PROBE_ORDER = ("laom-labels", "laom", "lapo")
 
 
-def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str]], list[str]]:
+def summary_lines(runs: list[RunRecord], expert: float | None) -> tuple[list[list[str]], list[str]]:
     """The summary table's rows and the notes under it."""
-    full = [r["return_mean"] for r in runs if r.get("method") == "bc-full" and r.get("return_mean") is not None]
+    full = [r.return_mean for r in runs if r.method == "bc-full" and r.return_mean is not None]
     bc_full = sum(full) / len(full) if full else None
     normaliser_works = bool(expert and bc_full is not None and bc_full >= NORMALISER_MIN_SHARE * expert)
     rows = []
-    for run in sorted(runs, key=lambda r: (r.get("method", ""), r.get("labeled") or 0)):
-        probe = run.get("action_probe_mse")
-        base = run.get("action_probe_baseline_mse")
-        ret_mean, ret_std = run.get("return_mean"), run.get("return_std")
-        norm = run.get("normalized_return")
+    for run in sorted(runs, key=lambda r: (r.method, r.labeled or 0)):
+        probe = run.action_probe_mse
+        base = run.action_probe_baseline_mse
+        ret_mean, ret_std = run.return_mean, run.return_std
+        norm = run.normalized_return
         rows.append([
-            str(run.get("method")),
-            "all" if run.get("labeled") in (None, "full") else str(run["labeled"]),
+            str(run.method),
+            "all" if run.labeled in (None, "full") else str(run.labeled),
             "-" if probe is None or not base else f"{probe / base:.2f}",
             "-" if ret_mean is None else f"{ret_mean:.0f} ± {ret_std:.0f}",
             "-" if ret_mean is None or not expert else f"{100 * ret_mean / expert:.0f}%",
@@ -136,8 +140,8 @@ def summary_lines(runs: list[dict], expert: float | None) -> tuple[list[list[str
     ]
     by_method: dict[str, list[float]] = {}  # probe MSE / chance of every run, per method
     for r in runs:
-        if r.get("action_probe_mse") is not None and r.get("action_probe_baseline_mse"):
-            by_method.setdefault(str(r.get("method")), []).append(r["action_probe_mse"] / r["action_probe_baseline_mse"])
+        if r.action_probe_mse is not None and r.action_probe_baseline_mse:
+            by_method.setdefault(str(r.method), []).append(r.action_probe_mse / r.action_probe_baseline_mse)
     rel = [v for values in by_method.values() for v in values]
     if rel and min(rel) >= LATENTS_UNLEARNED:
         notes.append(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from laom.errors import require
-from laom.experiments.runs_store import read_runs
+from laom.experiments.runs_store import RunRecord, read_runs
 
 if TYPE_CHECKING:
     from laom.experiments.sweep_config import SweepConfig
@@ -48,8 +48,8 @@ def sweep_normalizers(spec: str) -> dict[str, float]:
     require(path.is_file(), f"--normalizer {path.parent}: no runs.jsonl (not a sweep directory)")
     out: dict[str, float] = {}
     for run in read_runs(path):
-        if run.get("normalizer") is not None:
-            out[run["task"]] = float(run["normalizer"])
+        if run.normalizer is not None:
+            out[run.task] = float(run.normalizer)
     return out
 
 
@@ -63,9 +63,9 @@ class Normalizers:
         # Read once per command: the other sweep's value when this one started (or resumed).
         self.other = sweep_normalizers(cfg.normalizer) if cfg.normalizer.startswith(SWEEP_NORMALIZER) else {}
 
-    def add(self, run: dict[str, Any]) -> None:
-        if run["method"] == "bc-full" and run["task"] in self.bc_full:
-            self.bc_full[run["task"]][int(run["seed"])] = run.get("return_mean")
+    def add(self, run: RunRecord) -> None:
+        if run.method == "bc-full" and run.task in self.bc_full:
+            self.bc_full[run.task][int(run.seed)] = run.return_mean
 
     def known(self, task: str) -> bool:
         if self.cfg.normalizer != "auto" or self.cfg.episodes == 0:
@@ -91,14 +91,14 @@ class Normalizers:
         mean = sum(returns) / len(returns)  # type: ignore[arg-type]
         return mean if abs(mean) > 1e-9 else None
 
-    def apply(self, run: dict[str, Any]) -> dict[str, Any]:
-        norm = self.value(run["task"])
-        run["normalizer"] = norm
-        if norm is not None and run.get("return_mean") is not None:
-            run["normalized_return"] = run["return_mean"] / norm
-            run["normalized_std"] = run["return_std"] / abs(norm)
+    def apply(self, run: RunRecord) -> RunRecord:
+        norm = self.value(run.task)
+        run.normalizer = norm
+        if norm is not None and run.return_mean is not None:
+            run.normalized_return = run.return_mean / norm
+            run.normalized_std = run.return_std / abs(norm)
         else:
-            run["normalized_return"] = run["normalized_std"] = None
+            run.normalized_return = run.normalized_std = None
         return run
 
 
@@ -109,22 +109,24 @@ def renormalize(path: Path, norms: Normalizers) -> int:
 
     if not path.is_file():
         return 0
-    fields = ("normalizer", "normalized_return", "normalized_std")
     lines, changed = [], 0
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         try:
-            run = json.loads(line)
+            raw = json.loads(line)
         except json.JSONDecodeError:
             lines.append(line)  # a torn last line: read_runs ignores it, keep it as it was
             continue
-        if run.get("task") in norms.bc_full and norms.known(run["task"]):
-            before = [run.get(k) for k in fields]
-            norms.apply(run)
-            if [run.get(k) for k in fields] != before:
+        if isinstance(raw, dict) and raw.get("task") in norms.bc_full and norms.known(raw["task"]):
+            run = norms.apply(RunRecord.from_json(raw))
+            after = {"normalizer": run.normalizer, "normalized_return": run.normalized_return,
+                     "normalized_std": run.normalized_std}  # fmt: skip
+            if any(raw.get(k) != v for k, v in after.items()):
                 changed += 1
-                line = json.dumps(run, sort_keys=False)
+                # Only these three keys change, in place (an older line that lacked them
+                # gets them at its end): the rest of the line stays as it was written.
+                line = json.dumps({**raw, **after}, sort_keys=False)
         lines.append(line)
     if changed:
         atomic_write_text(path, "".join(line + "\n" for line in lines))

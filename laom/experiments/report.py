@@ -31,18 +31,21 @@ so a half-finished sweep does not mix task difficulty into the curve.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from laom import methods as registry
-from laom.errors import require
+from laom.errors import LaomError, require
 from laom.experiments import paper as paper_data
-from laom.experiments.runs_store import read_runs
+from laom.experiments.runs_store import RunRecord, read_runs
 from laom.outputs import check_output, code_version
+from laom.training.summaries import LAMSummary, LatentBCSummary, StageSummary, action_r2
 
 METHODS = registry.names()
 COLORS = {m.name: m.color for m in registry.METHODS.values()}
@@ -89,11 +92,11 @@ def parse_sweep_arg(text: str) -> tuple[str, str]:
     return name.strip(), path
 
 
-def load_sweeps(sweeps: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load_sweeps(sweeps: list[str]) -> tuple[list[RunRecord], dict[str, Any]]:
     """The runs of every sweep (methods of a ``NAME=DIR`` sweep renamed ``method (NAME)``)
     and the first sweep's config; refuses two sweeps holding the same run."""
     require(bool(sweeps), "no sweep directory given")
-    runs: list[dict[str, Any]] = []
+    runs: list[RunRecord] = []
     owner: dict[tuple[Any, ...], str] = {}
     config: dict[str, Any] = {}
     for i, text in enumerate(sweeps):
@@ -103,27 +106,27 @@ def load_sweeps(sweeps: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]
             config = cfg
         for run in these:
             if name:
-                run = {**run, "method": f"{run['method']} ({name})"}
-            key = (run["task"], run["method"], run.get("labeled"), run["seed"])
+                run = dataclasses.replace(run, method=f"{run.method} ({name})")
+            key = (run.task, run.method, run.labeled, run.seed)
             require(
                 key not in owner,
-                f"{path} and {owner.get(key)} both hold {run['task']} {run['method']} "
-                f"labelled={run.get('labeled')} seed={run['seed']}: name one of them (NAME=DIR) to report both",
+                f"{path} and {owner.get(key)} both hold {run.task} {run.method} "
+                f"labelled={run.labeled} seed={run.seed}: name one of them (NAME=DIR) to report both",
             )
             owner[key] = path
             runs.append(run)
     return runs, config
 
 
-def load_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load_runs(sweep: str | Path) -> tuple[list[RunRecord], dict[str, Any]]:
     """The latest record of every run, and the sweep's config (empty if sweep.yaml is gone)."""
     root = Path(sweep)
     require(root.is_dir(), f"{root}: no such sweep directory")
     path = root / "runs.jsonl"
     require(path.is_file(), f"{root}: no runs.jsonl (not a sweep directory, or no run has finished yet)")
-    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    latest: dict[tuple[Any, ...], RunRecord] = {}
     for run in read_runs(path):
-        latest[(run["task"], run["method"], run.get("labeled"), run["seed"])] = run
+        latest[(run.task, run.method, run.labeled, run.seed)] = run
     require(bool(latest), f"{path}: no finished runs in it yet")
     config: dict[str, Any] = {}
     if (root / "sweep.yaml").is_file():
@@ -166,7 +169,7 @@ def expert_return(path: str | None) -> float | None:
 _POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm": "bc/curve.jsonl"}
 
 
-def learning_curves(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]:
     """Per method, the probe curves of its LAMs (probe MSE / chance and the online probe
     against training samples, one per distinct LAM) and the return curves of its acting
     policies (return and offline MSE against updates), read from the cached stages.
@@ -174,19 +177,18 @@ def learning_curves(runs: list[dict[str, Any]], methods: list[str]) -> dict[str,
     probe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     policy: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in runs:
-        method = r["method"]
-        stages = r.get("stages") or {}
-        lam_dir = (stages.get("lam") or {}).get("dir")
+        method = r.method
+        lam_dir = r.stage_dir("lam")
         if lam_dir:
             rows = _jsonl(Path(lam_dir) / "probe_curve.jsonl")
             if rows:
-                probe.setdefault(method, {})[f"{r['task']} seed {r['seed']}"] = rows
+                probe.setdefault(method, {})[f"{r.task} seed {r.seed}"] = rows
         for stage, name in _POLICY_CURVES.items():
-            stage_dir = (stages.get(stage) or {}).get("dir")
+            stage_dir = r.stage_dir(stage)
             if stage_dir:
                 rows = _jsonl(Path(stage_dir) / name)
                 if rows:
-                    key = f"{r['task']} {r.get('labeled') or 'all'} labelled, seed {r['seed']}"
+                    key = f"{r.task} {r.labeled or 'all'} labelled, seed {r.seed}"
                     policy.setdefault(method, {})[key] = rows
     order = [*methods, "bc-full"]
     return {
@@ -209,30 +211,25 @@ def _ordered(values: set[Any], preferred: list[Any]) -> list[Any]:
     return [v for v in preferred if v in values] + sorted(v for v in values if v not in preferred)
 
 
-def _curves(runs: list[dict[str, Any]], key: str) -> dict[str, dict[str, dict[str, dict[tuple[int, int], float]]]]:
+def _curves(
+    runs: list[RunRecord], value: Callable[[RunRecord], float | None]
+) -> dict[str, dict[str, dict[str, dict[tuple[int, int], float]]]]:
     """task -> method -> budget -> {seed: value} for runs with a budget and a value."""
     out: dict[str, Any] = {}
     for r in runs:
-        if r.get("labeled") is None or r.get(key) is None:
+        v = value(r)
+        if r.labeled is None or v is None:
             continue
-        out.setdefault(r["task"], {}).setdefault(r["method"], {}).setdefault(int(r["labeled"]), {})[int(r["seed"])] = float(r[key])
+        out.setdefault(r.task, {}).setdefault(r.method, {}).setdefault(int(r.labeled), {})[int(r.seed)] = float(v)
     return out
 
 
-def _flatten(run: dict[str, Any], bc_summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A run with the diagnostics the tables need as top-level numbers: the offline action
-    MSE and latent BC's relative loss (read from its stage summary, if the cache is there)."""
-    out = {**run, "offline_action_mse": (run.get("offline") or {}).get("action_mse"),
-           "offline_constant_mse": (run.get("offline") or {}).get("constant_action_mse")}  # fmt: skip
-    bc_dir = ((run.get("stages") or {}).get("bc") or {}).get("dir")
-    if bc_dir:
-        if bc_dir not in bc_summaries:
-            try:
-                bc_summaries[bc_dir] = json.loads((Path(bc_dir) / "summary.json").read_text())
-            except (OSError, ValueError):
-                bc_summaries[bc_dir] = {}
-        out["latent_bc_relative_loss"] = bc_summaries[bc_dir].get("relative_loss")
-    return out
+def offline_action_mse(run: RunRecord) -> float | None:
+    return run.offline.action_mse if run.offline is not None else None
+
+
+def offline_constant_mse(run: RunRecord) -> float | None:
+    return run.offline.constant_action_mse if run.offline is not None else None
 
 
 def _table(curves: dict[str, dict[int, dict[int, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -242,18 +239,18 @@ def _table(curves: dict[str, dict[int, dict[int, float]]]) -> dict[str, dict[str
     }
 
 
-def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, paper: bool = False) -> dict[str, Any]:
+def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper: bool = False) -> dict[str, Any]:
     """Everything the figures and tables show, as plain data (summary.json)."""
     config = config or {}
-    tasks = _ordered({r["task"] for r in runs}, list(config.get("tasks", [])))
-    present = {r["method"] for r in runs}
+    tasks = _ordered({r.task for r in runs}, list(config.get("tasks", [])))
+    present = {r.method for r in runs}
     methods = [m for base in METHODS for m in [base, *sorted(v for v in present if split_variant(v)[0] == base and v != base)]
                if m in present]  # fmt: skip
     methods += sorted(present - set(methods))
-    budgets = sorted({int(r["labeled"]) for r in runs if r.get("labeled") is not None})
-    seeds = sorted({int(r["seed"]) for r in runs})
-    normalized = _curves(runs, "normalized_return")
-    raw = _curves(runs, "return_mean")
+    budgets = sorted({int(r.labeled) for r in runs if r.labeled is not None})
+    seeds = sorted({int(r.seed) for r in runs})
+    normalized = _curves(runs, lambda r: r.normalized_return)
+    raw = _curves(runs, lambda r: r.return_mean)
     metric = "normalized_return" if normalized else ("return_mean" if raw else None)
 
     agg: dict[str, Any] = {
@@ -274,22 +271,27 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
                     average.setdefault(m, {})[n] = per_seed
         agg["normalized"][AVERAGE] = _table(average)
     agg["returns"] = {t: _table(raw[t]) for t in tasks if t in raw}
-    bc_summaries: dict[str, dict[str, Any]] = {}
-    flat = [_flatten(r, bc_summaries) for r in runs]
-    for key in ("offline_action_mse", "latent_bc_relative_loss"):
-        curves = _curves(flat, key)
+    summaries: dict[str, StageSummary | None] = {}
+
+    def latent_bc_relative_loss(run: RunRecord) -> float | None:
+        """How much of the latents latent BC could not predict (its stage summary, if the cache is there)."""
+        bc = _stage_summary(run, "bc", LatentBCSummary, summaries)[1]
+        return bc.relative_loss if isinstance(bc, LatentBCSummary) else None
+
+    for key, value in (("offline_action_mse", offline_action_mse), ("latent_bc_relative_loss", latent_bc_relative_loss)):
+        curves = _curves(runs, value)
         agg[key] = {t: _table(curves[t]) for t in tasks if t in curves}
-    constant = {t: [r["offline_constant_mse"] for r in flat if r["task"] == t and r["offline_constant_mse"] is not None]
+    constant = {t: [mse for r in runs if r.task == t and (mse := offline_constant_mse(r)) is not None]
                 for t in tasks}  # fmt: skip
     agg["offline_constant_mse"] = {t: sum(v) / len(v) for t, v in constant.items() if v}
 
     normalizers: dict[str, Any] = {}
     for t in tasks:
-        values = {r["normalizer"] for r in runs if r["task"] == t and r.get("normalizer") is not None}
-        full = [r for r in runs if r["task"] == t and r["method"] == "bc-full" and r.get("return_mean") is not None]
+        values = {r.normalizer for r in runs if r.task == t and r.normalizer is not None}
+        full = [r for r in runs if r.task == t and r.method == "bc-full" and r.return_mean is not None]
         normalizers[t] = {
             "value": values.pop() if len(values) == 1 else (sorted(values) if values else None),
-            "bc_full_return": stats([r["return_mean"] for r in full], sorted(int(r["seed"]) for r in full)) if full else None,
+            "bc_full_return": stats([r.return_mean for r in full], sorted(int(r.seed) for r in full)) if full else None,
         }
     agg["normalizers"] = normalizers
 
@@ -298,9 +300,9 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
     for m in agg["methods"]:
         lams: dict[str, tuple[float, float | None]] = {}
         for r in runs:
-            if r["method"] == m and r.get("action_probe_mse") is not None:
-                lam = (r.get("stages") or {}).get("lam", {}).get("dir") or f"{r['task']}/{r.get('labeled')}/{r['seed']}"
-                lams[lam] = (float(r["action_probe_mse"]), r.get("action_probe_baseline_mse"))
+            if r.method == m and r.action_probe_mse is not None:
+                lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
+                lams[lam] = (float(r.action_probe_mse), r.action_probe_baseline_mse)
         if lams:
             entry = stats([v for v, _ in lams.values()])
             baselines = [b for _, b in lams.values() if b is not None]
@@ -311,7 +313,7 @@ def aggregate(runs: list[dict[str, Any]], config: dict[str, Any] | None = None, 
             entry["relative_values"] = [v / b for v, b in lams.values() if b] if len(baselines) == len(lams) else None
             probe[m] = entry
     agg["probe_mse"] = probe
-    agg["encodes"] = what_latents_encode(runs, agg["methods"])
+    agg["encodes"] = what_latents_encode(runs, agg["methods"], summaries)
     agg["curves"] = learning_curves(runs, agg["methods"])
     agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
     if paper:
@@ -331,48 +333,51 @@ ENCODES = {"action": "action", "camera": "camera motion", "background": "backgro
 ENCODES_SOURCES = {"latent": "LAM latents z(o_t, o_t+1)", "policy": "latent-BC policy's prediction from o_t"}
 
 
-def _stage_summary(run: dict[str, Any], stage: str, cache: dict[str, dict[str, Any]]) -> tuple[str | None, dict[str, Any]]:
-    """(stage dir, its summary.json) of one of a run's cached stages ({} when unreadable)."""
-    folder = ((run.get("stages") or {}).get(stage) or {}).get("dir")
+def _stage_summary(
+    run: RunRecord, stage: str, kind: type[StageSummary], cache: dict[str, StageSummary | None]
+) -> tuple[str | None, StageSummary | None]:
+    """(stage dir, its summary.json as ``kind``) of one of a run's cached stages (None when
+    unreadable: the report draws what it can without it)."""
+    folder = run.stage_dir(stage)
     if not folder:
-        return None, {}
+        return None, None
     if folder not in cache:
         try:
-            cache[folder] = json.loads((Path(folder) / "summary.json").read_text())
-        except (OSError, ValueError):
-            cache[folder] = {}
-    return folder, cache[folder] if isinstance(cache[folder], dict) else {}
+            cache[folder] = kind.from_json(json.loads((Path(folder) / "summary.json").read_text()))
+        except (OSError, ValueError, LaomError):
+            cache[folder] = None
+    return folder, cache[folder]
 
 
-def _action_r2(summary: dict[str, Any]) -> float | None:
-    if summary.get("action_probe_r2") is not None:
-        return float(summary["action_probe_r2"])
-    mse, base = summary.get("action_probe_mse"), summary.get("action_probe_baseline_mse")
-    return 1.0 - float(mse) / float(base) if mse is not None and base else None
-
-
-def what_latents_encode(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+def what_latents_encode(
+    runs: list[RunRecord], methods: list[str], cache: dict[str, StageSummary | None] | None = None
+) -> dict[str, Any]:
     """Per method and source (the LAM's latents, the latent-BC policy's predictions), the
     R² of linear probes to the action and to each distractor's change: stats over distinct
     LAMs (policies), read from the runs' stage summaries. Only stages whose probe data
     recorded the distractors count; methods with none are left out."""
-    cache: dict[str, dict[str, Any]] = {}
+    cache = {} if cache is None else cache
     out: dict[str, Any] = {}
     for m in methods:
         found: dict[str, dict[str, dict[str, float | None]]] = {"latent": {}, "policy": {}}
         for r in runs:
-            if r["method"] != m:
+            if r.method != m:
                 continue
-            lam_dir, lam = _stage_summary(r, "lam", cache)
-            distractors = r.get("distractor_probe_r2") or lam.get("distractor_probe_r2")
+            lam_dir, lam = _stage_summary(r, "lam", LAMSummary, cache)
+            lam = lam if isinstance(lam, LAMSummary) else None
+            # A record may carry the R² figures itself (kept in its extra: this laom's
+            # records do not); the LAM's summary is read when it does not.
+            distractors = r.extra.get("distractor_probe_r2") or (lam.distractor_probe_r2 if lam else None)
             if isinstance(distractors, dict):
-                key = lam_dir or f"{r['task']}/{r.get('labeled')}/{r['seed']}"
+                key = lam_dir or f"{r.task}/{r.labeled}/{r.seed}"
                 # the LAM's own summary first: a run record keeps only the MSEs
-                action = _action_r2(lam) if _action_r2(lam) is not None else _action_r2(r)
+                action = lam.action_r2 if lam is not None else None
+                if action is None:
+                    action = action_r2(r.extra.get("action_probe_r2"), r.action_probe_mse, r.action_probe_baseline_mse)
                 found["latent"][key] = {"action": action, **distractors}
-            bc_dir, bc = _stage_summary(r, "bc", cache)
-            if bc_dir and isinstance(bc.get("policy_distractor_probe_r2"), dict):
-                found["policy"][bc_dir] = {"action": bc.get("policy_action_probe_r2"), **bc["policy_distractor_probe_r2"]}
+            bc_dir, bc = _stage_summary(r, "bc", LatentBCSummary, cache)
+            if bc_dir and isinstance(bc, LatentBCSummary) and isinstance(bc.policy_distractor_probe_r2, dict):
+                found["policy"][bc_dir] = {"action": bc.policy_action_probe_r2, **bc.policy_distractor_probe_r2}
         entry: dict[str, Any] = {}
         for source, per_stage in found.items():
             if per_stage:

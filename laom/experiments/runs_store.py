@@ -1,20 +1,64 @@
 """runs.jsonl, a sweep's record of finished runs: what a report reads.
 
-One whole line per run, appended and synced before the run counts as done, so a crash
-loses at most the line being written (a torn last line is ignored when read).
+One whole line per run (:class:`RunRecord`), appended and synced before the run counts
+as done, so a crash loses at most the line being written (a torn last line is ignored
+when read).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from laom.errors import LaomError
+from laom.records import Record, dict_of, key
+from laom.training.summaries import OfflineScores, StageRef
 
 
-def read_runs(path: Path) -> list[dict[str, Any]]:
+@dataclass(kw_only=True)
+class RunRecord(Record):
+    """One runs.jsonl line: a finished (task, method, budget, seed) run, the figures of
+    its pipeline summary a report needs, where its stages are, and (once the task's
+    normaliser is known) its normalised return.
+
+    Lines of every earlier laom load: only task, method and seed are required, a figure
+    a line lacks reads as None, and keys this laom does not name stay in ``extra`` (the
+    file is rewritten in place when the normaliser changes, and must keep them).
+    """
+
+    task: str
+    method: str
+    labeled: int | None = None  # labelled trajectories; None for bc-full (all the data)
+    seed: int
+    run_key: str | None = None  # what the result depends on (laom.experiments.plan.job_key)
+    return_mean: float | None = None
+    return_std: float | None = None
+    episodes: int | None = None
+    action_probe_mse: float | None = None
+    action_probe_baseline_mse: float | None = None
+    state_probe_mse: float | None = None
+    offline: OfflineScores | None = key(parse=OfflineScores.from_json)
+    stages: dict[str, StageRef] = key(factory=dict, parse=dict_of(StageRef.from_json))
+    stage_seconds: dict[str, float] = key(factory=dict)
+    labeled_file: str | None = None
+    summary_file: str | None = None
+    wall_s: float | None = None
+    finished: str | None = None  # UTC, ISO 8601
+    laom_version: str | None = None
+    git_commit: str | None = None
+    normalizer: float | None = None
+    normalized_return: float | None = None
+    normalized_std: float | None = None
+
+    def stage_dir(self, stage: str) -> str | None:
+        """The folder of the run's ``stage`` (None when it has none or it was not kept)."""
+        ref = self.stages.get(stage)
+        return ref.dir if ref is not None and ref.dir else None
+
+
+def read_runs(path: Path) -> list[RunRecord]:
     """The finished runs of a sweep. A torn last line (a crash mid-append) is ignored;
     a bad line elsewhere means the file was edited, which is an error."""
     if not path.is_file():
@@ -32,14 +76,17 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
             raise LaomError(f"{path}:{i}: not a JSON line") from None
         if not isinstance(run, dict) or not {"task", "method", "seed"} <= set(run):
             raise LaomError(f"{path}:{i}: not a run record (needs task, method, labeled, seed)")
-        runs.append(run)
+        try:
+            runs.append(RunRecord.from_json(run))
+        except LaomError as exc:
+            raise LaomError(f"{path}:{i}: {exc}") from None
     return runs
 
 
-def append_run(path: Path, run: dict[str, Any]) -> None:
+def append_run(path: Path, run: RunRecord) -> None:
     """One whole line per run, flushed to disk before the run counts as done."""
     with open(path, "a") as f:
-        f.write(json.dumps(run, sort_keys=False) + "\n")
+        f.write(json.dumps(run.to_json(), sort_keys=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -55,12 +55,13 @@ from laom.experiments.labeled_subsets import make_labeled
 from laom.experiments.normalizers import Normalizers, renormalize
 from laom.experiments.overrides import overrides_for
 from laom.experiments.plan import Job, job_key, link_shared, plan_jobs
-from laom.experiments.runs_store import append_run, drop_stale, read_runs
+from laom.experiments.runs_store import RunRecord, append_run, drop_stale, read_runs
 from laom.experiments.scheduler import InlineExecutor, Outcome, run_threads, schedule
 from laom.experiments.sweep_config import SweepConfig, SweepOptions
 from laom.experiments.sweep_dir import open_sweep_dir, sweep_lock
 from laom.experiments.sweep_progress import SweepProgress, describe
 from laom.outputs import check_output
+from laom.training.summaries import OfflineScores, StageRef
 
 
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
@@ -106,21 +107,24 @@ def job_spec(
     }  # fmt: skip
 
 
-def run_record(job: Job, summary: dict[str, Any], labeled_file: str) -> dict[str, Any]:
-    """A runs.jsonl line (before normalisation)."""
-    return {
-        "task": job.task, "method": job.method, "labeled": job.labeled, "seed": job.seed, "run_key": job.key,
-        "return_mean": summary.get("return_mean"), "return_std": summary.get("return_std"),
-        "episodes": summary.get("episodes"),
-        "action_probe_mse": summary.get("action_probe_mse"),
-        "action_probe_baseline_mse": summary.get("action_probe_baseline_mse"),
-        "state_probe_mse": summary.get("state_probe_mse"),
-        "offline": summary.get("offline"),
-        "stages": summary.get("stages", {}), "stage_seconds": summary.get("stage_seconds", {}), "labeled_file": labeled_file,
-        "summary_file": summary.get("summary_file"), "wall_s": round(float(summary.get("wall_s", 0.0)), 3),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "laom_version": summary.get("laom_version"), "git_commit": summary.get("git_commit"),
-    }  # fmt: skip
+def run_record(job: Job, summary: dict[str, Any], labeled_file: str) -> RunRecord:
+    """A runs.jsonl line (before normalisation) from a pipeline summary (with the run's
+    ``wall_s``); the figures a pipeline without that step did not write are None."""
+    offline = summary.get("offline")
+    return RunRecord(
+        task=job.task, method=job.method, labeled=job.labeled, seed=job.seed, run_key=job.key,
+        return_mean=summary.get("return_mean"), return_std=summary.get("return_std"),
+        episodes=summary.get("episodes"),
+        action_probe_mse=summary.get("action_probe_mse"),
+        action_probe_baseline_mse=summary.get("action_probe_baseline_mse"),
+        state_probe_mse=summary.get("state_probe_mse"),
+        offline=None if offline is None else OfflineScores.from_json(offline),
+        stages={name: StageRef.from_json(ref) for name, ref in summary.get("stages", {}).items()},
+        stage_seconds=summary.get("stage_seconds", {}), labeled_file=labeled_file,
+        summary_file=summary.get("summary_file"), wall_s=round(float(summary.get("wall_s", 0.0)), 3),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        laom_version=summary.get("laom_version"), git_commit=summary.get("git_commit"),
+    )  # fmt: skip
 
 
 @dataclass
@@ -155,10 +159,10 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
         moved = drop_stale(runs_file, {j.key for j in jobs})
         if moved:
             log(f"config changed (--force): {moved} run(s) that no longer match moved to runs.stale.jsonl")
-    done_keys = {r.get("run_key") for r in read_runs(runs_file)}
+    done_keys = {r.run_key for r in read_runs(runs_file)}
     norms = Normalizers(cfg)
     for run in read_runs(runs_file):
-        if run.get("run_key") in {j.key for j in jobs}:
+        if run.run_key in {j.key for j in jobs}:
             norms.add(run)
     if renormalize(runs_file, norms):
         log("normaliser changed: recorded runs re-normalised")
@@ -167,7 +171,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
 
     threads = run_threads(cfg, opts.jobs)
     rows, rates_file = predict(cfg, root, todo, files, threads, opts, log)
-    waiting: list[tuple[Job, dict[str, Any]]] = []  # finished, task normaliser not known yet
+    waiting: list[tuple[Job, RunRecord]] = []  # finished, task normaliser not known yet
     recorded = 0
 
     def flush() -> None:

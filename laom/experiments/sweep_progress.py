@@ -13,6 +13,7 @@ from typing import Any
 
 from laom import methods as registry
 from laom.experiments.plan import Job
+from laom.experiments.runs_store import RunRecord
 from laom.experiments.scheduler import Outcome
 from laom.progress import format_interval
 
@@ -86,7 +87,7 @@ class SweepProgress:
     tqdm bar over runs with the current stage's bar below it; elsewhere plain lines."""
 
     def __init__(
-        self, jobs: list[Job], evaluates: bool, parallel: int, enabled: bool, history: Sequence[dict[str, Any]] = (),
+        self, jobs: list[Job], evaluates: bool, parallel: int, enabled: bool, history: Sequence[RunRecord] = (),
         plain: bool | None = None,
     ) -> None:  # fmt: skip
         from laom.progress import is_terminal
@@ -100,8 +101,8 @@ class SweepProgress:
         self.running: dict[str, float] = {}
         self.clock = StageClock()
         for run in history:
-            if isinstance(run.get("method"), str):
-                self.clock.add(run["method"], run)
+            if isinstance(run.method, str):
+                self.clock.add(run.method, run.to_json())
         self.bar: Any = None
 
     def __enter__(self) -> SweepProgress:

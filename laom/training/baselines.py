@@ -19,6 +19,7 @@ each stack and a LAOM-style MLP head maps the pair to the action.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from laom.training.bc import (
 from laom.training.options import opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import setup_runtime
+from laom.training.summaries import BCBaselineSummary, FitSummary, IDMSummary, OfflineScores
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[st
 def _train_policy(
     data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: dict[str, Any],
     reference_mean: np.ndarray | None = None,
-) -> tuple[PixelPolicy, dict[str, Any], int]:  # fmt: skip
+) -> tuple[PixelPolicy, FitSummary, int]:  # fmt: skip
     """The BC half both baselines share: pixel policy -> action, MSE to ``targets``."""
     from laom.training.curve import LearningCurve
 
@@ -138,12 +140,14 @@ def _train_policy(
     return policy, result, sampler.updates_per_epoch
 
 
-def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, train_actions: np.ndarray) -> dict[str, Any]:
+def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, train_actions: np.ndarray) -> OfflineScores:
     from laom.evaluation.policy import offline_action_mse
 
     eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
     acting = ActingPolicy(policy, None, meta).eval()
-    return offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=train_actions.mean(0))
+    return OfflineScores.from_json(
+        offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=train_actions.mean(0))
+    )
 
 
 def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: dict[str, Any], runtime: Runtime) -> float:
@@ -179,13 +183,13 @@ def _validate_baseline(cfg: BCBaselineConfig) -> None:
             raise LaomError(f"--curve_episodes {cfg.curve_episodes}: {exc}; use --curve_episodes 0") from None
 
 
-def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
+def train_bc_baseline(cfg: BCBaselineConfig) -> BCBaselineSummary:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
     _validate_baseline(cfg)
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
-        return run.read_summary()
+        return run.read_summary(BCBaselineSummary)
     runtime = setup_runtime(cfg)
     data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     meta = _policy_meta(data, cfg, "bc")
@@ -197,18 +201,18 @@ def train_bc_baseline(cfg: BCBaselineConfig) -> dict[str, Any]:
     policy, result, per_epoch = _train_policy(data, targets, cfg, run, runtime, meta, train_actions.mean(0))
     if distributed.is_main():
         save_model(run.path / "policy.pt", policy, meta)
-    summary: dict[str, Any] = {
-        "stage": "bc-baseline", "method": "bc", **result, "epochs": result["updates"] / per_epoch,
-        "trajectories": data.num_trajectories, "transitions": len(data.valid_steps),
-        "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
-    }  # fmt: skip
+    summary = BCBaselineSummary(
+        final_loss=result.final_loss, updates=result.updates, samples_per_s=result.samples_per_s,
+        epochs=result.updates / per_epoch, trajectories=data.num_trajectories, transitions=len(data.valid_steps),
+        device=str(runtime.device), policy=str(run.path / "policy.pt"),
+    )  # fmt: skip
     if cfg.eval_data and distributed.is_main():
-        summary["offline"] = _offline(policy, meta, cfg, train_actions)
+        summary.offline = _offline(policy, meta, cfg, train_actions)
     run.write_summary(summary)
     return summary
 
 
-def train_idm(cfg: IDMConfig) -> dict[str, Any]:
+def train_idm(cfg: IDMConfig) -> IDMSummary:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``).
 
     Three phases, each resumable: RUN/idm/ (the IDM; its own checkpoints and metrics),
@@ -219,7 +223,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
-        return run.read_summary()
+        return run.read_summary(IDMSummary)
     runtime = setup_runtime(cfg)
     data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     labeled = load_labeled(cfg.labeled, data)
@@ -233,7 +237,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if idm_run.finished:  # rebuilt from its file (as this laom or an earlier one wrote it)
         idm, _ = load_model(idm_file, runtime.device, classes={ActionIDM.kind: ActionIDM}, what="IDM")
-        idm_summary = idm_run.read_summary()
+        idm_summary = idm_run.read_summary(FitSummary)
     else:
         idm = ActionIDM(
             obs_shape, data.action_dim, cfg.idm_encoder_scale, cfg.idm_num_res_blocks, cfg.encoder_channels,
@@ -252,7 +256,7 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
         )  # fmt: skip
         if distributed.is_main():
             save_model(idm_file, idm, meta)
-        idm_run.write_summary({"stage": "idm", **idm_summary})
+        idm_run.write_summary(dataclasses.replace(idm_summary, stage="idm", extra={}))
     idm.eval().requires_grad_(False)
 
     # Phase 2: pseudo-label every transition of the large dataset.
@@ -274,16 +278,16 @@ def train_idm(cfg: IDMConfig) -> dict[str, Any]:
     policy, result, per_epoch = _train_policy(data, targets, cfg, bc_run, runtime, meta, label_mean)
     if distributed.is_main():
         save_model(run.path / "policy.pt", policy, meta)
-    summary: dict[str, Any] = {
-        "stage": "idm", "method": "idm", **result, "epochs": result["updates"] / per_epoch,
-        "idm_updates": cfg.idm_updates, "idm_final_loss": idm_summary.get("final_loss"),
-        "pseudo_label_mse": pseudo_mse, "labeled_trajectories": labeled.num_trajectories,
-        "device": str(runtime.device), "policy": str(run.path / "policy.pt"),
-    }  # fmt: skip
+    summary = IDMSummary(
+        final_loss=result.final_loss, updates=result.updates, samples_per_s=result.samples_per_s,
+        epochs=result.updates / per_epoch, idm_updates=cfg.idm_updates, idm_final_loss=idm_summary.final_loss,
+        pseudo_label_mse=pseudo_mse, labeled_trajectories=labeled.num_trajectories,
+        device=str(runtime.device), policy=str(run.path / "policy.pt"),
+    )  # fmt: skip
     if cfg.eval_data and distributed.is_main():
-        summary["offline"] = _offline(policy, meta, cfg, labeled.actions[labeled.valid_steps])
-        summary["offline"]["idm_action_mse"] = _idm_mse(idm, cfg, meta, runtime)
-    bc_run.write_summary({"stage": "idm-bc", **result})
+        summary.offline = _offline(policy, meta, cfg, labeled.actions[labeled.valid_steps])
+        summary.offline.idm_action_mse = _idm_mse(idm, cfg, meta, runtime)
+    bc_run.write_summary(dataclasses.replace(result, stage="idm-bc", extra={}))
     run.write_summary(summary)
     return summary
 

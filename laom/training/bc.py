@@ -54,6 +54,7 @@ from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, 
 from laom.training.options import check_fields, opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import maybe_compile, setup_runtime, step_generator
+from laom.training.summaries import FitSummary, LatentBCSummary
 
 LATENT_POLICY_FILE = "latent_policy.pt"
 # The policy probes: transitions they fit on and are scored on, and the share of --data's
@@ -239,7 +240,7 @@ def fit(
     extra: dict[str, Any] | None = None,
     on_update: Callable[[int, nn.Module], None] | None = None,
     ema_share: float = 0.0,
-) -> dict[str, Any]:
+) -> FitSummary:
     """Regress ``targets(batch)`` from ``model(*batch[inputs])`` with MSE; resumable.
 
     ``extra`` is stored in every checkpoint (e.g. the data signature, checked on resume).
@@ -341,7 +342,7 @@ def validate_common(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- latent BC
 
 
-def train_bc(cfg: BCConfig) -> dict[str, Any]:
+def train_bc(cfg: BCConfig) -> LatentBCSummary:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
     from laom.models import load_lam
 
@@ -352,7 +353,7 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
-        return run.read_summary()
+        return run.read_summary(LatentBCSummary)
     runtime = setup_runtime(cfg)
 
     lam, lam_meta = load_lam(lam_file, map_location=runtime.device)
@@ -400,13 +401,13 @@ def train_bc(cfg: BCConfig) -> dict[str, Any]:
     if distributed.is_main():
         save_model(run.path / LATENT_POLICY_FILE, policy, meta)
     probes = policy_probes(policy, data, frame_stack, runtime, cfg.seed) if distributed.is_main() else {}
-    summary = {
-        "stage": "bc", "method": meta["method"], **result, "epochs": total / sampler.updates_per_epoch,
-        "latent_dim": latent_dim, "latent_variance": variance,
-        "relative_loss": result["final_loss"] / variance if variance and variance > 0 else None,
-        **probes,
-        "device": str(runtime.device), "latent_policy": str(run.path / LATENT_POLICY_FILE),
-    }  # fmt: skip
+    summary = LatentBCSummary(
+        method=meta["method"], final_loss=result.final_loss, updates=result.updates,
+        samples_per_s=result.samples_per_s, epochs=total / sampler.updates_per_epoch, latent_dim=latent_dim,
+        latent_variance=variance,
+        relative_loss=result.final_loss / variance if variance and variance > 0 else None,
+        **probes, device=str(runtime.device), latent_policy=str(run.path / LATENT_POLICY_FILE),
+    )  # fmt: skip
     run.write_summary(summary)
     return summary
 

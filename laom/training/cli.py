@@ -117,7 +117,8 @@ def _train_lam(args: argparse.Namespace, extra: list[str]) -> int:
         "distractor_probe_r2",
         "samples_per_s",
     )
-    print(json.dumps({k: summary.get(k) for k in keys}))
+    written = summary.to_json()
+    print(json.dumps({k: written.get(k) for k in keys}))
     print(f"run: {cfg.out} (summary.json, lam.pt, metrics.jsonl)")
     return 0
 
@@ -235,7 +236,8 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]
         cfg = resolve_stage_config(stage, args.config, extra, fixed={k: v for k, v in fixed.items() if v is not None})
         summary = train(cfg)
         keys = ("stage", "method", "updates", "final_loss", "relative_loss", "train_action_mse", "pseudo_label_mse", "offline", "samples_per_s")
-        print(json.dumps({k: summary[k] for k in keys if summary.get(k) is not None}))
+        written = summary.to_json()
+        print(json.dumps({k: written[k] for k in keys if written.get(k) is not None}))
         print(f"run: {cfg.out}")
         return 0
 

@@ -35,6 +35,7 @@ from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
 from laom.training.options import opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import setup_runtime, step_generator
+from laom.training.summaries import DecoderSummary, OfflineScores
 
 
 @dataclass
@@ -70,7 +71,7 @@ def predict_latents(policy: nn.Module, data: Any, frame_stack: int, device: torc
     return torch.cat(out)
 
 
-def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
+def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
     from laom.evaluation.policy import offline_action_mse
 
@@ -80,7 +81,7 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
-        return run.read_summary()
+        return run.read_summary(DecoderSummary)
     runtime = setup_runtime(cfg)
 
     latent_policy = load_policy_file(policy_file, runtime.device)
@@ -118,17 +119,18 @@ def train_decoder(cfg: DecoderConfig) -> dict[str, Any]:
     acting_meta = {**meta, "outputs": "action", "labeled": str(Path(cfg.labeled).resolve())}
     if distributed.is_main():
         save_model(run.path / "policy.pt", ActingPolicy(latent_policy.policy, decoder, acting_meta), acting_meta)
-    summary: dict[str, Any] = {
-        "stage": "decoder", "method": meta.get("method", ""), "updates": total, "final_loss": last_loss,
-        "train_action_mse": train_mse, "labeled_transitions": len(z),
-        "labeled_trajectories": labeled.num_trajectories, "device": str(runtime.device),
-        "policy": str(run.path / "policy.pt"),
-    }  # fmt: skip
+    summary = DecoderSummary(
+        method=meta.get("method", ""), updates=total, final_loss=last_loss, train_action_mse=train_mse,
+        labeled_transitions=len(z), labeled_trajectories=labeled.num_trajectories, device=str(runtime.device),
+        policy=str(run.path / "policy.pt"),
+    )  # fmt: skip
     if cfg.eval_data and distributed.is_main():
         acting = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
         eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
         mean = labeled.actions[labeled.valid_steps].mean(0)
-        summary["offline"] = offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=mean)
+        summary.offline = OfflineScores.from_json(
+            offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=mean)
+        )
     run.write_summary(summary)
     return summary
 

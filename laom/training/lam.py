@@ -50,6 +50,7 @@ from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, 
 from laom.training.options import check_fields, opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import maybe_compile, setup_runtime, step_generator
+from laom.training.summaries import LAMSummary
 from laom.training.trainlog import TrainLog
 
 METHODS = tuple(m.name for m in methods.lam_methods())
@@ -527,13 +528,13 @@ def load_training_data(
     return data, labeled, probe_train, probe_test
 
 
-def train_lam(cfg: LAMConfig) -> dict[str, Any]:
+def train_lam(cfg: LAMConfig) -> LAMSummary:
     """Train (or resume, or return the summary of a finished run in ``cfg.out``)."""
     validate(cfg)
     run = RunDir(cfg.out)
     run.prepare(cfg)
     if run.finished:
-        return run.read_summary()
+        return run.read_summary(LAMSummary)
     runtime = setup_runtime(cfg)
     data, labeled, probe_train, probe_test = load_training_data(cfg)
     signature = data_signature(data, cfg.frame_stack)
@@ -558,24 +559,23 @@ def train_lam(cfg: LAMConfig) -> dict[str, Any]:
         probes = run_probes(model, cfg, probe_train, probe_test, runtime)
         meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
         save_model(run.path / "lam.pt", model, meta)
-    summary = {
-        "method": cfg.method,
-        "updates": total,
-        "epochs": total / per_epoch,
-        "final": last,
+    summary = LAMSummary(
+        method=cfg.method,
+        updates=total,
+        epochs=total / per_epoch,
+        final=last,
         **probes,
-        "probe_test_set": cfg.eval_data
-        or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
+        probe_test_set=cfg.eval_data or f"{cfg.holdout_fraction:.0%} held-out trajectories of --data",
         # the release's protocol: the online probe's windowed training loss at the end
-        "online_probe_mse": last.get("online_probe_mse"),
-        "online_probe_rel": last.get("online_probe_rel"),
-        "samples_per_s": samples_per_s,
-        "device": str(runtime.device),
-        "precision": str(runtime.amp_dtype or torch.float32).replace("torch.", ""),
-        "threads": torch.get_num_threads(),
-        "processes": distributed.info().world_size,
-        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-        "lam": str(run.path / "lam.pt"),
-    }
+        online_probe_mse=last.get("online_probe_mse"),
+        online_probe_rel=last.get("online_probe_rel"),
+        samples_per_s=samples_per_s,
+        device=str(runtime.device),
+        precision=str(runtime.amp_dtype or torch.float32).replace("torch.", ""),
+        threads=torch.get_num_threads(),
+        processes=distributed.info().world_size,
+        malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        lam=str(run.path / "lam.pt"),
+    )
     run.write_summary(summary)
     return summary

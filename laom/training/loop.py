@@ -39,6 +39,7 @@ from torch import nn
 from laom.errors import LaomError
 from laom.training.config import TrainConfig
 from laom.training.rundir import RunDir
+from laom.training.summaries import FitSummary
 from laom.training.trainlog import TrainLog
 
 # The fields of a data signature a resumed run must match: (key, what the message calls it).
@@ -116,9 +117,9 @@ class LoopResult:
             loss = float(rows[-1]["loss"]) if rows else float("nan")
         return loss
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> FitSummary:
         """The figures a pixel regressor's summary opens with."""
-        return {"final_loss": self.final_loss, "updates": self.updates, "samples_per_s": self.samples_per_s}
+        return FitSummary(final_loss=self.final_loss, updates=self.updates, samples_per_s=self.samples_per_s)
 
 
 class Loop:

@@ -44,6 +44,7 @@ from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
 from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS, default_of, override_items
+from laom.training.summaries import LAMSummary, PolicySummary, StageRef, StageSummary
 
 METHODS = methods.names()
 CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to retire old directories
@@ -60,7 +61,7 @@ class Stage:
     name: str  # lam | bc | decoder | idm | bc-baseline
     preset: str  # YAML stem of the stage in a preset (laom/configs/<preset>/<stem>.yaml)
     config_cls: type
-    train: Callable[[Any], dict[str, Any]]
+    train: Callable[[Any], StageSummary]
     files: dict[str, str]  # config field -> input file path ("" = unused)
     upstream: dict[str, str] = field(default_factory=dict)  # config field -> upstream stage name
     extra: dict[str, Any] = field(default_factory=dict)  # other fixed config values
@@ -73,7 +74,7 @@ class StageResult:
     key: str
     path: Path
     cached: bool
-    summary: dict[str, Any]
+    summary: StageSummary
     seconds: float = 0.0  # wall time of this call (a sweep's ETA per stage kind)
 
 
@@ -100,7 +101,7 @@ def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[
     return stages
 
 
-def stage_trainer(stage: str) -> Callable[[Any], dict[str, Any]]:
+def stage_trainer(stage: str) -> Callable[[Any], StageSummary]:
     """The function that trains (or resumes, or reuses) one run of ``stage`` from its
     config: what a chain and ``laom train STAGE`` call. Imported only now (torch)."""
     if stage == "lam":
@@ -415,16 +416,19 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
 
     summary: dict[str, Any] = {
         "method": opts.method,
-        "stages": {r.name: {"dir": str(r.path), "key": r.key, "reused": r.cached} for r in results},
+        "stages": {r.name: StageRef(str(r.path), r.key, r.cached).to_json() for r in results},
         "stage_seconds": {r.name: round(r.seconds, 3) for r in results},  # a sweep's ETA per stage kind
         "data": data, "labeled": labeled, "eval_data": eval_data, "preset": opts.preset,
     }  # fmt: skip
-    lam = next((r for r in results if r.name == "lam"), None)
-    if lam is not None:
-        for k in ("action_probe_mse", "action_probe_baseline_mse", "state_probe_mse", "action_probe_r2", "distractor_probe_r2"):
-            summary[k] = lam.summary.get(k)
-    if "offline" in acting.summary:
-        summary["offline"] = acting.summary["offline"]
+    lam = next((r.summary for r in results if r.name == "lam"), None)
+    if isinstance(lam, LAMSummary):
+        summary.update({
+            "action_probe_mse": lam.action_probe_mse, "action_probe_baseline_mse": lam.action_probe_baseline_mse,
+            "state_probe_mse": lam.state_probe_mse, "action_probe_r2": lam.action_probe_r2,
+            "distractor_probe_r2": lam.distractor_probe_r2,
+        })  # fmt: skip
+    if isinstance(acting.summary, PolicySummary) and acting.summary.offline is not None:
+        summary["offline"] = acting.summary.offline.to_json()
     if opts.episodes > 0:
         result = evaluate_run(
             acting.path, opts.episodes, seed=opts.eval_seed, workers=opts.workers, num_envs=opts.num_envs,

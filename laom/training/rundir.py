@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -18,6 +18,9 @@ from laom.models.saving import load_torch, save_torch
 from laom.outputs import atomic_write_text
 from laom.training.config import config_to_dict, config_to_yaml
 from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS
+from laom.training.summaries import StageSummary
+
+S = TypeVar("S", bound=StageSummary)
 
 # Config fields naming a file or run directory: the same place written relative or
 # absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
@@ -106,7 +109,7 @@ class RunDir:
         """Replace the checkpoint whole and flushed to disk (laom.models.saving.save_torch)."""
         save_torch(state, self.checkpoint_path)
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
+    def write_summary(self, summary: StageSummary) -> None:
         """Finish the run: ``summary`` (stamped with the code version, in place) becomes
         summary.json, and the checkpoints, which only a resume needed, are deleted.
 
@@ -115,10 +118,10 @@ class RunDir:
         from laom.outputs import code_version
         from laom.training import distributed
 
-        summary.update(code_version())
+        summary.stamp(code_version())
         if distributed.is_main():
             atomic_write_text(
-                self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n"
+                self.summary_path, json.dumps(summary.to_json(), indent=2, sort_keys=False) + "\n"
             )
             self.prune_checkpoints()
         distributed.barrier()
@@ -131,5 +134,10 @@ class RunDir:
         if self.finished and self.checkpoint_dir.is_dir():
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
 
-    def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text())
+    def read_summary(self, kind: type[S]) -> S:
+        """The finished run's summary as the record ``kind`` of its stage."""
+        data = json.loads(self.summary_path.read_text())
+        try:
+            return kind.from_json(data)
+        except LaomError as exc:
+            raise LaomError(f"{self.summary_path}: {exc}") from None
