@@ -12,17 +12,20 @@ after the named fields): the files outlive the code. A ``runs.jsonl`` line writt
 newer laom and rewritten by this one (re-normalised, moved aside by ``--force``) must
 come back with what it recorded, and a key an older laom wrote that this one no longer
 names must not vanish the first time a file passes through. A key a file lacks (an older
-laom did not compute that figure) reads as the field's default, None for a figure.
+laom did not compute that figure) reads as the field's default, None for a figure, and
+stays out of what the record writes back until it is set: a policy's metadata copied
+into the next stage's file (the decoder's) keeps the keys its file had, not this laom's.
 
 Stdlib only, and below every package that writes or reads a record.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from laom.errors import LaomError
 
@@ -46,6 +49,11 @@ def key(
 
 def _fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name != "extra"]
+
+
+def _is_default(f: dataclasses.Field, value: Any) -> bool:
+    default = f.default_factory() if f.default_factory is not MISSING else f.default
+    return value == default
 
 
 def plain(value: Any) -> Any:
@@ -73,6 +81,8 @@ class Record:
     """A JSON object as a dataclass: :meth:`from_json` and :meth:`to_json` round-trip it."""
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
+    # the named fields its file lacked (set per instance by from_json)
+    _absent: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def from_json(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -96,15 +106,31 @@ class Record:
                 value, parse = data[f.name], f.metadata.get("parse")
                 values[f.name] = parse(value) if parse is not None and value is not None else value
         names = {f.name for f in named}
-        return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+        record = cls(**values, extra={k: v for k, v in data.items() if k not in names})
+        record._absent = frozenset(f.name for f in named if f.name not in data)
+        return record
+
+    def replaced(self: R, **changes: Any) -> R:
+        """A copy with ``changes``: unlike ``dataclasses.replace`` it keeps what the
+        record was read with (the keys kept in ``extra``, those its file lacked)."""
+        new = copy.copy(self)
+        new.extra = dict(self.extra)
+        for name, value in changes.items():
+            if name not in {f.name for f in _fields(type(self))}:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            setattr(new, name, value)
+        return new
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object: the named fields in order (a base class's late fields last),
-        then the keys kept from the file it was read from."""
+        """The JSON object: the named fields in order (a base class's late fields last;
+        one its file lacked only once set), then the keys kept from that file."""
         out: dict[str, Any] = {}
+        absent = self._absent
         for f in sorted(_fields(type(self)), key=lambda f: f.metadata.get("place", 0)):
             value = getattr(self, f.name)
             if value is None and f.metadata.get("omit_none"):
+                continue
+            if f.name in absent and _is_default(f, value):
                 continue
             out[f.name] = plain(value)
         for k, v in self.extra.items():

@@ -347,7 +347,7 @@ def test_cli_end_to_end(files, tmp_path, capsys, method):
     assert cfg["method"] == method and cfg["batch_size"] == 8 and cfg["data"] == str(files["data"])
     assert [r["update"] for r in read_metrics(out)] == [2, 4]
     model, meta = load_lam(out)
-    assert meta["img_hw"] == HW and meta["frame_stack"] == 3 and meta["method"] == method
+    assert meta.img_hw == HW and meta.frame_stack == 3 and meta.method == method
     # Finished: the checkpoints (only a resume reads them) are gone; the summary says which code made it.
     assert not (out / "checkpoints").exists()
     assert summary["laom_version"] == laom.__version__ and "git_commit" in summary

@@ -292,7 +292,7 @@ def test_save_load_round_trip(tmp_path, cls, kwargs):
     m = cls((9, 16, 16), **kwargs)
     save_model(tmp_path / "lam.pt", m, {"method": "x", "img_hw": 16})
     loaded, meta = load_lam(tmp_path)
-    assert meta["img_hw"] == 16 and not loaded.training
+    assert meta.img_hw == 16 and not loaded.training
     x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)
     m.eval()
     torch.testing.assert_close(loaded.latent_action(x, y), m.latent_action(x, y))
@@ -311,7 +311,7 @@ def test_a_lapo_file_from_before_the_action_head_still_loads(tmp_path):
                "meta": {"method": "lapo"}}  # fmt: skip
     torch.save(payload, tmp_path / "lam.pt")
     loaded, meta = load_lam(tmp_path / "lam.pt")
-    assert loaded.action_head is None and meta["method"] == "lapo"
+    assert loaded.action_head is None and meta.method == "lapo"
     x, y = torch.rand(2, 9, 16, 16), torch.rand(2, 9, 16, 16)
     torch.testing.assert_close(loaded.latent_action(x, y), m.eval().latent_action(x, y))
 

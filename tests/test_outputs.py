@@ -18,6 +18,7 @@ import laom
 from laom.cli import main
 from laom.errors import LaomError
 from laom.evaluation import results as ev
+from laom.models.meta import PolicyMeta
 from laom.outputs import check_output, code_version, read_code_version
 from laom.training import pipeline as pl
 
@@ -127,7 +128,9 @@ def test_code_version_outside_a_checkout(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 class FakePolicy:
-    meta = {"domain_name": "cheetah", "task_name": "run", "img_hw": 16, "frame_stack": 2, "difficulty": "vanilla"}
+    meta = PolicyMeta.from_json(
+        {"domain_name": "cheetah", "task_name": "run", "img_hw": 16, "frame_stack": 2, "difficulty": "vanilla"}
+    )
 
     @staticmethod
     def act(obs):  # never called: the episodes are faked

@@ -182,7 +182,7 @@ def expected() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("run,kind,method", [("lam-laom", "laom", "laom"), ("lam-lapo-labels", "lapo", "lapo-labels")])
 def test_lams_of_8d8b0c8_load(run: str, kind: str, method: str, expected: dict[str, torch.Tensor]) -> None:
     model, meta = load_lam(FIXTURE / run)  # the run folder, as later stages give it
-    assert model.kind == kind and meta["method"] == method and meta["frame_stack"] == STACK
+    assert model.kind == kind and meta.method == method and meta.frame_stack == STACK
     x = fixture_inputs()
     assert torch.equal(model.latent_action(scaled(x["obs"]), scaled(x["next_obs"])), expected[run])
     if method == "lapo-labels":
@@ -193,13 +193,13 @@ def test_lams_of_8d8b0c8_load(run: str, kind: str, method: str, expected: dict[s
 def test_acting_policies_of_8d8b0c8_load(run: str, decoder: bool, expected: dict[str, torch.Tensor]) -> None:
     policy = load_policy(FIXTURE / run)
     assert isinstance(policy, ActingPolicy) and (policy.decoder is not None) == decoder
-    assert policy.meta["outputs"] == "action" and policy.meta["img_hw"] == HW
+    assert policy.meta.outputs == "action" and policy.meta.img_hw == HW
     np.testing.assert_array_equal(policy.act(fixture_inputs()["obs"].numpy()), expected[run].numpy())
 
 
 def test_latent_policy_of_8d8b0c8_loads(expected: dict[str, torch.Tensor]) -> None:
     policy = load_policy_file(FIXTURE / "bc" / "latent_policy.pt")
-    assert policy.decoder is None and policy.meta["outputs"] == "latent"
+    assert policy.decoder is None and policy.meta.outputs == "latent"
     np.testing.assert_array_equal(policy.act(fixture_inputs()["obs"].numpy()), expected["bc"].numpy())
 
 

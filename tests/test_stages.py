@@ -119,7 +119,7 @@ def test_policy_save_load_round_trip(tmp_path: Path) -> None:
     obs = np.random.default_rng(0).integers(0, 256, (5, HW, HW, 6), dtype=np.uint8)
     expected = ActingPolicy(policy, decoder, meta).eval().act(obs)
     np.testing.assert_array_equal(loaded.act(obs), expected)
-    assert loaded.meta == meta and expected.shape == (5, 3)
+    assert loaded.meta.to_json() == meta and expected.shape == (5, 3)
 
 
 def test_pixel_policy_pools_over_space() -> None:
@@ -343,8 +343,8 @@ def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
     assert summary["updates"] == 20 and summary["labeled_trajectories"] == 2
     assert summary["offline"]["samples"] == 38
     policy = load_policy(dec)
-    assert policy.decoder is not None and policy.meta["outputs"] == "action"
-    assert policy.meta["frame_stack"] == 2 and policy.meta["method"] == "laom"
+    assert policy.decoder is not None and policy.meta.outputs == "action"
+    assert policy.meta.frame_stack == 2 and policy.meta.method == "laom"
     obs = np.random.default_rng(1).integers(0, 256, (3, HW, HW, 6), dtype=np.uint8)
     np.testing.assert_array_equal(policy.act(obs), load_policy(dec).act(obs))
     assert policy.act(obs).shape == (3, 2)
@@ -367,7 +367,7 @@ def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
     assert {"action_mse", "constant_action_mse", "idm_action_mse"} <= set(summary["offline"])
     assert np.load(out / "pseudo_actions.npy").shape == (120, 2)
     assert (out / "idm" / "idm.pt").is_file() and (out / "bc" / "summary.json").is_file()
-    assert load_policy(out).meta["method"] == "idm"
+    assert load_policy(out).meta.method == "idm"
 
 
 def test_idm_release_architecture(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

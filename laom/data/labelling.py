@@ -9,7 +9,7 @@ transitions; what it runs is given to it, so relabelling a file needs no trainin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from laom.data.sampler import BatchSampler, FrameData, model_input
 from laom.errors import LaomError, require
 from laom.models import load_lam
 from laom.models.device import Runtime, resolve_device
+from laom.models.meta import LAMMeta
 
 if TYPE_CHECKING:
     from laom.data.access import TrainingData
@@ -81,9 +82,10 @@ class LatentActionModel:
     targets the later stages use. ``module`` is the underlying ``torch.nn.Module``.
     """
 
-    def __init__(self, module: Any, meta: dict[str, Any], path: str = "") -> None:
+    def __init__(self, module: Any, meta: LAMMeta | Mapping[str, Any], path: str = "") -> None:
         self.module = module
-        self.meta = dict(meta)
+        # a dict is read as lam.pt's meta is, so one built by hand carries the same record
+        self.meta = meta.replaced() if isinstance(meta, LAMMeta) else LAMMeta.from_json(meta)
         self.path = path
 
     @classmethod
@@ -97,19 +99,19 @@ class LatentActionModel:
     @property
     def method(self) -> str:
         """The method that trained it (lapo, laom, laom-labels, lapo-labels: laom.methods)."""
-        return str(self.meta.get("method", ""))
+        return str(self.meta.method or "")
 
     @property
     def latent_dim(self) -> int:
-        return int(self.meta.get("latent_dim") or self.module.latent_dim)
+        return int(self.meta.latent_dim or self.module.latent_dim)
 
     @property
     def frame_stack(self) -> int:
-        return int(self.meta["frame_stack"])
+        return int(self.meta.frame_stack)
 
     @property
     def img_hw(self) -> int:
-        return int(self.meta["img_hw"])
+        return int(self.meta.img_hw)
 
     @property
     def device(self) -> Any:

@@ -113,19 +113,19 @@ def _load_decoder(run: Path, device: Any) -> Any:
 
 def _check_decoder(run: Path, policy: Any, lam: Any, lam_run: Path) -> None:
     """A decoder reads latents of one LAM's space: same size, frames and stack."""
-    meta = policy.meta
+    meta = policy.meta  # laom.models.meta.PolicyMeta
     width = int(policy.decoder.kwargs["latent_dim"])
     if width != lam.latent_dim:
         raise LaomError(
             f"--decoder {run} reads {width}-d latents but --lam {lam_run} makes {lam.latent_dim}-d ones"
         )
-    for key, what in (("frame_stack", "frame stack"), ("img_hw", "frame size")):
-        if meta.get(key) is not None and int(meta[key]) != getattr(lam, key):
+    checks = ((meta.frame_stack, lam.frame_stack, "frame stack"), (meta.img_hw, lam.img_hw, "frame size"))
+    for trained, used, what in checks:
+        if trained is not None and int(trained) != used:
             raise LaomError(
-                f"--decoder {run} was trained with {what} {meta[key]} but --lam {lam_run} "
-                f"uses {getattr(lam, key)}"
+                f"--decoder {run} was trained with {what} {trained} but --lam {lam_run} uses {used}"
             )
-    method = str(meta.get("method", ""))
+    method = str(meta.method or "")
     if method and lam.method and method != lam.method:
         raise LaomError(
             f"--decoder {run} decodes latents of a {method} LAM but --lam {lam_run} is {lam.method}"
@@ -261,7 +261,7 @@ def relabel(
     with src:
         total_frames = _check_data(data, src, model, lam_run)
         task = task_of(src.attrs)
-        lam_task = f"{model.meta.get('domain_name', '')}-{model.meta.get('task_name', '')}"
+        lam_task = f"{model.meta.domain_name or ''}-{model.meta.task_name or ''}"
         if lam_task.strip("-") and lam_task != task:
             log(f"note: --lam {lam_run} was trained on {lam_task}; relabelling {task} data with it")
         mine = _identity(file_sha256(lam_file), decoder_sha, src.attrs)

@@ -14,21 +14,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from laom.models.meta import PolicyMeta
 from laom.models.policy import ActingPolicy
 
 
-def env_kwargs(meta: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+def env_kwargs(meta: PolicyMeta, **overrides: Any) -> dict[str, Any]:
     """``laom.envs.make`` arguments of the dataset a policy was trained on (overrides win
-    where not None)."""
-    backgrounds = meta.get("backgrounds")
+    where not None). A policy saved before its meta kept the environment settings is
+    evaluated in the defaults its dataset was then collected with."""
+    backgrounds = meta.backgrounds
     kwargs: dict[str, Any] = {
-        "task": f"{meta['domain_name']}-{meta['task_name']}",
-        "difficulty": meta.get("difficulty", "scale_easy_video_hard"),
+        "task": f"{meta.domain_name}-{meta.task_name}",
+        "difficulty": "scale_easy_video_hard" if meta.difficulty is None else meta.difficulty,
         "backgrounds": None if backgrounds in (None, "", "procedural", "None") else backgrounds,
-        "split": meta.get("split", "train"),
-        "img_hw": int(meta["img_hw"]),
-        "frame_stack": int(meta["frame_stack"]),
-        "dynamic": bool(meta.get("dynamic", True)),
+        "split": "train" if meta.split is None else meta.split,
+        "img_hw": int(meta.img_hw),
+        "frame_stack": int(meta.frame_stack),
+        "dynamic": True if meta.dynamic is None else bool(meta.dynamic),
     }
     for key, value in overrides.items():
         if value is not None:
@@ -46,7 +48,7 @@ def offline_action_mse(
     actions' mean: what a policy that ignores the image would score)."""
     from laom.data.sampler import BatchSampler, to_model_input
 
-    frame_stack = int(policy.meta["frame_stack"])
+    frame_stack = int(policy.meta.frame_stack)
     steps = data.valid_steps
     if len(steps) > max_samples:
         steps = np.sort(np.random.default_rng([seed, 13]).choice(steps, max_samples, replace=False))

@@ -13,7 +13,7 @@ import a training loop for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from laom.models.encoder import DEFAULT_CHANNELS, ResNetEncoder, orthogonal_init
+from laom.models.meta import PolicyMeta
 
 POLICY_FILE = "policy.pt"
 POOLINGS = ("mean", "flatten")
@@ -119,16 +120,17 @@ class ActingPolicy(nn.Module):
 
     ``meta`` is the run's metadata (data signature, task, method), which a model file
     keeps beside the weights rather than in them: :func:`laom.models.saving.load_policy`
-    puts it back.
+    puts it back. A dict is read as a file's meta is (:meth:`PolicyMeta.from_json`), so a
+    policy built from a file's raw meta, or by hand, carries the same record.
     """
 
     kind: ClassVar[str] = "acting-policy"
 
-    def __init__(self, policy: nn.Module, decoder: nn.Module | None, meta: dict[str, Any]) -> None:
+    def __init__(self, policy: nn.Module, decoder: nn.Module | None, meta: PolicyMeta | Mapping[str, Any]) -> None:
         super().__init__()
         self.policy = policy
         self.decoder = decoder
-        self.meta = meta
+        self.meta = meta if isinstance(meta, PolicyMeta) else PolicyMeta.from_json(meta)
 
     @property
     def kwargs(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ for a resume only), so they keep their own dict; they are written and read by th
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ from torch import nn
 from laom import methods
 from laom.errors import LaomError
 from laom.models.idm import ActionIDM
+from laom.models.meta import LAMMeta, PolicyMeta
 from laom.models.policy import POLICY_FILE, ActingPolicy, ActionDecoder, PixelPolicy
 from laom.outputs import atomic_path
+from laom.records import Record
 
 MODEL_FORMAT = "laom-model/1"
 LEGACY_LAM_FORMAT = "laom-lam/1"
@@ -101,9 +104,10 @@ def load_torch(path: str | Path, what: str, hint: str = "") -> Any:
 # --------------------------------------------------------------------------- models
 
 
-def save_model(path: str | Path, module: nn.Module, meta: dict[str, Any]) -> None:
-    """Write ``module`` (one of :data:`MODEL_CLASSES`) with ``meta`` beside its weights,
-    atomically (:func:`save_torch`).
+def save_model(path: str | Path, module: nn.Module, meta: Record | Mapping[str, Any]) -> None:
+    """Write ``module`` (one of :data:`MODEL_CLASSES`) with ``meta`` (a record of
+    :mod:`laom.models.meta`, stored as its dict) beside its weights, atomically
+    (:func:`save_torch`).
 
     The class is recorded by its ``kind`` and rebuilt from its ``kwargs``: the
     constructor's arguments, or for a class whose constructor takes other objects
@@ -119,7 +123,7 @@ def save_model(path: str | Path, module: nn.Module, meta: dict[str, Any]) -> Non
         "class": kind,
         "kwargs": module.kwargs,
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-        "meta": meta,
+        "meta": meta.to_json() if isinstance(meta, Record) else dict(meta),
     }
     save_torch(payload, path)
 
@@ -183,19 +187,24 @@ def load_model(
     return model.to(map_location).eval(), payload["meta"]
 
 
-def load_lam(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_lam(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LAMMeta]:
     """The latent action model of a LAM run folder or of its ``lam.pt`` (:func:`load_model`
     restricted to LAM classes); returns (model in eval mode, meta).
 
-    ``meta`` holds the training method, img_hw, frame_stack, action_dim, state_dim and
-    the dataset's domain/task, for checking that a later stage feeds it matching data.
+    ``meta`` (:class:`~laom.models.meta.LAMMeta`) holds the training method, img_hw,
+    frame_stack, action_dim, state_dim and the dataset's domain/task, for checking that
+    a later stage feeds it matching data.
     """
     path = Path(path)
     if path.is_dir():
         path = path / LAM_FILE
     if not path.is_file():
         raise LaomError(f"latent action model {path}: no such file")
-    return load_model(path, map_location, classes=LAM_CLASSES, what="latent action model")
+    model, meta = load_model(path, map_location, classes=LAM_CLASSES, what="latent action model")
+    try:
+        return model, LAMMeta.from_json(meta)
+    except LaomError as exc:
+        raise LaomError(f"latent action model {path}: meta: {exc}") from None
 
 
 def load_policy_file(path: str | Path, map_location: str | torch.device = "cpu") -> ActingPolicy:
@@ -204,9 +213,13 @@ def load_policy_file(path: str | Path, map_location: str | torch.device = "cpu")
     model, meta = load_model(
         path, map_location, classes=POLICY_CLASSES, what="--policy", hint="expected a run folder or its policy.pt"
     )
+    try:
+        typed = PolicyMeta.from_json(meta)
+    except LaomError as exc:
+        raise LaomError(f"--policy {path}: meta: {exc}") from None
     if isinstance(model, PixelPolicy):
-        return ActingPolicy(model, None, meta).eval()
-    model.meta = meta
+        return ActingPolicy(model, None, typed).eval()
+    model.meta = typed
     return model
 
 

@@ -33,6 +33,7 @@ from laom.data.streaming import open_training_data
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
 from laom.models.idm import IDM_ARCHS, ActionIDM
+from laom.models.meta import PolicyMeta
 from laom.models.policy import ActingPolicy, PixelPolicy
 from laom.models.saving import load_model, save_model
 from laom.training import distributed
@@ -107,15 +108,15 @@ class IDMConfig(BCBaselineConfig):
     label_batch_size: int = opt(256, "batch for pseudo-labelling --data with the IDM", ge=1)
 
 
-def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> dict[str, Any]:
-    return {
-        **signature_of(data, cfg.frame_stack), **env_attrs(data), "method": method, "outputs": "action",
-        "data": str(Path(cfg.data).resolve()),
-    }  # fmt: skip
+def _policy_meta(data: FrameData, cfg: BCBaselineConfig, method: str) -> PolicyMeta:
+    return PolicyMeta(
+        **signature_of(data, cfg.frame_stack), **env_attrs(data), method=method, outputs="action",
+        data=str(Path(cfg.data).resolve()),
+    )  # fmt: skip
 
 
 def _train_policy(
-    data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: dict[str, Any],
+    data: FrameData, targets: Any, cfg: BCBaselineConfig, run: RunDir, runtime: Runtime, meta: PolicyMeta,
     reference_mean: np.ndarray | None = None,
 ) -> tuple[PixelPolicy, FitSummary, int]:  # fmt: skip
     """The BC half both baselines share: pixel policy -> action, MSE to ``targets``."""
@@ -135,12 +136,12 @@ def _train_policy(
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
-        desc=f"bc ({meta['method']})", extra={"signature": meta}, on_update=curve, ema_share=cfg.policy_ema,
+        desc=f"bc ({meta.method})", extra={"signature": meta.to_json()}, on_update=curve, ema_share=cfg.policy_ema,
     )  # fmt: skip
     return policy, result, sampler.updates_per_epoch
 
 
-def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, train_actions: np.ndarray) -> OfflineScores:
+def _offline(policy: PixelPolicy, meta: PolicyMeta, cfg: BCBaselineConfig, train_actions: np.ndarray) -> OfflineScores:
     from laom.evaluation.policy import offline_action_mse
 
     eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
@@ -150,7 +151,7 @@ def _offline(policy: PixelPolicy, meta: dict[str, Any], cfg: BCBaselineConfig, t
     )
 
 
-def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: dict[str, Any], runtime: Runtime) -> float:
+def _idm_mse(idm: ActionIDM, cfg: IDMConfig, meta: PolicyMeta, runtime: Runtime) -> float:
     """The IDM's own action MSE on --eval-data: how much of the BC policy's error is
     inherited from its pseudo-labels."""
     eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
@@ -252,7 +253,7 @@ def train_idm(cfg: IDMConfig) -> IDMSummary:
             idm, sampler, actions, cfg, idm_run, runtime, total=cfg.idm_updates,
             warmup=min(cfg.idm_warmup_updates, cfg.idm_updates), learning_rate=cfg.idm_learning_rate,
             inputs=("obs", "next_obs"), augment=make_augment(cfg.idm_use_aug, data.img_hw), desc="idm",
-            extra={"signature": meta},
+            extra={"signature": meta.to_json()},
         )  # fmt: skip
         if distributed.is_main():
             save_model(idm_file, idm, meta)

@@ -43,6 +43,7 @@ from laom.data.sampler import Batch, BatchSampler, FrameData, load_frames, model
 from laom.data.streaming import StreamingSampler, open_training_data
 from laom.errors import LaomError, require
 from laom.models.device import Runtime
+from laom.models.meta import LAMMeta, PolicyMeta
 from laom.models.policy import POOLINGS, PixelPolicy
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.models.saving import save_model
@@ -127,25 +128,26 @@ def signature_of(data: FrameData, frame_stack: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def check_data(expected: dict[str, Any], data: FrameData, what: str, owner: str = "the checkpoint") -> None:
-    """LaomError unless ``data`` is the task, image size and action size a model was trained on."""
-    task = f"{expected.get('domain_name', '')}-{expected.get('task_name', '')}"
+def check_data(expected: LAMMeta | PolicyMeta, data: FrameData, what: str, owner: str = "the checkpoint") -> None:
+    """LaomError unless ``data`` is the task, image size and action size a model was
+    trained on (what ``expected``, its meta, does not record is not compared)."""
+    task = f"{expected.domain_name or ''}-{expected.task_name or ''}"
     got_task = "-".join(data.task_id())
     if task.strip("-") and got_task.strip("-") and task != got_task:
         raise LaomError(f"{what} {data.path} is {got_task} but {owner} was trained on {task}")
-    if expected.get("img_hw") is not None and expected["img_hw"] != data.img_hw:
-        raise LaomError(f"{what} {data.path}: image size {data.img_hw} does not match {owner}'s {expected['img_hw']}")
-    if expected.get("action_dim") is not None and expected["action_dim"] != data.action_dim:
+    if expected.img_hw is not None and expected.img_hw != data.img_hw:
+        raise LaomError(f"{what} {data.path}: image size {data.img_hw} does not match {owner}'s {expected.img_hw}")
+    if expected.action_dim is not None and expected.action_dim != data.action_dim:
         raise LaomError(
-            f"{what} {data.path}: action size {data.action_dim} does not match {owner}'s {expected['action_dim']}"
+            f"{what} {data.path}: action size {data.action_dim} does not match {owner}'s {expected.action_dim}"
         )
 
 
-def load_labeled(path: str, reference: FrameData | dict[str, Any], what: str = "--labeled") -> FrameData:
-    """The small labelled file, checked against the large dataset (or a model's signature)."""
+def load_labeled(path: str, reference: TrainingData | LAMMeta | PolicyMeta, what: str = "--labeled") -> FrameData:
+    """The small labelled file, checked against the large dataset (or a model's meta)."""
     labeled = load_frames(path)
-    is_data = not isinstance(reference, dict)  # FrameData or StreamingData
-    expected = signature_of(reference, 1) if is_data else reference
+    is_data = not isinstance(reference, (LAMMeta, PolicyMeta))  # FrameData or StreamingData
+    expected = PolicyMeta(**signature_of(reference, 1)) if is_data else reference
     check_data(expected, labeled, what, "--data" if is_data else "the checkpoint")
     if len(labeled.valid_steps) == 0:
         raise LaomError(f"{what} {path}: no transitions (trajectories need 2+ frames)")
@@ -358,10 +360,10 @@ def train_bc(cfg: BCConfig) -> LatentBCSummary:
 
     lam, lam_meta = load_lam(lam_file, map_location=runtime.device)
     lam.requires_grad_(False)
-    frame_stack = int(lam_meta["frame_stack"])
+    frame_stack = int(lam_meta.frame_stack)
     data = open_training_data(cfg.data, cfg.stream, cfg.cache_mb, cfg.max_trajectories or None)
     check_data(lam_meta, data, "--data", "the LAM")
-    latent_dim = int(lam_meta.get("latent_dim") or lam.latent_dim)
+    latent_dim = int(lam_meta.latent_dim or lam.latent_dim)
 
     def label(obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         return lam.latent_action(obs, next_obs)
@@ -389,20 +391,20 @@ def train_bc(cfg: BCConfig) -> LatentBCSummary:
     total, warmup = schedule(cfg, sampler, cfg.min_updates)
     obs_shape = (3 * frame_stack, data.img_hw, data.img_hw)
     policy = build_policy(cfg, obs_shape, latent_dim, runtime.device)
-    meta = {
-        **signature_of(data, frame_stack), **env_attrs(data), "method": str(lam_meta.get("method", "")),
-        "latent_dim": latent_dim, "outputs": "latent", "data": str(Path(cfg.data).resolve()),
-    }  # fmt: skip
+    meta = PolicyMeta(
+        **signature_of(data, frame_stack), **env_attrs(data), method=str(lam_meta.method or ""),
+        latent_dim=latent_dim, outputs="latent", data=str(Path(cfg.data).resolve()),
+    )  # fmt: skip
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
-        desc=f"latent bc ({meta['method']})", extra={"signature": meta}, ema_share=cfg.policy_ema,
+        desc=f"latent bc ({meta.method})", extra={"signature": meta.to_json()}, ema_share=cfg.policy_ema,
     )  # fmt: skip
     if distributed.is_main():
         save_model(run.path / LATENT_POLICY_FILE, policy, meta)
     probes = policy_probes(policy, data, frame_stack, runtime, cfg.seed) if distributed.is_main() else {}
     summary = LatentBCSummary(
-        method=meta["method"], final_loss=result.final_loss, updates=result.updates,
+        method=meta.method, final_loss=result.final_loss, updates=result.updates,
         samples_per_s=result.samples_per_s, epochs=total / sampler.updates_per_epoch, latent_dim=latent_dim,
         latent_variance=variance,
         relative_loss=result.final_loss / variance if variance and variance > 0 else None,

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from laom.models.meta import PolicyMeta
+
 CURVE_FILE = "curve.jsonl"
 
 
@@ -37,7 +39,7 @@ class LearningCurve:
         run_path: Path,
         every: int,
         total: int,
-        meta: dict[str, Any],
+        meta: PolicyMeta,
         *,
         eval_data: Any = None,
         episodes: int = 5,

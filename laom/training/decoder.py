@@ -87,7 +87,7 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
     latent_policy = load_policy_file(policy_file, runtime.device)
     meta = latent_policy.meta
     labeled = load_labeled(cfg.labeled, meta)
-    frame_stack = int(meta["frame_stack"])
+    frame_stack = int(meta.frame_stack)
     # The frozen policy's predictions and the true actions of every labelled transition.
     z = predict_latents(latent_policy.policy, labeled, frame_stack, runtime.device, cfg.encode_batch_size).to(runtime.device)
     actions = torch.from_numpy(labeled.actions[labeled.valid_steps]).to(runtime.device)
@@ -116,11 +116,12 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
     with torch.no_grad():
         train_mse = float(F.mse_loss(decoder(z), actions))
 
-    acting_meta = {**meta, "outputs": "action", "labeled": str(Path(cfg.labeled).resolve())}
+    # the latent policy's meta as its file holds it, plus what this stage adds
+    acting_meta = meta.replaced(outputs="action", labeled=str(Path(cfg.labeled).resolve()))
     if distributed.is_main():
         save_model(run.path / "policy.pt", ActingPolicy(latent_policy.policy, decoder, acting_meta), acting_meta)
     summary = DecoderSummary(
-        method=meta.get("method", ""), updates=total, final_loss=last_loss, train_action_mse=train_mse,
+        method=meta.method or "", updates=total, final_loss=last_loss, train_action_mse=train_mse,
         labeled_transitions=len(z), labeled_trajectories=labeled.num_trajectories, device=str(runtime.device),
         policy=str(run.path / "policy.pt"),
     )  # fmt: skip

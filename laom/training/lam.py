@@ -41,6 +41,7 @@ from laom.errors import LaomError
 from laom.models import lam_class, save_model
 from laom.models.augment import Augmenter
 from laom.models.device import Runtime
+from laom.models.meta import LAMMeta
 from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linear_probe
 from laom.training import distributed
 from laom.training.config import TrainConfig, check_stage_inputs, config_to_dict
@@ -557,7 +558,7 @@ def train_lam(cfg: LAMConfig) -> LAMSummary:
     probes: dict[str, Any] = {}
     if distributed.is_main():  # the others wait for rank 0's summary (write_summary)
         probes = run_probes(model, cfg, probe_train, probe_test, runtime)
-        meta = {"method": cfg.method, **signature, "latent_dim": cfg.latent_dim, "updates": total}
+        meta = LAMMeta(method=cfg.method, **signature, latent_dim=cfg.latent_dim, updates=total)
         save_model(run.path / "lam.pt", model, meta)
     summary = LAMSummary(
         method=cfg.method,
