@@ -32,7 +32,7 @@ from laom.errors import LaomError
 R = TypeVar("R", bound="Record")
 
 
-def key(
+def json_field(
     default: Any = None, *, factory: Callable[[], Any] | None = None, parse: Callable[[Any], Any] | None = None,
     omit_none: bool = False, place: int = 0, kw_only: bool = False,
 ) -> Any:  # fmt: skip

@@ -224,11 +224,11 @@ def _curves(
     return out
 
 
-def offline_action_mse(run: RunRecord) -> float | None:
+def _offline_mse(run: RunRecord) -> float | None:
     return run.offline.action_mse if run.offline is not None else None
 
 
-def offline_constant_mse(run: RunRecord) -> float | None:
+def _offline_constant_mse(run: RunRecord) -> float | None:
     return run.offline.constant_action_mse if run.offline is not None else None
 
 
@@ -278,10 +278,10 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
         bc = _stage_summary(run, "bc", LatentBCSummary, summaries)[1]
         return bc.relative_loss if isinstance(bc, LatentBCSummary) else None
 
-    for key, value in (("offline_action_mse", offline_action_mse), ("latent_bc_relative_loss", latent_bc_relative_loss)):
+    for key, value in (("offline_action_mse", _offline_mse), ("latent_bc_relative_loss", latent_bc_relative_loss)):
         curves = _curves(runs, value)
         agg[key] = {t: _table(curves[t]) for t in tasks if t in curves}
-    constant = {t: [mse for r in runs if r.task == t and (mse := offline_constant_mse(r)) is not None]
+    constant = {t: [mse for r in runs if r.task == t and (mse := _offline_constant_mse(r)) is not None]
                 for t in tasks}  # fmt: skip
     agg["offline_constant_mse"] = {t: sum(v) / len(v) for t, v in constant.items() if v}
 

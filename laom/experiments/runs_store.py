@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laom.errors import LaomError
-from laom.records import Record, dict_of, key
+from laom.records import Record, dict_of, json_field
 from laom.training.summaries import OfflineScores, StageRef
 
 
@@ -39,9 +39,9 @@ class RunRecord(Record):
     action_probe_mse: float | None = None
     action_probe_baseline_mse: float | None = None
     state_probe_mse: float | None = None
-    offline: OfflineScores | None = key(parse=OfflineScores.from_json)
-    stages: dict[str, StageRef] = key(factory=dict, parse=dict_of(StageRef.from_json))
-    stage_seconds: dict[str, float] = key(factory=dict)
+    offline: OfflineScores | None = json_field(parse=OfflineScores.from_json)
+    stages: dict[str, StageRef] = json_field(factory=dict, parse=dict_of(StageRef.from_json))
+    stage_seconds: dict[str, float] = json_field(factory=dict)
     labeled_file: str | None = None
     summary_file: str | None = None
     wall_s: float | None = None

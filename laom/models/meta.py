@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from laom.records import Record, key
+from laom.records import Record, json_field
 
 
 @dataclass
@@ -41,7 +41,9 @@ class PolicyMeta(Record):
     img_hw: int | None = None
     frame_stack: int | None = None
     action_dim: int | None = None
-    state_dim: int | None = key(omit_none=True)  # policies of laom before the one save format
+    state_dim: int | None = json_field(
+        omit_none=True
+    )  # policies of laom before the one save format
     domain_name: str | None = None
     task_name: str | None = None
     difficulty: str | None = None
@@ -49,7 +51,7 @@ class PolicyMeta(Record):
     split: str | None = None
     backgrounds: str | None = None
     method: str | None = None
-    latent_dim: int | None = key(omit_none=True)  # a latent policy's (and its decoder's)
+    latent_dim: int | None = json_field(omit_none=True)  # a latent policy's (and its decoder's)
     outputs: str | None = None  # "latent" (latent BC) or "action" (an acting policy)
     data: str | None = None  # the dataset it was trained on (absolute path)
-    labeled: str | None = key(omit_none=True)  # the decoder's labelled file
+    labeled: str | None = json_field(omit_none=True)  # the decoder's labelled file

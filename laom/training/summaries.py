@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from laom.records import Record, key
+from laom.records import Record, json_field
 
 
 @dataclass
@@ -26,7 +26,7 @@ class OfflineScores(Record):
     constant_action_mse: float | None = None
     samples: int | None = None
     # the IDM baseline's: its IDM's own MSE, how much of the policy's error it inherits
-    idm_action_mse: float | None = key(omit_none=True)
+    idm_action_mse: float | None = json_field(omit_none=True)
 
 
 @dataclass
@@ -34,9 +34,9 @@ class StageSummary(Record):
     """What every stage's summary ends with: the code that wrote it (stamped by
     ``RunDir.write_summary``), so a result can be traced to its commit."""
 
-    laom_version: str | None = key(place=2, kw_only=True)
-    git_commit: str | None = key(place=2, kw_only=True)
-    git_dirty: bool | None = key(place=2, kw_only=True)
+    laom_version: str | None = json_field(place=2, kw_only=True)
+    git_commit: str | None = json_field(place=2, kw_only=True)
+    git_dirty: bool | None = json_field(place=2, kw_only=True)
 
     def stamp(self, version: dict[str, Any]) -> None:
         """Record ``version`` (``laom.outputs.code_version``); a key this laom does not
@@ -66,7 +66,7 @@ class LAMSummary(StageSummary):
     method: str = ""
     updates: int | None = None
     epochs: float | None = None
-    final: dict[str, float] = key(factory=dict)  # the last logged window means
+    final: dict[str, float] = json_field(factory=dict)  # the last logged window means
     action_probe_mse: float | None = None
     action_probe_baseline_mse: float | None = None
     action_probe_r2: float | None = None
@@ -127,7 +127,7 @@ class PolicySummary(StageSummary):
     """A stage whose run holds an acting policy (RUN/policy.pt): its offline action MSE
     on --eval-data comes last, and only when there was an --eval-data."""
 
-    offline: OfflineScores | None = key(
+    offline: OfflineScores | None = json_field(
         parse=OfflineScores.from_json, omit_none=True, place=1, kw_only=True
     )
 
