@@ -159,6 +159,14 @@ def test_report_numbers_equal_hand_computed_means(tmp_path: Path, capsys: pytest
     assert summary["normalizers"]["walker-run"]["value"] == 200.0
     assert summary["normalizers"]["walker-run"]["bc_full_return"]["mean"] == pytest.approx(200.0)
     assert summary["paper"]["normalized_return_average"]["bc"][-1] == 0.26
+    # One row per run (the stale record superseded), each with its normaliser beside it.
+    rows = summary["rows"]
+    assert len(rows) == len(runs)
+    (row,) = [r for r in rows if (r["task"], r["method"], r["labeled"], r["seed"]) == ("walker-run", "laom", 4, 1)]
+    (run,) = [r for r in runs if (r["task"], r["method"], r["labeled"], r["seed"]) == ("walker-run", "laom", 4, 1)]
+    assert row["return"] == run["return_mean"] and row["normalized_return"] == run["normalized_return"]
+    assert row["probe_rel"] == pytest.approx(run["action_probe_mse"] / run["action_probe_baseline_mse"])
+    assert row["bc_full_return"] == pytest.approx(200.0) and "expert_return" in row
 
 
 def test_report_figure_lines(tmp_path: Path) -> None:
