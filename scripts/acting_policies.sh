@@ -24,3 +24,10 @@ $LAOM evaluate --policy $OUT/bc-full --episodes 25 --workers 2 --no-progress
 $LAOM train bc-baseline --config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-eval.hdf5 \
   --max_trajectories 20 --learning_rate 1e-3 --total_updates 2000 --curve_every 500 --curve_episodes 5 \
   --progress false --out $OUT/bc-full-20traj-lr1e-3
+
+# One change against bc-full: act with an exponential moving average of the weights over
+# 10% of the run (docs/acting_policies.md, "Acting with an average of the weights").
+$LAOM train bc-baseline --config cpu --data $D/cheetah-run-train.hdf5 --eval-data $D/cheetah-run-eval.hdf5 \
+  --total_updates 20000 --curve_every 2500 --curve_episodes 5 --policy_ema 0.1 --progress false \
+  --out $OUT/bc-full-ema0.1
+$LAOM evaluate --policy $OUT/bc-full-ema0.1 --episodes 25 --workers 2 --no-progress
