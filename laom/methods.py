@@ -26,7 +26,7 @@ from typing import Any
 from laom.errors import LaomError
 
 # The stages a chain is made of, in the order ``laom train`` and the docs list them.
-STAGE_NAMES = ("lam", "bc", "decoder", "idm", "bc-baseline")
+STAGE_NAMES = ("lam", "bc", "decoder", "idm", "idm-bc", "bc-baseline")
 # What a stage's file fields are set from: the command's --data, --labeled, --eval-data;
 # "" leaves the field empty (a LAOM's LAM has a `labeled` field it must not read).
 INPUTS = ("data", "labeled", "eval_data", "")
@@ -38,11 +38,19 @@ NORMALIZER = "bc-full"
 class StageSpec:
     """One stage of a method's chain: which command inputs its file fields read
     (``{"data": "labeled"}``: BC's ``--data`` is the labelled subset) and which earlier
-    stages' run folders its fields name (``{"lam": "lam"}``)."""
+    stages' run folders its fields name (``{"lam": "lam"}``).
+
+    ``former`` is the stage this one was split from: a ``--<former>.FIELD`` setting
+    reaches each stage of the chain that is or was part of ``former`` and has FIELD, so
+    command lines written before the split mean what they meant. The IDM baseline was
+    one stage ``idm``; its policy is stage idm-bc now, and ``--idm.epochs`` (the
+    policy's), ``--idm.idm_updates`` (the IDM's) and ``--idm.encoder_channels`` (both
+    had it) reach the same models as before."""
 
     name: str
     files: Mapping[str, str]
     upstream: Mapping[str, str] = field(default_factory=dict)
+    former: str = ""
 
     def __post_init__(self) -> None:
         # Read-only views, so an entry cannot be changed by whoever reads it.
@@ -88,6 +96,8 @@ class Method:
                 raise ValueError(f"{self.name}: stage {stage.name} reads an unknown input")
             if any(up not in seen for up in stage.upstream.values()):
                 raise ValueError(f"{self.name}: stage {stage.name} builds on a stage that does not precede it")
+            if stage.former and stage.former not in STAGE_NAMES:
+                raise ValueError(f"{self.name}: stage {stage.name} was part of an unknown stage")
             seen.append(stage.name)
         if (self.lam is None) == ("lam" in seen):
             raise ValueError(f"{self.name}: a lam stage and a LAM spec go together")
@@ -154,7 +164,8 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
     Method("bc", "BC", "tab:blue", (StageSpec("bc-baseline", {"data": "labeled", "eval_data": "eval_data"}),),
            "behaviour cloning on the labelled subset"),
     Method("idm", "IDM", "tab:orange",
-           (StageSpec("idm", {"labeled": "labeled", "data": "data", "eval_data": "eval_data"}),),
+           (StageSpec("idm", {"labeled": "labeled"}),
+            StageSpec("idm-bc", {"data": "data", "eval_data": "eval_data"}, {"idm": "idm"}, former="idm")),
            "an inverse dynamics model on the labelled subset pseudo-labels --data, BC on them"),
     Method("lapo", "LAPO", "tab:green", _lam_chain(False), "LAPO: pixel forward model, FSQ latents",
            LAMSpec(LAPO_MODEL, "LAPOConfig", _LAPO)),

@@ -293,9 +293,11 @@ def cases() -> list[Case]:
           "--policy", "emptydir"),  # fmt: skip
         c("decoder/policy-without-model", ["train", "decoder", "--policy", f"{T}/fakerun", "--labeled", lab,
                                            "--out", out], "--policy", "fakerun"),  # fmt: skip
-        c("idm/labeled-other-task", ["train", "idm", "--labeled", wk, "--data", ch, "--out", out], "walker"),
-        c("idm/labeled-text-file", ["train", "idm", "--labeled", f"{T}/text.hdf5", "--data", d, "--out", out],
-          "--labeled", "text.hdf5"),  # fmt: skip
+        c("idm/data-of-the-one-stage-baseline", ["train", "idm", "--labeled", lab, "--data", d, "--out", out],
+          "--data", "idm-bc"),  # fmt: skip
+        c("idm/labeled-text-file", ["train", "idm", "--labeled", f"{T}/text.hdf5", "--out", out], "--labeled", "text.hdf5"),
+        c("idm-bc/idm-empty-dir", ["train", "idm-bc", "--idm", f"{T}/emptydir", "--data", d, "--out", out],
+          "--idm", "emptydir"),  # fmt: skip
         c("bc-baseline/eval-data-other-size", [*bcb, "--eval-data", f"{T}/big.hdf5"], "--eval-data", "big.hdf5"),
         c("bc-baseline/data-gray", ["train", "bc-baseline", "--data", f"{T}/gray.hdf5", "--out", out], "gray.hdf5"),
         c("bc-baseline/out-is-file", [*bcb[:-1], f"{T}/afile"], "--out", "afile"),

@@ -82,8 +82,9 @@ BAD_STAGES = [
     (["train", "bc-baseline", "--data", "{data}", "--epochs", "-1"], "--epochs -1"),
     (["train", "bc-baseline", "--data", "{data}", "--curve_workers", "-2"], "--curve_workers -2: expected an integer >= 0"),
     (["train", "bc-baseline", "--data", "{data}", "--pooling", "max"], "--pooling max: expected one of mean, flatten"),
-    (["train", "idm", "--data", "{data}", "--labeled", "{data}", "--idm_learning_rate", "-1"], "--idm_learning_rate -1"),
-    (["train", "idm", "--data", "{data}", "--labeled", "{data}", "--idm_arch", "deep"], "--idm_arch deep"),
+    (["train", "idm", "--labeled", "{data}", "--idm_learning_rate", "-1"], "--idm_learning_rate -1"),
+    (["train", "idm", "--labeled", "{data}", "--idm_arch", "deep"], "--idm_arch deep"),
+    (["train", "idm-bc", "--idm", "{tmp}", "--data", "{data}", "--label_batch_size", "0"], "--label_batch_size 0"),
     (["train", "bc", "--lam", "{tmp}", "--data", "{data}", "--cache_dtype", "int8"], "--cache_dtype int8"),
     (["train", "decoder", "--policy", "{tmp}", "--labeled", "{data}", "--total_updates", "0"], "--total_updates 0: expected an integer >= 1"),
     (["train", "decoder", "--policy", "{tmp}", "--labeled", "{data}", "--num_layers", "-1"], "--num_layers -1"),
@@ -266,7 +267,7 @@ def test_method_before_help_shows_that_methods_defaults(capsys):
     assert "--fsq_levels INT,INT,..." in text and "default: 2,2,4)" in text
     assert "default: lapo" not in text  # one method: no per-method list of defaults
     text = help_text(["pipeline", "--method", "idm", "--help"], capsys)
-    assert "--idm.idm_updates" in text and "--lam." not in text
+    assert "--idm.idm_updates" in text and "--idm-bc.epochs" in text and "--lam." not in text
 
 
 def test_top_level_help_does_not_import_torch():
@@ -323,7 +324,8 @@ CORPUS = [  # (argv, fragments the error line must hold); each found by the corp
     (["train", "lam", "--method", "laom", "--data", "{data}", "--batch_size", "500"], "--batch_size 500: --data {data} has only 57"),
     (["train", "lam", "--method", "laom", "--data", "{data}", "--config", "{data}"], "config {data}: not a YAML file"),
     (["train", "bc-baseline", "--data", "{gray}"], "--data {gray}: trajectory 0 obs must be uint8"),
-    (["train", "idm", "--labeled", "{walker}", "--data", "{data}"], "--labeled {walker} holds walker-walk data but --data {data}"),
+    (["pipeline", "--method", "idm", "--labeled", "{walker}", "--data", "{data}", "--episodes", "0"],
+     "--labeled {walker} holds walker-walk data but --data {data}"),
     (["pipeline", "--method", "laom", "--data", "{data}", "--labeled", "{data}", "--episodes", "0", "--lam.batch_size", "100"],
      "--batch_size 100: --data {data} has only 57 transitions"),
     (["train", "lam", "--method", "laom", "--data", "{one}"], "--data {one}: one trajectory cannot be split"),

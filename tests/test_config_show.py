@@ -67,7 +67,8 @@ TRAIN_CASES = [
     ("lam-laom-labels", ["lam", "--method", "laom-labels", "--data", "{data}", "--labeled", "{data}"], []),
     ("bc", ["bc", "--lam", "{tmp}/lam", "--data", "{data}"], ["--config", "cpu", "--learning_rate", "1e-3"]),
     ("decoder", ["decoder", "--policy", "{tmp}/bc", "--labeled", "{data}", "--eval-data", "{data}"], ["--config", "paper"]),
-    ("idm", ["idm", "--labeled", "{data}", "--data", "{data}"], ["--config", "{presets}", "--idm_updates", "7"]),
+    ("idm", ["idm", "--labeled", "{data}"], ["--config", "{presets}", "--idm_updates", "7"]),
+    ("idm-bc", ["idm-bc", "--idm", "{tmp}/idm", "--data", "{data}", "--eval-data", "{data}"], ["--config", "{presets}"]),
 ]  # fmt: skip
 
 
@@ -76,11 +77,13 @@ def test_show_equals_the_config_yaml_of_train_for_every_stage(
     stage: str, command: list[str], settings: list[str], data: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     for module, name in ((lam_mod, "train_lam"), (bc_mod, "train_bc"), (decoder_mod, "train_decoder"),
-                         (baselines_mod, "train_idm"), (baselines_mod, "train_bc_baseline")):  # fmt: skip
+                         (baselines_mod, "train_idm"), (baselines_mod, "train_idm_bc"),
+                         (baselines_mod, "train_bc_baseline")):  # fmt: skip
         monkeypatch.setattr(module, name, _prepare_only)
     presets = tmp_path / "mine"  # a user's own folder of <stage>.yaml files
     presets.mkdir()
-    (presets / "idm.yaml").write_text("idm_head_dim: 64\nbatch_size: 32\n")
+    (presets / "idm.yaml").write_text("idm_head_dim: 64\nframe_stack: 2\n")
+    (presets / "idm-bc.yaml").write_text("batch_size: 32\n")
     fill = {"data": str(data), "tmp": str(tmp_path), "presets": str(presets)}
     command = [c.format(**fill) for c in command]
     settings = [s.format(**fill) for s in settings]

@@ -532,8 +532,22 @@ def test_sweep_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert check_overrides(["bc", "lapo"], ["--idm_updates", "3", "--idm.idm_batch_size", "4", "--lam.latent_dim", "8"]) == [
         "--idm_updates", "--idm.idm_batch_size"
     ]  # fmt: skip
+    assert check_overrides(["bc"], ["--idm.epochs", "3", "--idm-bc.epochs", "3"]) == ["--idm.epochs", "--idm-bc.epochs"]
+    assert check_overrides(["idm"], ["--idm.epochs", "3", "--idm-bc.epochs", "3", "--idm_updates", "3"]) == []
     one_line_error(sweep_args(data, out, "--normalizer", "paper"), capsys, "no BC-full return for walker-stand")
     assert not out.exists()  # nothing is created before the inputs are checked
+
+
+def test_idm_settings_of_a_sweep_keep_their_run_keys() -> None:
+    """The IDM baseline was one stage `idm`: a sweep's `--idm.FIELD` settings (the
+    study's `--idm.epochs 8 --idm.max_trajectories 100`) still concern it, in the same
+    words, so its run keys and the runs.jsonl lines recorded under them stay valid."""
+    tokens = ["--idm.epochs", "8", "--idm.max_trajectories", "100", "--idm.idm_updates", "3", "--bc.epochs", "8",
+              "--idm-bc.use_aug", "false", "--frame_stack", "2"]  # fmt: skip
+    assert overrides_for("idm", tokens) == [
+        "--idm.epochs", "8", "--idm.max_trajectories", "100", "--idm.idm_updates", "3", "--idm-bc.use_aug", "false",
+        "--frame_stack", "2"]  # fmt: skip
+    assert overrides_for("lapo", tokens) == ["--bc.epochs", "8", "--frame_stack", "2"]
 
 
 def test_sweep_and_pipeline_read_stage_settings_alike(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

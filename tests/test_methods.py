@@ -109,7 +109,10 @@ def test_which_stages_a_labelled_budget_retrains():
     assert get("laom-labels").lam_reads_labels and not get("laom").lam_reads_labels
     assert get("bc").reads("labeled") and not get("bc").reads("data")
     assert get("bc-full").reads("data") and not get("bc-full").reads("labeled") and not get("bc-full").shares_stages
-    assert get("idm").label_stages == {"idm"}
+    # The IDM baseline: its IDM reads the labels, its policy (idm-bc) builds on that IDM.
+    assert get("idm").stage_names == ("idm", "idm-bc") and get("idm").label_stages == {"idm", "idm-bc"}
+    assert get("idm").stage("idm-bc").upstream == {"idm": "idm"} and get("idm").stage("idm-bc").former == "idm"
+    assert not get("idm").shares_stages and get("idm").reads("data") and get("idm").reads("labeled")
     # LAPO without FSQ: LAPO's model and chain, one default changed.
     nofsq = get("lapo-nofsq")
     assert nofsq.lam.model == get("lapo").lam.model and nofsq.stage_names == get("lapo").stage_names

@@ -246,7 +246,7 @@ def test_stage_folders_name_stage_and_method(data: dict[str, Path], tmp_path: Pa
     pattern = r"-[0-9a-f]{8}"
     assert [re.fullmatch(f"(lam|bc|decoder)-laom{pattern}", n) is not None for n in names["laom"]] == [True] * 3
     assert re.fullmatch(f"lam-laom-labels{pattern}", names["laom-labels"][0])
-    assert re.fullmatch(f"idm{pattern}", names["idm"][0])
+    assert re.fullmatch(f"idm{pattern}", names["idm"][0]) and re.fullmatch(f"idm-bc-idm{pattern}", names["idm"][1])
     assert re.fullmatch(f"bc-baseline-bc{pattern}", names["bc"][0])
     assert re.fullmatch(f"bc-baseline-bc-full{pattern}", names["bc-full"][0])
     # Each folder name holds the start of the stage's key; stage.json holds all of it.

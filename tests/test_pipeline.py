@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from test_stages import cheetah, square
 
 from laom.cli import main
@@ -124,6 +126,64 @@ def test_override_routing(files: dict[str, Path]) -> None:
         "--encoder_channels", "8", "16", "--seed"]  # fmt: skip
     with pytest.raises(LaomError, match="--seed needs a value"):
         parse_config(pl.stage_configs("bc")["bc"], None, pl.split_overrides(["--seed"], stages, "laom")["bc"])
+
+
+def test_idm_settings_reach_the_stage_that_has_them(files: dict[str, Path]) -> None:
+    """The IDM baseline was one stage ``idm``; its policy is stage idm-bc now. A
+    ``--idm.FIELD`` setting reaches whichever of the two has FIELD (both for a field both
+    have), so sweep command lines written for the one stage train the same models."""
+    stages = pl.chain("idm", str(files["data"]), str(files["labeled"]), "")
+    assert [(s.name, s.former) for s in stages] == [("idm", ""), ("idm-bc", "idm")]
+    routed = pl.split_overrides(["--idm.idm_updates", "3", "--idm.epochs", "4", "--idm.max_trajectories", "2",
+                                 "--idm.encoder_channels", "8,8,8", "--idm-bc.learning_rate", "1e-3",
+                                 "--idm_bc.warmup_epochs", "0", "--epochs", "5", "--frame_stack", "2"], stages, "idm")  # fmt: skip
+    assert routed == {
+        "idm": ["--idm_updates", "3", "--encoder_channels", "8,8,8", "--frame_stack", "2"],
+        "idm-bc": ["--epochs", "4", "--max_trajectories", "2", "--encoder_channels", "8,8,8", "--learning_rate", "1e-3",
+                   "--warmup_epochs", "0", "--epochs", "5"],
+    }  # fmt: skip
+    # A field neither has goes to the stage of that name, whose config names it.
+    unknown = pl.split_overrides(["--idm.bogus", "1"], stages, "idm")
+    assert unknown == {"idm": ["--bogus", "1"], "idm-bc": []}
+    with pytest.raises(LaomError, match="unknown option --bogus"):
+        parse_config(stages[0].config_cls, None, unknown["idm"])
+    # Another method has neither stage: both prefixes are skipped there.
+    ignored: list[str] = []
+    laom = pl.chain("laom", str(files["data"]), str(files["labeled"]), "")
+    assert pl.split_overrides(["--idm.epochs", "3", "--idm-bc.epochs", "3"], laom, "laom", ignored) == {
+        "lam": [], "bc": [], "decoder": []}  # fmt: skip
+    assert ignored == ["--idm.epochs", "--idm-bc.epochs"]
+
+
+def test_the_idm_is_keyed_apart_from_its_policy(files: dict[str, Path]) -> None:
+    """Two stages: the IDM's key ignores the policy's settings (another policy reuses the
+    IDM), the policy's follows the IDM's; both follow the labelled file."""
+    base = keys("idm", files, extra=["--idm.idm_updates", "5"])
+    assert list(base) == ["idm", "idm-bc"]
+    policy = keys("idm", files, extra=["--idm.idm_updates", "5", "--idm.epochs", "3"])
+    assert policy["idm"] == base["idm"] and policy["idm-bc"] != base["idm-bc"]
+    idm = keys("idm", files, extra=["--idm.idm_updates", "6"])
+    assert idm["idm"] != base["idm"] and idm["idm-bc"] != base["idm-bc"]
+    other = keys("idm", files, "labeled_b", extra=["--idm.idm_updates", "5"])
+    assert all(other[k] != base[k] for k in base)
+
+
+@pytest.mark.integration
+def test_pipeline_idm_trains_and_reuses_each_stage(files: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    idm = ["--idm.idm_updates", "5", "--idm.idm_batch_size", "8", "--idm.idm_head_dim", "16"]
+    capsys.readouterr()
+    assert main(pipeline(tmp_path, "idm", files, "labeled", *idm)) == 0
+    first, _ = summary_of(capsys)
+    assert list(first["stages"]) == ["idm", "idm-bc"] and not any(s["reused"] for s in first["stages"].values())
+    idm_dir, bc_dir = (Path(first["stages"][k]["dir"]) for k in ("idm", "idm-bc"))
+    assert re.fullmatch(r"idm-[0-9a-f]{8}", idm_dir.name) and re.fullmatch(r"idm-bc-idm-[0-9a-f]{8}", bc_dir.name)
+    assert yaml.safe_load((bc_dir / "config.yaml").read_text())["idm"] == str(idm_dir)
+    # Another policy setting: the IDM is reused, its policy trains again.
+    assert main(pipeline(tmp_path, "idm", files, "labeled", *idm, "--idm.epochs", "2")) == 0
+    second, log = summary_of(capsys)
+    assert second["stages"]["idm"] == {**first["stages"]["idm"], "reused": True}, log
+    assert not second["stages"]["idm-bc"]["reused"] and second["stages"]["idm-bc"]["dir"] != str(bc_dir)
 
 
 def test_pipeline_input_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

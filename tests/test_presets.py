@@ -75,19 +75,46 @@ def test_a_changed_cpu_value_breaks_its_rule():
     assert derive("lam-laom", paper, cpu)["target_tau"] != cpu["target_tau"]
 
 
+def test_the_idm_baselines_policy_keeps_the_one_stage_recipe():
+    """The IDM baseline's two presets together hold what its one stage's preset held (at
+    commit bda8351): the IDM's fields in idm.yaml, the policy's in idm-bc.yaml, the frame
+    stack (the policy reads it from the IDM), encoder channels and checkpoint cadence,
+    which both stages had, in both where each stage has them; nothing else."""
+    before = {
+        "cpu": {"idm_updates": 1000, "idm_batch_size": 64, "idm_learning_rate": 3.0e-4, "idm_warmup_updates": 50,
+                "idm_encoder_scale": 1, "idm_num_res_blocks": 2, "idm_head_dim": 256, "idm_use_aug": False,
+                "idm_arch": "stacked", "frame_stack": 3, "batch_size": 64, "epochs": 13, "learning_rate": 3.0e-4,
+                "warmup_epochs": 0.1, "encoder_scale": 1, "num_res_blocks": 2, "encoder_channels": [16, 32, 32],
+                "pooling": "flatten", "head_hidden": 256, "shift_aug": 4, "use_aug": False, "checkpoint_every": 200},
+        "paper": {"idm_updates": 10000, "idm_batch_size": 512, "idm_learning_rate": 3.0e-4, "idm_warmup_updates": 500,
+                  "idm_encoder_scale": 12, "idm_num_res_blocks": 2, "idm_head_dim": 1024, "idm_use_aug": True,
+                  "idm_arch": "shared", "frame_stack": 3, "batch_size": 512, "epochs": 10, "learning_rate": 1.0e-4,
+                  "warmup_epochs": 1.0, "encoder_scale": 32, "num_res_blocks": 2, "encoder_channels": [16, 32, 32],
+                  "use_aug": False, "pooling": "mean", "relu_before_pool": False, "head_hidden": 0, "shift_aug": 0,
+                  "checkpoint_every": 1000},
+    }  # fmt: skip
+    for preset, values in before.items():
+        idm, policy = load_preset(preset, "idm"), load_preset(preset, "idm-bc")
+        assert {**policy, **idm} == values, preset
+        assert set(idm) & set(policy) == {"encoder_channels", "checkpoint_every"}
+        assert set(idm) == {k for k in values if k.startswith("idm_")} | {"frame_stack", "encoder_channels",
+                                                                             "checkpoint_every"}  # fmt: skip
+
+
 def test_readme_holds_the_preset_table():
     assert markdown_table() in README.read_text()
 
 
 def _config_class(stage: str) -> type:
-    from laom.training.baselines import BCBaselineConfig, IDMConfig
+    from laom.training.baselines import BCBaselineConfig, IDMBCConfig, IDMConfig
     from laom.training.bc import BCConfig
     from laom.training.decoder import DecoderConfig
     from laom.training.lam import CONFIGS
 
     if stage.startswith("lam-"):
         return CONFIGS[stage.removeprefix("lam-")]
-    return {"bc": BCConfig, "bc-baseline": BCBaselineConfig, "idm": IDMConfig, "decoder": DecoderConfig}[stage]
+    return {"bc": BCConfig, "bc-baseline": BCBaselineConfig, "idm": IDMConfig, "idm-bc": IDMBCConfig,
+            "decoder": DecoderConfig}[stage]
 
 
 @pytest.mark.parametrize("stage", sorted(RULES))
@@ -98,7 +125,7 @@ def test_cpu_presets_are_the_code_defaults(stage):
         assert (list(got) if isinstance(got, tuple) else got) == value, key
 
 
-@pytest.mark.parametrize("stage", ["bc", "bc-baseline", "idm"])
+@pytest.mark.parametrize("stage", ["bc", "bc-baseline", "idm-bc"])
 def test_paper_policy_presets_are_the_releases(stage):
     from laom.training.config import parse_config
 
@@ -106,14 +133,14 @@ def test_paper_policy_presets_are_the_releases(stage):
     assert (cfg.pooling, cfg.relu_before_pool, cfg.head_hidden, cfg.shift_aug) == ("mean", False, 0, 0)
 
 
-@pytest.mark.parametrize("stage", sorted(RULES) + ["idm"])
+@pytest.mark.parametrize("stage", sorted(RULES))
 def test_demo_preset_parses_and_keeps_the_cpu_recipe(stage):
     from laom.training.config import parse_config
 
     path = preset_file("demo", stage)
     assert path is not None, f"the demo preset lacks {stage}"
     cfg = parse_config(_config_class(stage), path, [])
-    if stage in ("bc", "bc-baseline", "idm"):
+    if stage in ("bc", "bc-baseline", "idm-bc"):
         assert (cfg.pooling, cfg.head_hidden, cfg.shift_aug) == ("flatten", 256, 4)
     if stage.startswith("lam-laom"):
         epochs_updates = cfg.epochs * 20_000 / cfg.batch_size  # the demo's 20 trajectories

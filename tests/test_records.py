@@ -24,7 +24,7 @@ from laom.training.summaries import (
     BCBaselineSummary,
     DecoderSummary,
     FitSummary,
-    IDMSummary,
+    IDMBCSummary,
     LAMSummary,
     LatentBCSummary,
     OfflineScores,
@@ -36,7 +36,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "records-ac20019"
 MODELS_8D8B0C8 = Path(__file__).parent / "fixtures" / "main-8d8b0c8"
 SUMMARIES = {
     "lam-lapo.json": LAMSummary, "lam-laom-labels.json": LAMSummary, "bc.json": LatentBCSummary,
-    "decoder.json": DecoderSummary, "bc-baseline.json": BCBaselineSummary, "idm.json": IDMSummary,
+    # the one-stage IDM baseline's summary has the layout of today's idm-bc stage
+    "decoder.json": DecoderSummary, "bc-baseline.json": BCBaselineSummary, "idm.json": IDMBCSummary,
     "idm-idm.json": FitSummary, "idm-bc.json": FitSummary,
 }  # fmt: skip
 
@@ -58,8 +59,9 @@ def test_summary_fields_read_as_their_types() -> None:
     lam = LAMSummary.from_json(json.loads((FIXTURE / "lam-laom-labels.json").read_text()))
     assert lam.method == "laom-labels" and lam.updates > 0 and lam.final["loss"] > 0
     assert lam.action_r2 == pytest.approx(lam.action_probe_r2)
-    idm = IDMSummary.from_json(json.loads((FIXTURE / "idm.json").read_text()))
+    idm = IDMBCSummary.from_json(json.loads((FIXTURE / "idm.json").read_text()))
     assert isinstance(idm.offline, OfflineScores) and idm.offline.idm_action_mse is not None
+    assert idm.stage == "idm" and idm.policy.endswith("/policy.pt")  # the one stage it was
     bc = BCBaselineSummary.from_json(json.loads((FIXTURE / "bc-baseline.json").read_text()))
     assert bc.offline is not None and bc.offline.idm_action_mse is None
     assert "idm_action_mse" not in bc.to_json()["offline"]  # only the IDM baseline's has it

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from laom.cli import main
 from laom.errors import LaomError
@@ -24,7 +25,9 @@ TINY_LAM = [
 TINY_BC = ["--batch_size", "16", "--epochs", "1", "--encoder_channels", "[8,8,8]"]
 TINY_DECODER = ["--batch_size", "32", "--total_updates", "20", "--hidden_dim", "32"]
 TINY_BASELINE = ["--batch_size", "16", "--epochs", "1", "--min_updates", "10", "--encoder_channels", "[8,8,8]", "--frame_stack", "2"]
-TINY_IDM = [*TINY_BASELINE, "--idm_updates", "10", "--idm_batch_size", "16", "--idm_head_dim", "32"]
+TINY_IDM = ["--encoder_channels", "[8,8,8]", "--frame_stack", "2", "--idm_updates", "10", "--idm_batch_size", "16",
+            "--idm_head_dim", "32"]  # fmt: skip
+TINY_IDM_BC = ["--batch_size", "16", "--epochs", "1", "--min_updates", "10", "--encoder_channels", "[8,8,8]"]
 
 
 def square(path: Path, trajectories: int, length: int, seed: int, task: tuple[str, str] = ("square", "move")) -> Path:
@@ -311,8 +314,10 @@ def test_data_must_match_the_checkpoint(files: dict[str, Path], capsys: pytest.C
         f.attrs.update(dict(src.attrs))
     fails([*dec, "--labeled", str(empty), "--out", str(tmp_path / "d4")], capsys, "no trajectories")
 
-    idm = ["train", "idm", "--data", str(files["data"]), *FAST]
-    fails([*idm, "--labeled", str(files["other_task"]), "--out", str(tmp_path / "i1")], capsys, "reacher-easy")
+    idm = make_idm_run(tmp_path / "idm", files)
+    idm_bc = ["train", "idm-bc", "--idm", str(idm), *FAST]
+    fails([*idm_bc, "--data", str(files["other_task"]), "--out", str(tmp_path / "i1")], capsys, "reacher-easy")
+    fails([*idm_bc, "--data", str(files["other_size"]), "--out", str(tmp_path / "i2")], capsys, "image size 24")
 
 
 def test_unknown_field_is_one_line(files: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
@@ -355,19 +360,59 @@ def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
     assert Path(dec, "metrics.jsonl").read_text() == before
 
 
+def make_idm_run(path: Path, files: dict[str, Path], *extra: str) -> Path:
+    """A trained (tiny) IDM run on the labelled file: ``laom train idm``."""
+    ok(["train", "idm", "--labeled", str(files["labeled"]), "--out", str(path), *TINY_IDM, *FAST, *extra])
+    return path
+
+
 @pytest.mark.integration
-def test_idm_baseline(files: dict[str, Path], tmp_path: Path) -> None:
+def test_idm_baseline(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Its two stages through the CLI: the IDM on --labeled alone, then the policy on the
+    IDM's pseudo-labels of --data; each is its own run, resumed or reused alone."""
     from laom.models.saving import load_policy
 
-    out = tmp_path / "idm"
-    ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--eval-data", str(files["labeled"]),
-        "--out", str(out), *TINY_IDM, *FAST])  # fmt: skip
+    idm = make_idm_run(tmp_path / "idm", files)
+    made = json.loads((idm / "summary.json").read_text())
+    assert made["stage"] == "idm" and made["updates"] == 10 and made["labeled_trajectories"] == 2
+    assert len(made["action_mean"]) == 2 and (idm / "idm.pt").is_file() and not (idm / "policy.pt").exists()
+    assert yaml.safe_load((idm / "config.yaml").read_text())["labeled"] == str(files["labeled"])
+    # The IDM is no acting policy: evaluating it says what to train on it.
+    fails(["evaluate", "--policy", str(idm)], capsys, f"laom train idm-bc --idm {idm}")
+
+    out = tmp_path / "idm-bc"
+    args = ["train", "idm-bc", "--idm", str(idm), "--data", str(files["data"]), "--eval-data", str(files["labeled"]),
+            "--out", str(out), *TINY_IDM_BC, *FAST]  # fmt: skip
+    ok(args)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["idm_updates"] == 10 and np.isfinite(summary["pseudo_label_mse"])
+    assert summary["stage"] == "idm-bc" and summary["method"] == "idm" and summary["updates"] == 10
+    assert summary["idm_updates"] == 10 and summary["idm_final_loss"] == made["final_loss"]
+    assert summary["labeled_trajectories"] == 2 and np.isfinite(summary["pseudo_label_mse"])
     assert {"action_mse", "constant_action_mse", "idm_action_mse"} <= set(summary["offline"])
     assert np.load(out / "pseudo_actions.npy").shape == (120, 2)
-    assert (out / "idm" / "idm.pt").is_file() and (out / "bc" / "summary.json").is_file()
-    assert load_policy(out).meta.method == "idm"
+    policy = load_policy(out)
+    assert policy.meta.method == "idm" and policy.meta.frame_stack == 2  # the IDM's stack
+    # A finished stage is not trained again.
+    before = (out / "metrics.jsonl").read_text()
+    ok(args)
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_idm_stages_refuse_what_belongs_to_the_other(files: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """`laom train idm` trains the IDM alone: the policy's settings and files, which its
+    one-stage command took, fail naming idm-bc; idm-bc wants a finished IDM run."""
+    idm = ["train", "idm", "--labeled", str(files["labeled"]), "--out", str(tmp_path / "i"), *FAST]
+    fails([*idm, "--data", str(files["data"])], capsys, "--data: a setting of stage idm-bc now (laom train idm-bc")
+    fails([*idm, "--epochs", "2"], capsys, "--epochs: a setting of stage idm-bc now")
+    fails(["config", "show", "idm", "--batch_size", "8"], capsys, "--batch_size: a setting of stage idm-bc now")
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "idm.yaml").write_text("idm_updates: 5\nepochs: 2\nbatch_size: 8\n")  # a one-stage idm.yaml
+    fails([*idm, "--config", str(presets)], capsys, "batch_size, epochs: settings of stage idm-bc now, in its own idm-bc.yaml")
+    bc = ["train", "idm-bc", "--data", str(files["data"]), "--out", str(tmp_path / "b"), *FAST]
+    fails([*bc, "--idm", str(tmp_path / "none")], capsys, "no such run directory")
+    fails([*bc, "--idm", str(make_lam_run(tmp_path / "lam"))], capsys, "no idm.pt")
 
 
 def test_idm_release_architecture(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -377,13 +422,11 @@ def test_idm_release_architecture(files: dict[str, Path], tmp_path: Path, capsys
     idm = ActionIDM((6, HW, HW), 3, channels=(4, 8, 8), head_dim=16, arch="shared", head_blocks=2)
     assert idm.encoder.in_shape == (6, HW, HW)  # one stack, not the pair
     assert idm(torch.zeros(5, 6, HW, HW), torch.zeros(5, 6, HW, HW)).shape == (5, 3)
-    out = tmp_path / "idm"
-    ok(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]), "--out", str(out),
-        "--idm_arch", "shared", *TINY_IDM, *FAST])  # fmt: skip
-    kwargs = torch.load(out / "idm" / "idm.pt", weights_only=False)["kwargs"]
+    out = make_idm_run(tmp_path / "idm", files, "--idm_arch", "shared")
+    kwargs = torch.load(out / "idm.pt", weights_only=False)["kwargs"]
     assert kwargs["arch"] == "shared"
-    fails(["train", "idm", "--labeled", str(files["labeled"]), "--data", str(files["data"]),
-           "--out", str(tmp_path / "bad"), "--idm_arch", "siamese", *FAST], capsys, "--idm_arch siamese")  # fmt: skip
+    fails(["train", "idm", "--labeled", str(files["labeled"]), "--out", str(tmp_path / "bad"), "--idm_arch", "siamese",
+           *FAST], capsys, "--idm_arch siamese")  # fmt: skip
 
 
 @pytest.mark.integration

@@ -78,12 +78,15 @@ def test_streamed_bc_labels_every_transition_like_in_memory(files, tmp_path):
     np.testing.assert_allclose(streamed, mem, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("stage", ["bc-baseline", "idm"])
+@pytest.mark.parametrize("stage", ["bc-baseline", "idm-bc"])
 def test_streamed_baselines_train(files, tmp_path, stage):
     args = ["train", stage, "--data", str(files["data"]), *COMMON, *STREAM, "--batch_size", "8",
             "--total_updates", "4", "--min_updates", "0", "--out", str(tmp_path / stage)]  # fmt: skip
-    if stage == "idm":
-        args += ["--labeled", str(files["labeled"]), "--idm_updates", "3", "--idm_batch_size", "8"]
+    if stage == "idm-bc":  # the IDM reads --labeled whole; its policy streams --data
+        idm = tmp_path / "idm"
+        assert main(["train", "idm", "--labeled", str(files["labeled"]), *COMMON, "--idm_updates", "3",
+                     "--idm_batch_size", "8", "--out", str(idm)]) == 0  # fmt: skip
+        args += ["--idm", str(idm)]
     assert main(args) == 0
     assert (tmp_path / stage / "policy.pt").is_file()
 

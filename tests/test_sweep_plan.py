@@ -136,6 +136,38 @@ def test_estimator_arithmetic_with_injected_rates(data: Path, tmp_path: Path) ->
     assert ">0:04?" in text and "no rate for lam-lapo forward" in text
 
 
+def test_the_idm_baseline_is_planned_as_two_stages(data: Path, tmp_path: Path) -> None:
+    """The IDM on the labelled subset, then its policy on --data (pseudo-labelling it with
+    the IDM): a row, a folder and a price each. The policy's frame stack is its IDM's, so
+    its rates are BC's at the same settings, and a setting of the policy leaves the IDM's
+    key alone."""
+    idm = ["--idm.idm_updates", "7", "--idm.idm_batch_size", "8"]
+    cfg = make_config("walker-stand", "bc,idm", "1", "0", str(data), episodes=1, max_steps=4, overrides=[*SETTINGS, *idm])
+    plan = cost.plan_sweep(cfg, tmp_path / "sweep")
+    rows = rows_by(plan)
+    run = "walker-stand/idm/1/s0"
+    assert [r.stage for r in plan.rows if r.run == run] == ["idm", "idm-bc", "evaluate"]
+    model, policy = rows[(run, "idm")], rows[(run, "idm-bc")]
+    assert model.status == policy.status == "train" and "not made yet" in policy.folder  # both follow the subset
+    assert [(w.rate.kind, w.amount) for w in model.works] == [("idm train", 7 * 8), ("read", 20)]
+    assert model.works[0].what == "7 updates x 8 (IDM)"
+    # 76 transitions of --data: 4 updates an epoch, 5 with --min_updates; each labelled once.
+    assert [(w.rate.kind, w.amount) for w in policy.works] == [
+        ("bc-baseline train", 5 * 16), ("idm forward", 76), ("bc-baseline forward", 0), ("read", 80)]  # fmt: skip
+    assert policy.works[1].rate.shape == model.works[0].rate.shape  # the IDM's: one measurement prices both
+    assert policy.works[0].rate == rows[(FULL, "bc-baseline")].works[0].rate
+    assert rows[(run, "evaluate")].works[0].rate == rows[(FULL, "evaluate")].works[0].rate
+
+    # With the subset made: the IDM's folder stays put when only its policy changes.
+    make_labeled(tmp_path / "sweep", cfg, lambda m: None)
+    before = rows_by(cost.plan_sweep(cfg, tmp_path / "sweep"))
+    longer = make_config("walker-stand", "bc,idm", "1", "0", str(data), episodes=1, max_steps=4,
+                         overrides=[*SETTINGS, *idm, "--idm.epochs", "2"])  # fmt: skip
+    after = rows_by(cost.plan_sweep(longer, tmp_path / "sweep"))
+    assert after[(run, "idm")].folder == before[(run, "idm")].folder
+    assert after[(run, "idm-bc")].folder != before[(run, "idm-bc")].folder
+
+
 def test_lapo_labels_plans_a_lam_per_budget_that_reads_its_subset(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

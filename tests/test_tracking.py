@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from laom.training.baselines import BCBaselineConfig, IDMConfig
+from laom.training.baselines import BCBaselineConfig, IDMBCConfig, IDMConfig
 from laom.training.bc import BCConfig
 from laom.training.decoder import DecoderConfig
 from laom.training.lam import CONFIGS
@@ -40,6 +40,7 @@ def test_names_say_method_stage_and_folder(tmp_path: Path) -> None:
             "latent",
         ),  # upstream not readable: still a name
         (IDMConfig(), "idm", "idm"),
+        (IDMBCConfig(), "idm-bc", "idm"),
         (BCBaselineConfig(), "bc-baseline", "bc"),
     ]
     for cfg, stage, method in cases:

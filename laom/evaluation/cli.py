@@ -1,6 +1,6 @@
 """``laom evaluate --policy RUN [--episodes 25] [--workers W] [--seed S] [--normalizer X]``
 
-Runs the acting policy of a decoder, IDM or BC-baseline run in the environment its
+Runs the acting policy of a decoder, idm-bc or BC-baseline run in the environment its
 training data came from (task, difficulty, distractor dynamics, background split, image
 size, frame stack: all read from the run), writes ``RUN/eval-<E>ep-s<S>-<hash>.json``
 (one file per setting, never replaced by another setting's result) and prints the mean
@@ -39,13 +39,13 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="evaluate an acting policy (decoder, IDM or BC run) online in its environment",
+        help="evaluate an acting policy (decoder, idm-bc or bc-baseline run) online in its environment",
         description=(
             "Run a trained policy in the distracting environment of its training data and report the mean "
             "return. Episode i uses a seed derived from (--seed, i), so results do not depend on --workers."
         ),
     )
-    p.add_argument("--policy", required=True, help="run directory holding policy.pt (decoder, idm or bc-baseline run)")
+    p.add_argument("--policy", required=True, help="run directory holding policy.pt (decoder, idm-bc or bc-baseline run, or a one-stage idm run of an earlier laom)")
     p.add_argument("--episodes", type=int, default=25, help="evaluation episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with a seed from (seed, i)")
     p.add_argument("--workers", type=int, default=0, help="environment processes (0: in this process)")

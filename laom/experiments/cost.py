@@ -66,7 +66,7 @@ FORWARD_BATCH = 256
 NOT_SHAPE = frozenset({
     "seed", "epochs", "total_updates", "min_updates", "learning_rate", "warmup_epochs", "weight_decay",
     "checkpoint_every", "log_every", "progress", "tensorboard", "wandb", "wandb_project",
-    "data", "labeled", "eval_data", "out", "lam", "policy", "max_trajectories",
+    "data", "labeled", "eval_data", "out", "lam", "policy", "idm", "max_trajectories",
     "target_tau", "label_coef", "label_norm", "online_probe_lr", "probe_every", "probe_curve_samples",
     "probe_samples", "probe_eval_samples", "probe_ridge", "holdout_fraction", "cache_dtype",
     "eval_samples", "curve_every", "curve_episodes", "curve_workers",
@@ -303,7 +303,8 @@ def lam_forward(cfg: Any, inputs: Inputs) -> Rate:
 
 def policy_fields() -> set[str]:
     """The fields that describe a pixel policy and its training: those of BC-baseline's
-    config (the IDM baseline's policy half uses the same ones)."""
+    config (the IDM baseline's policy, idm-bc, has the same ones but the frame stack,
+    which is its IDM's and is given to the rates beside these)."""
     from laom.training.baselines import BCBaselineConfig
 
     return {f.name for f in dataclasses.fields(BCBaselineConfig)}
@@ -328,12 +329,13 @@ def decoder_train(cfg: Any, inputs: Inputs, latent_dim: int) -> Rate:
 
 
 def idm_train(cfg: Any, inputs: Inputs) -> Rate:
-    """The IDM baseline's supervised IDM update, samples/s."""
+    """The IDM baseline's supervised IDM update (``cfg``: the idm stage's), samples/s."""
     return Rate("idm train", "samples", shape_of(cfg, **inputs.frames), lambda: measure_idm(cfg, inputs))
 
 
 def idm_forward(cfg: Any, inputs: Inputs) -> Rate:
-    """The IDM's pseudo-labelling pass over --data, transitions/s."""
+    """The IDM's pseudo-labelling pass over --data (``cfg``: the idm stage's, the model
+    idm-bc runs), transitions/s."""
     return Rate("idm forward", "transitions", shape_of(cfg, **inputs.frames), lambda: measure_idm(cfg, inputs))
 
 
@@ -429,39 +431,41 @@ def stage_work(name: str, cfg: Any, chain: dict[str, Any], method: str, inputs: 
         forward = policy_forward(bc, inputs, "latent-bc", lam.frame_stack, lam.latent_dim)
         works.append(Work(forward, labeled.transitions + min(cfg.eval_samples, test_tr), "latent policy transitions"))
         works.append(Work(read, labeled.frames + test_frames, "frames read"))
-    elif name in ("idm", "bc-baseline"):
-        source = data if (name == "idm" or method == "bc-full") else labeled
+    elif name == "idm":
+        works.append(Work(idm_train(cfg, inputs), cfg.idm_updates * cfg.idm_batch_size,
+                          _updates(cfg.idm_updates, cfg.idm_batch_size) + " (IDM)"))  # fmt: skip
+        works.append(Work(read, labeled.frames, "frames read"))
+    elif name in ("idm-bc", "bc-baseline"):
+        source = labeled if (name == "bc-baseline" and method != "bc-full") else data
         source = source.limited(cfg.max_trajectories)
+        frame_stack = chain["idm"].frame_stack if name == "idm-bc" else cfg.frame_stack
         total = policy_updates(cfg, source.transitions)
         action_dim = inputs.frames["action_dim"]
-        train = policy_train(cfg, inputs, "bc-baseline", cfg.frame_stack, action_dim)
-        forward = policy_forward(cfg, inputs, "bc-baseline", cfg.frame_stack, action_dim)
-        if name == "idm":
-            works.append(Work(idm_train(cfg, inputs), cfg.idm_updates * cfg.idm_batch_size,
-                              _updates(cfg.idm_updates, cfg.idm_batch_size) + " (IDM)"))  # fmt: skip
-            works.append(Work(idm_forward(cfg, inputs), source.transitions + min(cfg.eval_samples, test_tr),
-                              "transitions labelled by the IDM"))  # fmt: skip
-            works.append(Work(read, labeled.frames, "frames read"))
+        train = policy_train(cfg, inputs, "bc-baseline", frame_stack, action_dim)
+        forward = policy_forward(cfg, inputs, "bc-baseline", frame_stack, action_dim)
         works.append(Work(train, total * cfg.batch_size, _updates(total, cfg.batch_size)))
+        if name == "idm-bc":  # its pseudo-labels, and the IDM's own offline MSE
+            works.append(Work(idm_forward(chain["idm"], inputs), source.transitions + min(cfg.eval_samples, test_tr),
+                              "transitions labelled by the IDM"))  # fmt: skip
         works.append(Work(forward, min(cfg.eval_samples, test_tr), "offline MSE transitions"))
         works.append(Work(read, source.frames + test_frames, "frames read"))
-        works += curve_work(cfg, total, inputs, test_tr)
+        works += curve_work(cfg, total, inputs, test_tr, frame_stack)
     else:
         raise LaomError(f"no cost model for stage {name!r}")
     return works
 
 
-def curve_work(cfg: Any, total: int, inputs: Inputs, test_tr: int) -> list[Work]:
+def curve_work(cfg: Any, total: int, inputs: Inputs, test_tr: int, frame_stack: int) -> list[Work]:
     """An acting policy's learning-curve points (LearningCurve): the offline MSE and
     ``curve_episodes`` full-length episodes at every ``curve_every`` updates and at the end."""
     if cfg.curve_every <= 0:
         return []
     points = total // cfg.curve_every + (1 if total % cfg.curve_every else 0)
     action_dim = inputs.frames["action_dim"]
-    works = [Work(policy_forward(cfg, inputs, "bc-baseline", cfg.frame_stack, action_dim),
+    works = [Work(policy_forward(cfg, inputs, "bc-baseline", frame_stack, action_dim),
                   points * min(CURVE_OFFLINE_SAMPLES, test_tr), f"{points} curve points (offline)")]  # fmt: skip
     if cfg.curve_episodes > 0:
-        steps, starts, envs = eval_rates(inputs, cfg.frame_stack, lambda: random_policy(cfg, inputs),
+        steps, starts, envs = eval_rates(inputs, frame_stack, lambda: random_policy(cfg, inputs, frame_stack),
                                          cfg.curve_episodes, cfg.curve_workers, CURVE_NUM_ENVS)  # fmt: skip
         works.append(Work(starts, points * envs, f"{points} curve points x {envs} environments"))
         works.append(Work(steps, points * cfg.curve_episodes * EPISODE_STEPS,
@@ -476,11 +480,11 @@ def evaluate_work(acting: Any, chain: dict[str, Any], inputs: Inputs) -> list[Wo
 
         def policy() -> Any:
             return random_policy(chain["bc"], inputs, frame_stack, chain["lam"].latent_dim, chain.get("decoder"))
-    else:
-        frame_stack = acting.frame_stack
+    else:  # an acting policy of its own: BC's, or the IDM baseline's on its IDM's frame stack
+        frame_stack = chain["idm"].frame_stack if "idm" in chain else acting.frame_stack
 
         def policy() -> Any:
-            return random_policy(acting, inputs)
+            return random_policy(acting, inputs, frame_stack)
 
     steps, starts, envs = eval_rates(inputs, frame_stack, policy, inputs.episodes, inputs.workers, inputs.num_envs)
     n = inputs.episodes * inputs.episode_steps
@@ -645,7 +649,8 @@ def measure_decoder(cfg: Any, inputs: Inputs, latent_dim: int) -> dict[Rate, flo
 
 
 def measure_idm(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
-    """The IDM baseline's IDM: its update on (o_t, o_t+1) and its pseudo-labelling pass."""
+    """The IDM baseline's IDM (``cfg``: the idm stage's): its update on (o_t, o_t+1) and its
+    pseudo-labelling pass, in batches of FORWARD_BATCH as the other frozen models'."""
     import numpy as np
     import torch
 
@@ -669,7 +674,7 @@ def measure_idm(cfg: Any, inputs: Inputs) -> dict[Rate, float]:
     steps = len(data.valid_steps)
 
     def label(_: int) -> None:
-        label_transitions(idm, data, fs, out, runtime, cfg.label_batch_size, progress=False)
+        label_transitions(idm, data, fs, out, runtime, FORWARD_BATCH, progress=False)
 
     return {idm_train(cfg, inputs): train, idm_forward(cfg, inputs): _timed(label, steps, BUDGET_S / 2)}
 

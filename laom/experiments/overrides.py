@@ -27,7 +27,7 @@ def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
 
     stages = chain(method, "data", "labeled", "eval")
     fields = {f.name for s in stages for f in dataclasses.fields(s.config_cls)}
-    names = {s.name for s in stages}
+    names = {s.name for s in stages} | {s.former for s in stages if s.former}  # --idm.epochs reaches idm-bc
     out: list[str] = []
     for name, values in override_items(extra, USAGE):
         stage, dot, fname = name.partition(".")
@@ -49,7 +49,7 @@ def check_overrides(methods: Sequence[str], extra: Sequence[str]) -> list[str]:
     stages: set[str] = set()
     for method in methods:
         used |= {f.name for s in chain(method, "d", "l", "e") for f in dataclasses.fields(s.config_cls)}
-        stages |= {s.name for s in chain(method, "d", "l", "e")}
+        stages |= {name for s in chain(method, "d", "l", "e") for name in (s.name, s.former) if name}
     ignored: list[str] = []
     for name, _ in override_items(extra, USAGE):
         stage, dot, fname = name.rpartition(".")

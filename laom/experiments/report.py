@@ -165,8 +165,9 @@ def expert_return(path: str | None) -> float | None:
         return None
 
 
-# Where each method's acting policy keeps its learning curve, relative to its stage dir.
-_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm": "bc/curve.jsonl"}
+# Where each method's acting policy keeps its learning curve, relative to its stage dir
+# ("idm": the one-stage IDM baseline of an earlier laom, its policy in RUN/bc/).
+_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": "bc/curve.jsonl"}
 
 
 def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """One file format for every model laom trains, and the one way a torch file is written.
 
-A model file (``lam.pt``, ``latent_policy.pt``, ``policy.pt``, ``idm/idm.pt``) holds::
+A model file (``lam.pt``, ``latent_policy.pt``, ``policy.pt``, ``idm.pt``) holds::
 
     {"format": "laom-model/1", "class": KIND, "kwargs": {...}, "state_dict": {...}, "meta": {...}}
 
@@ -16,8 +16,8 @@ Files written before this format load too, read as the one model they hold:
 * ``laom-lam/1`` (LAMs): the same layout under another format name;
 * ``laom-policy/1`` (``policy.pt``, ``latent_policy.pt``): a pixel policy, with its action
   decoder an acting policy;
-* the IDM baseline's ``idm.pt``, only ``kwargs`` and ``state_dict``: an ``action-idm``
-  without meta.
+* the IDM baseline's ``idm.pt`` (``RUN/idm/idm.pt`` of its one-stage runs), only ``kwargs``
+  and ``state_dict``: an ``action-idm`` without meta.
 
 Training checkpoints are not models (they hold optimizer moments and the update count,
 for a resume only), so they keep their own dict; they are written and read by the same
@@ -47,6 +47,7 @@ MODEL_FORMAT = "laom-model/1"
 LEGACY_LAM_FORMAT = "laom-lam/1"
 LEGACY_POLICY_FORMAT = "laom-policy/1"
 LAM_FILE = "lam.pt"
+IDM_FILE = "idm.pt"  # the IDM baseline's inverse dynamics model (stage idm)
 
 
 def model_class(path: str) -> type[nn.Module]:
@@ -241,6 +242,11 @@ def load_policy(run: str | Path, map_location: str | torch.device = "cpu") -> Ac
     if (run / LAM_FILE).is_file():
         raise LaomError(
             f"--policy {run} is a latent action model run; train latent BC and a decoder on it first"
+        )
+    if (run / IDM_FILE).is_file():
+        raise LaomError(
+            f"--policy {run} is the IDM baseline's inverse dynamics model; train its policy on the labels it gives: "
+            f"laom train idm-bc --idm {run} --data FILE --out RUN"
         )
     if not (run / "summary.json").is_file():
         raise LaomError(

@@ -5,8 +5,8 @@ The policy pi(o_t) is the ResNet family (:class:`laom.models.policy.PixelPolicy`
 the CPU preset's scale 1 the whole map is flattened into an MLP head, with DrQ's random
 shift) mapped to the frozen LAM's latent action z_t = IDM(o_t, o_{t+1}). Loss: MSE to
 z_t, over every transition of the large unlabelled dataset. The same policy network
-with an action-sized head is the BC baseline and the IDM baseline's policy
-(``laom/training/baselines.py``).
+with an action-sized head is the BC baseline and the IDM baseline's policy (stage
+idm-bc; ``laom/training/baselines.py``).
 
 The LAM is frozen, so its labels are computed once, in batches
 (:func:`laom.data.labelling.label_transitions`), and cached in the run
@@ -49,7 +49,7 @@ from laom.models.probe import distractor_changes, distractor_probe_r2, fit_linea
 from laom.models.saving import save_model
 from laom.outputs import atomic_path, atomic_write_text
 from laom.training import distributed
-from laom.training.config import TrainConfig, check_stage_inputs
+from laom.training.config import RunConfig, TrainConfig, check_stage_inputs
 from laom.training.loop import Loop, TrainState
 from laom.training.optim import make_optimizer, make_scheduler, optimizer_step, schedule_lengths
 from laom.training.options import check_fields, opt
@@ -143,12 +143,16 @@ def check_data(expected: LAMMeta | PolicyMeta, data: FrameData, what: str, owner
         )
 
 
-def load_labeled(path: str, reference: TrainingData | LAMMeta | PolicyMeta, what: str = "--labeled") -> FrameData:
-    """The small labelled file, checked against the large dataset (or a model's meta)."""
+def load_labeled(
+    path: str, reference: TrainingData | LAMMeta | PolicyMeta | None, what: str = "--labeled"
+) -> FrameData:
+    """The small labelled file, checked against the large dataset (or a model's meta;
+    None: a stage that reads no other file, the IDM baseline's IDM)."""
     labeled = load_frames(path)
-    is_data = not isinstance(reference, (LAMMeta, PolicyMeta))  # FrameData or StreamingData
-    expected = PolicyMeta(**signature_of(reference, 1)) if is_data else reference
-    check_data(expected, labeled, what, "--data" if is_data else "the checkpoint")
+    if reference is not None:
+        is_data = not isinstance(reference, (LAMMeta, PolicyMeta))  # FrameData or StreamingData
+        expected = PolicyMeta(**signature_of(reference, 1)) if is_data else reference
+        check_data(expected, labeled, what, "--data" if is_data else "the checkpoint")
     if len(labeled.valid_steps) == 0:
         raise LaomError(f"{what} {path}: no transitions (trajectories need 2+ frames)")
     return labeled
@@ -228,7 +232,7 @@ def fit(
     model: nn.Module,
     sampler: BatchSampler,
     targets: Callable[[Batch], torch.Tensor],
-    cfg: TrainConfig,
+    cfg: RunConfig,
     run: RunDir,
     runtime: Runtime,
     *,
@@ -334,7 +338,7 @@ def target_variance(targets: np.ndarray, rows: np.ndarray, max_rows: int = 20000
     return float(np.asarray(targets[rows], dtype=np.float64).var(axis=0).mean())
 
 
-def validate_common(cfg: TrainConfig) -> None:
+def validate_common(cfg: RunConfig) -> None:
     """Every field's range (their declarations) and --out, before anything is written."""
     check_fields(cfg)
     require(bool(getattr(cfg, "out", "")), "--out is required")

@@ -4,7 +4,7 @@ sweep, the demo and the Python API call with the same arguments.
 
 ``laom train lam --method METHOD --data FILE [--labeled FILE]
 [--eval-data FILE] --out RUN/ [--config PRESET|PATH] [--field value ...]``;
-``laom train bc|decoder|idm|bc-baseline`` take their input runs or files the same way,
+``laom train bc|decoder|idm|idm-bc|bc-baseline`` take their input runs or files the same way,
 and ``laom pipeline --method M`` chains them (:mod:`laom.training.pipeline`).
 ``laom config show STAGE [--config ...] [--field value ...]`` prints the config ``laom
 train`` would run a stage with (:func:`resolve_stage_config`, which both use).
@@ -205,7 +205,7 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Chain the stages of a method under ROOT/<stage>-<hash>/ and evaluate the acting policy. "
             "A stage whose config and input files are unchanged is reused; an interrupted one resumes. "
-            "Stage settings: --STAGE.FIELD VALUE (stages: lam, bc, decoder, idm, bc-baseline), or "
+            f"Stage settings: --STAGE.FIELD VALUE (stages: {', '.join(STAGE_NAMES)}), or "
             "--FIELD VALUE for every stage that has the field (e.g. --threads 2). "
             "`--method M --help` lists only M's stages."
         ),
@@ -232,7 +232,7 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]
     def command(args: argparse.Namespace, extra: list[str]) -> int:
         maybe_reexec_with_malloc_env()
         train = stage_trainer(stage)
-        fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "data", "labeled", "eval_data", "out")}
+        fixed = {k: getattr(args, k, None) for k in ("lam", "policy", "idm", "data", "labeled", "eval_data", "out")}
         cfg = resolve_stage_config(stage, args.config, extra, fixed={k: v for k, v in fixed.items() if v is not None})
         summary = train(cfg)
         keys = ("stage", "method", "updates", "final_loss", "relative_loss", "train_action_mse", "pseudo_label_mse", "offline", "samples_per_s")
@@ -245,7 +245,7 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace, list[str]], int]
 
 
 def register_stages(stages: argparse._SubParsersAction) -> None:
-    """Add ``laom train bc | decoder | idm | bc-baseline`` to the ``train`` command."""
+    """Add ``laom train bc | decoder | idm | idm-bc | bc-baseline`` to the ``train`` command."""
     common = "Any config field can be overridden with --field value; re-running with the same --out resumes."
     specs = {
         "bc": ("latent behaviour cloning: a pixel policy regresses a frozen LAM's latent actions",
@@ -253,9 +253,11 @@ def register_stages(stages: argparse._SubParsersAction) -> None:
         "decoder": ("action decoder: an MLP from a latent policy's output to true actions, on a labelled subset",
                     [("--policy", "latent BC run directory"), ("--labeled", "small labelled dataset"),
                      ("--eval-data", "optional held-out file for offline action MSE")]),
-        "idm": ("IDM baseline: supervised IDM on --labeled, pseudo-labels --data, BC on them",
-                [("--labeled", "small labelled dataset"), ("--data", "large dataset to pseudo-label"),
-                 ("--eval-data", "optional held-out file for offline action MSE")]),
+        "idm": ("IDM baseline's inverse dynamics model: supervised on --labeled (its policy: laom train idm-bc)",
+                [("--labeled", "small labelled dataset")]),
+        "idm-bc": ("IDM baseline's policy: an IDM run pseudo-labels --data, BC on those labels",
+                   [("--idm", "IDM run directory (laom train idm)"), ("--data", "large dataset to pseudo-label"),
+                    ("--eval-data", "optional held-out file for offline action MSE (the policy's and the IDM's)")]),
         "bc-baseline": ("BC baseline: a pixel policy regresses the true actions of --data (a labelled subset, or the full dataset for BC-full)",
                         [("--data", "labelled dataset"), ("--eval-data", "optional held-out file for offline action MSE")]),
     }  # fmt: skip
@@ -304,7 +306,7 @@ def register_config(subparsers: argparse._SubParsersAction) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train a stage (lam, bc, decoder, idm, bc-baseline)"
+        "train", help=f"train a stage ({', '.join(STAGE_NAMES)})"
     )
     stages = train.add_subparsers(dest="stage", metavar="STAGE")
     stages.required = True

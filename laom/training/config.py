@@ -1,6 +1,7 @@
 """The configuration every training stage starts from.
 
-A stage is a dataclass config (a subclass of :class:`TrainConfig`, its fields declared
+A stage is a dataclass config (a subclass of :class:`TrainConfig`, or of
+:class:`RunConfig` for a stage without epochs; its fields declared
 with :func:`laom.training.options.opt`) plus a loop. Here a config is read
 (:func:`parse_config`: defaults < YAML preset < ``--field value``), its preset found
 (:func:`resolve_preset`), its input files checked before anything is written
@@ -16,7 +17,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, ClassVar, Optional, TypeVar
 
 import yaml
 
@@ -28,12 +29,19 @@ C = TypeVar("C")
 
 
 @dataclass
-class TrainConfig:
-    """Fields every training stage has. Stages subclass this and add their own."""
+class RunConfig:
+    """Fields every training stage has: seeding, device, optimiser regularisation and
+    bookkeeping. A stage whose length is a fixed number of updates of its own (the IDM
+    baseline's IDM: ``idm_updates``) builds on this alone, so it has no epochs or batch
+    size that a setting could change without changing what it trains."""
 
     # The stage a config class trains, as trackers name it (laom.training.tracking). A
     # class attribute, not a field: no flag, no line in config.yaml, no part of a key.
     STAGE = ""
+    # Fields this stage once had that now belong to another (``laom train idm --epochs``:
+    # the IDM baseline's policy is stage idm-bc): field -> that stage, so the old flag or
+    # YAML key fails naming where it went. A class attribute too.
+    MOVED: ClassVar[dict[str, str]] = {}
 
     seed: int = opt(0, "random seed of initialisation, batches and augmentations", ge=0)
     device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N",
@@ -41,6 +49,22 @@ class TrainConfig:
     precision: str = opt("auto", "auto: bf16 on CUDA and on CPUs with bf16 support, else fp32",
                          choices=("auto", "fp32", "bf16"))  # fmt: skip
     threads: int = opt(0, "torch CPU threads; 0 = one per core", ge=0)
+    weight_decay: float = opt(0.0, "AdamW weight decay (not on biases and norms)", ge=0)
+    grad_clip: Optional[float] = opt(None, "max global grad norm; null = no clipping", gt=0)
+    compile: bool = opt(False, "torch.compile the training forward (worth it on GPUs; slow start)")
+    checkpoint_every: int = opt(500, "updates between checkpoints (and one at the end)", ge=1)
+    log_every: int = opt(50, "updates between metrics.jsonl rows", ge=1)
+    progress: bool = opt(True, "show training progress")
+    tensorboard: bool = opt(False, "also log metrics to RUN/tensorboard (pip install laom[tensorboard])")
+    wandb: bool = opt(False, "also log metrics to Weights & Biases (pip install laom[wandb])")
+    wandb_project: str = opt("laom", "wandb project name")
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """A stage that trains for epochs over its data (or ``total_updates``) at a batch size:
+    every stage but the IDM baseline's IDM. Stages subclass this and add their own fields."""
+
     batch_size: int = opt(512, "samples per update", ge=1)
     epochs: float = opt(10.0, "passes over the training data (fractions allowed)", gt=0)
     total_updates: int = opt(0, "updates to train; > 0 overrides epochs", ge=0)
@@ -52,15 +76,6 @@ class TrainConfig:
                                  "schedule stays the same on a larger file; 0 = the whole data", ge=0)  # fmt: skip
     learning_rate: float = opt(1e-4, "AdamW peak learning rate", gt=0)
     warmup_epochs: float = opt(0.0, "linear warmup length, in epochs (fractions allowed)", ge=0)
-    weight_decay: float = opt(0.0, "AdamW weight decay (not on biases and norms)", ge=0)
-    grad_clip: Optional[float] = opt(None, "max global grad norm; null = no clipping", gt=0)
-    compile: bool = opt(False, "torch.compile the training forward (worth it on GPUs; slow start)")
-    checkpoint_every: int = opt(500, "updates between checkpoints (and one at the end)", ge=1)
-    log_every: int = opt(50, "updates between metrics.jsonl rows", ge=1)
-    progress: bool = opt(True, "show training progress")
-    tensorboard: bool = opt(False, "also log metrics to RUN/tensorboard (pip install laom[tensorboard])")
-    wandb: bool = opt(False, "also log metrics to Weights & Biases (pip install laom[wandb])")
-    wandb_project: str = opt("laom", "wandb project name")
 
 
 def resolve_preset(config: str | None, stage: str) -> Path | None:
@@ -112,6 +127,11 @@ def parse_config(
         if not isinstance(loaded, dict):
             raise LaomError(f"config {config_path}: expected a mapping of field: value")
         unknown = sorted(set(loaded) - names)
+        moved = sorted({cls.MOVED[k] for k in unknown if k in getattr(cls, "MOVED", {})})
+        if moved:
+            fields_moved = [k for k in unknown if k in cls.MOVED]
+            raise LaomError(f"config {config_path}: {', '.join(fields_moved)}: settings of stage "
+                            f"{', '.join(moved)} now, in its own {', '.join(m + '.yaml' for m in moved)}")  # fmt: skip
         if unknown:
             raise LaomError(f"config {config_path}: unknown field(s) {', '.join(unknown)}")
     args = normalize_overrides(cls, overrides)  # lists as typed (16,32,32), bad values named

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from laom.errors import LaomError
-from laom.training.config import TrainConfig
+from laom.training.config import RunConfig
 from laom.training.rundir import RunDir
 from laom.training.summaries import FitSummary
 from laom.training.trainlog import TrainLog
@@ -133,7 +133,7 @@ class Loop:
     """
 
     def __init__(
-        self, run: RunDir, cfg: TrainConfig, total: int, state: Resumable, *, keep: dict[str, Any] | None = None,
+        self, run: RunDir, cfg: RunConfig, total: int, state: Resumable, *, keep: dict[str, Any] | None = None,
         extras: dict[str, Stateful] | None = None, mismatch: str | None = None,
     ) -> None:  # fmt: skip
         self.run_dir, self.cfg, self.total, self.state = run, cfg, total, state

@@ -12,7 +12,7 @@ import torch
 
 from laom.errors import LaomError
 from laom.outputs import atomic_write_text
-from laom.training.config import TrainConfig, config_to_dict
+from laom.training.config import RunConfig, config_to_dict
 from laom.training.rundir import RunDir
 
 
@@ -33,7 +33,7 @@ class MetricsWriter:
     """
 
     def __init__(
-        self, run: RunDir, cfg: TrainConfig, resume_from: int = 0, prefix: str = ""
+        self, run: RunDir, cfg: RunConfig, resume_from: int = 0, prefix: str = ""
     ) -> None:
         self.path = run.metrics_path
         self.prefix = prefix

@@ -252,6 +252,9 @@ def normalize_overrides(cls: type, tokens: Sequence[str]) -> list[str]:
     for typed, values in override_items(tokens, "config fields are set with --FIELD VALUE"):
         name = typed.replace("-", "_")
         if name not in field_kinds:
+            moved = getattr(cls, "MOVED", {}).get(name)
+            if moved:  # a field the stage had before it was split
+                raise LaomError(f"--{name}: a setting of stage {moved} now (laom train {moved} ... --{name} VALUE)")
             close = difflib.get_close_matches(name, sorted(field_kinds), n=3)
             hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
             raise LaomError(f"unknown option --{name}{hint}")

@@ -3,7 +3,7 @@
 Each method is a chain of stages, its entry in the method registry (:mod:`laom.methods`)::
 
     lapo, laom, laom-labels, lapo-labels:  lam -> bc (latent BC) -> decoder -> evaluate
-    idm:          idm (IDM on --labeled, pseudo-labels, BC on --data) -> evaluate
+    idm:          idm (IDM on --labeled) -> idm-bc (its pseudo-labels of --data, BC on them) -> evaluate
     bc:           bc-baseline on --labeled -> evaluate
     bc-full:      bc-baseline on --data -> evaluate (the normaliser)
 
@@ -11,7 +11,8 @@ The registry names each stage; :func:`stage_trainer` and :func:`stage_configs` f
 training function and config class, for the pipeline and ``laom train`` alike.
 
 A stage's directory is ``ROOT/<stage>-<method>-<key>`` (``lam-laom-70ecee3c``: readable
-without opening its config; ``idm-<key>`` where stage and method are one), where ``key``
+without opening its config; ``idm-<key>`` where stage and method are one; the IDM's policy
+is ``idm-bc-idm-<key>``), where ``key``
 hashes what determines its result: the resolved config (minus ``out`` and the fields that only change speed or
 logging: device, threads, torch.compile, checkpoint/log intervals, progress, loggers), the identity of
 every input file (absolute path, size, mtime), and the keys of the stages it builds on.
@@ -22,7 +23,10 @@ present) is reused; an interrupted one resumes from its checkpoint, because the 
 inputs give the same directory. ``stage.json`` in each directory records what went into its key.
 Directories named by earlier versions (``ROOT/<stage>-<key>``, the key alone) are still
 found and reused where they are, never renamed: other runs' records point at them. A
-finished stage keeps its artifacts and summary; its checkpoints are deleted.
+finished stage keeps its artifacts and summary; its checkpoints are deleted. The IDM
+baseline's one-stage folders of laom up to bda8351 (``idm-<key>`` holding RUN/idm/ and
+RUN/bc/) have keys no chain computes now: the two stages train beside them, and they
+are left as they are (their policies still evaluate, their runs.jsonl lines report).
 
 Evaluation results are cached in the acting run directory per (environment, episodes,
 seed); the pipeline summary (``ROOT/pipeline-<method>-<key>.json``) gathers the probe
@@ -58,7 +62,7 @@ KEYED_AT_DEFAULT = frozenset({"compile"})
 class Stage:
     """One stage of a chain: what to train, from which files and upstream stages."""
 
-    name: str  # lam | bc | decoder | idm | bc-baseline
+    name: str  # lam | bc | decoder | idm | idm-bc | bc-baseline
     preset: str  # YAML stem of the stage in a preset (laom/configs/<preset>/<stem>.yaml)
     config_cls: type
     train: Callable[[Any], StageSummary]
@@ -66,6 +70,7 @@ class Stage:
     upstream: dict[str, str] = field(default_factory=dict)  # config field -> upstream stage name
     extra: dict[str, Any] = field(default_factory=dict)  # other fixed config values
     method: str = ""  # the method whose chain this is (part of the folder's name)
+    former: str = ""  # the stage it was split from, whose --former.field settings reach it too
 
 
 @dataclass
@@ -97,7 +102,8 @@ def _chain_stages(method: str, data: str, labeled: str, eval_data: str) -> list[
         extra = {"method": method} if s.name == "lam" else {}
         files = {name: given[source] for name, source in s.files.items()}
         trainer = stage_trainer(s.name)
-        stages.append(Stage(s.name, spec.preset(s.name), config_cls, trainer, files, dict(s.upstream), extra))
+        stages.append(Stage(s.name, spec.preset(s.name), config_cls, trainer, files, dict(s.upstream), extra,
+                            former=s.former))  # fmt: skip
     return stages
 
 
@@ -120,6 +126,10 @@ def stage_trainer(stage: str) -> Callable[[Any], StageSummary]:
         from laom.training.baselines import train_idm
 
         return train_idm
+    if stage == "idm-bc":
+        from laom.training.baselines import train_idm_bc
+
+        return train_idm_bc
     if stage == "bc-baseline":
         from laom.training.baselines import train_bc_baseline
 
@@ -146,7 +156,7 @@ def preset_path(preset: str, stem: str) -> Path | None:
 
 STAGE_NAMES = methods.STAGE_NAMES
 # Fields the commands set themselves (from their own flags or upstream stages).
-FILE_FIELDS = ("method", "data", "labeled", "eval_data", "out", "lam", "policy")
+FILE_FIELDS = ("method", "data", "labeled", "eval_data", "out", "lam", "policy", "idm")
 
 
 def stage_configs(stage: str, method: str | None = None) -> dict[str, type]:
@@ -156,10 +166,10 @@ def stage_configs(stage: str, method: str | None = None) -> dict[str, type]:
         from laom.training.lam import CONFIGS
 
         return {method: CONFIGS[method]} if method else dict(CONFIGS)
-    if stage in ("idm", "bc-baseline"):
-        from laom.training.baselines import BCBaselineConfig, IDMConfig
+    if stage in ("idm", "idm-bc", "bc-baseline"):
+        from laom.training.baselines import BCBaselineConfig, IDMBCConfig, IDMConfig
 
-        return {stage: IDMConfig if stage == "idm" else BCBaselineConfig}
+        return {stage: {"idm": IDMConfig, "idm-bc": IDMBCConfig, "bc-baseline": BCBaselineConfig}[stage]}
     if stage == "bc":
         from laom.training.bc import BCConfig
 
@@ -173,7 +183,7 @@ def stage_configs(stage: str, method: str | None = None) -> dict[str, type]:
 def preset_stages() -> dict[str, type]:
     """Config class by the stem of its preset file: one lam entry per method, since their
     defaults and presets differ (lam-lapo, lam-laom, lam-laom-labels, ...), then bc, decoder,
-    idm, bc-baseline. The stages ``laom config show`` resolves."""
+    idm, idm-bc, bc-baseline. The stages ``laom config show`` resolves."""
     out = {f"lam-{method}": cls for method, cls in stage_configs("lam").items()}
     for stage in STAGE_NAMES[1:]:
         out.update(stage_configs(stage))
@@ -201,6 +211,8 @@ def split_overrides(
 
     Settings for a stage another method has (``--idm.idm_updates`` given to laom) are
     skipped and listed in ``ignored``, so one sweep command line serves every method.
+    ``--stage.field`` also reaches the stages split from ``stage`` (``Stage.former``)
+    that have the field: ``--idm.epochs`` is the IDM baseline's policy's, in idm-bc.
     """
     names = {s.name: {f.name for f in dataclasses.fields(s.config_cls)} for s in stages}
     out: dict[str, list[str]] = {s.name: [] for s in stages}
@@ -211,11 +223,14 @@ def split_overrides(
             stage = stage.replace("_", "-")
             if stage not in STAGE_NAMES:
                 raise LaomError(f"--{name}: no stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
-            if stage not in out:
+            reached = [s.name for s in stages if stage in (s.name, s.former)]
+            if not reached:
                 if ignored is not None:
                     ignored.append(f"--{name}")
                 continue
-            out[stage] += [f"--{fname}", *values]
+            having = [s for s in reached if fname.replace("-", "_") in names[s]]
+            for s in having or reached[:1]:  # none has it: the first one's config names the unknown field
+                out[s] += [f"--{fname}", *values]
             continue
         fname = name.replace("-", "_")
         targets = [s for s, fields in names.items() if fname in fields]

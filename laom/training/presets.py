@@ -244,9 +244,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "cache_dtype": bookkeeping("float16"),
     },
     "idm": {
-        **_POLICY,
         "frame_stack": same("frame_stack"),
-        "epochs": departure(13, "the acting-policy recipe of BC-full, for the IDM's policy too"),
+        "encoder_channels": same("encoder_channels"),
+        "checkpoint_every": bookkeeping(200),
         "idm_updates": departure(1000, "compute: 64k samples (the paper: 5.1M); not yet scaled by a rule"),
         "idm_batch_size": COMPUTE_BATCH,
         "idm_learning_rate": same("idm_learning_rate"),
@@ -259,6 +259,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "idm_head_dim": departure(256, "compute (not ablated)"),
         "idm_use_aug": departure(False, "not ablated: the earlier CPU preset's choice"),
         "idm_arch": departure("stacked", "ours, half the convolution work of the release's `shared` (not ablated)"),
+    },
+    "idm-bc": {
+        **_POLICY,
+        "epochs": departure(13, "the acting-policy recipe of BC-full, for the IDM's policy too"),
     },
     "decoder": {
         "batch_size": same("batch_size"),

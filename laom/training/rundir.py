@@ -24,7 +24,7 @@ S = TypeVar("S", bound=StageSummary)
 
 # Config fields naming a file or run directory: the same place written relative or
 # absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
-PATH_FIELDS = {"out", "data", "labeled", "eval_data", "lam", "policy"}
+PATH_FIELDS = {"out", "data", "labeled", "eval_data", "lam", "policy", "idm"}
 
 
 def same_setting(name: str, old: Any, new: Any) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from laom.models.device import Runtime, autocast_dtype, resolve_device
-from laom.training.config import TrainConfig
+from laom.training.config import RunConfig
 
 
 def tune_malloc() -> None:
@@ -65,7 +65,7 @@ def step_generator(
     return g
 
 
-def setup_runtime(cfg: TrainConfig) -> Runtime:
+def setup_runtime(cfg: RunConfig) -> Runtime:
     """Threads, malloc tuning, device, precision and global seeds for a stage."""
     from laom.training import distributed
 

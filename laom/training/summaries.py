@@ -51,7 +51,8 @@ class StageSummary(Record):
 @dataclass
 class FitSummary(StageSummary):
     """A pixel regression (``laom.training.bc.fit``): what the acting-policy summaries
-    open with, and all the IDM baseline's inner runs (RUN/idm/, RUN/bc/) write."""
+    open with, and what the inner runs (RUN/idm/, RUN/bc/) of an IDM baseline run of an
+    earlier laom, one stage then, wrote."""
 
     stage: str | None = None  # set by a run that writes it on its own: "idm", "idm-bc"
     final_loss: float | None = None
@@ -164,10 +165,31 @@ class BCBaselineSummary(PolicySummary):
 
 
 @dataclass
-class IDMSummary(PolicySummary):
-    """``laom train idm``: the IDM baseline, BC on the IDM's pseudo-actions."""
+class IDMSummary(StageSummary):
+    """``laom train idm``: the IDM baseline's inverse dynamics model, trained on the
+    labelled subset. What its policy stage (idm-bc) needs of the labelled file is kept
+    here, so that stage reads the IDM run alone: how many trajectories it had and the
+    mean of its actions (the constant prediction the policy's offline MSE is set against)."""
 
     stage: str = "idm"
+    method: str = "idm"
+    final_loss: float | None = None
+    updates: int | None = None
+    samples_per_s: float | None = None
+    labeled_trajectories: int | None = None
+    labeled_transitions: int | None = None
+    action_mean: list[float] | None = None
+    device: str | None = None
+    idm: str | None = None  # RUN/idm.pt
+
+
+@dataclass
+class IDMBCSummary(PolicySummary):
+    """``laom train idm-bc``: the IDM baseline's policy, BC on the IDM's pseudo-actions,
+    with the IDM's figures beside its own. An IDM baseline run of an earlier laom (IDM and
+    policy in one stage, ``stage: idm``) wrote this same layout, and loads as it."""
+
+    stage: str = "idm-bc"
     method: str = "idm"
     final_loss: float | None = None
     updates: int | None = None

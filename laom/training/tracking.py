@@ -19,7 +19,7 @@ import yaml
 
 
 def stage_of(cfg: Any) -> str:
-    """The stage a config trains: lam, bc, decoder, idm or bc-baseline.
+    """The stage a config trains: lam, bc, decoder, idm, idm-bc or bc-baseline.
 
     Each stage's config class names its stage (``STAGE``), so this module, which every
     stage's metrics writer uses, imports none of the stage modules."""
@@ -41,7 +41,7 @@ def method_of(cfg: Any) -> str:
     stage = stage_of(cfg)
     if getattr(cfg, "method", ""):
         return str(cfg.method)
-    if stage == "idm":
+    if stage in ("idm", "idm-bc"):
         return "idm"
     if stage == "bc-baseline":
         return "bc"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from laom.training.config import TrainConfig
+from laom.training.config import RunConfig
 from laom.training.metrics import MetricsWriter, scalar
 from laom.training.rundir import RunDir
 
@@ -60,7 +60,7 @@ class TrainLog:
     """
 
     def __init__(
-        self, run: RunDir, cfg: TrainConfig, total: int, start: int, batch_size: int, desc: str
+        self, run: RunDir, cfg: RunConfig, total: int, start: int, batch_size: int, desc: str
     ) -> None:
         from laom.training import distributed
 
