@@ -193,11 +193,14 @@ def test_demo_scores_policies_over_the_collected_episode_length(
 def test_demo_summary_is_plain_unwrapped_text(tmp_path: Path, capsys: pytest.CaptureFixture,
                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from laom.experiments import demo, report
+    from laom.experiments.runs_store import RunRecord
 
-    runs = [{"method": "laom-labels", "labeled": 4, "action_probe_mse": 0.5, "action_probe_baseline_mse": 0.6,
-             "return_mean": 30.0, "return_std": 5.0},
-            {"method": "bc-full", "labeled": None, "return_mean": 300.0, "return_std": 20.0,
-             "normalized_return": 1.0}]  # fmt: skip
+    runs = [RunRecord.from_json(r) for r in (
+        {"task": "cheetah-run", "method": "laom-labels", "labeled": 4, "seed": 0, "action_probe_mse": 0.5,
+         "action_probe_baseline_mse": 0.6, "return_mean": 30.0, "return_std": 5.0},
+        {"task": "cheetah-run", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 300.0,
+         "return_std": 20.0, "normalized_return": 1.0},
+    )]  # fmt: skip
     monkeypatch.setattr(report, "load_runs", lambda sweep: (runs, {}))
     demo.print_summary(tmp_path / "sweep", tmp_path / "a-report-folder-with-a-long-name" / ("x" * 80), 90.0, 400.0)
     out = capsys.readouterr().out
