@@ -53,13 +53,16 @@ done
 # - every acting policy trains 8 reference epochs (12,500 updates for BC-full) instead of
 #   13: its return curve is flat from there (docs/acting_policies.md), and the study's
 #   budget is spent on acting policies first.
-# The LAM's probe curve is taken every 390 updates (a quarter of the run).
+# The LAM's probe curve is taken every 390 updates (a quarter of the run), and BC's,
+# BC-full's and the IDM baseline's policies get a return curve (5 episodes every 2,500
+# updates; latent BC acts through a decoder per budget, so its return is the run's end).
+# SWEEP_ARGS adds flags to the sweep (e.g. --force after changing a setting).
 plan=(); [ -n "${PLAN:-}" ] && plan=(--plan)
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$OUT/sweep-$DIFFICULTY" \
   --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${plan[@]}" \
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
-  --lam.probe_every 390
+  --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
 $LAOM report "$OUT/sweep-$DIFFICULTY" --out "$OUT/report-$DIFFICULTY" --paper
