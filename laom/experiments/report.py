@@ -568,7 +568,7 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
     if any(b["n"] >= 2 for b in bars.values()):
         title += ", error bar: std"
     probe = agg["probe_mse"]
-    for lapo in ("lapo", "lapo-nofsq"):  # the paper's 10.6x (with FSQ) and 8.1x (without)
+    for lapo in (m for m in paper_data.PROBE_MSE if m != "laom"):  # the paper: 10.6x with FSQ, 8.1x without
         if paper and lapo in probe and "laom" in probe and probe["laom"]["mean"] > 0:
             ours = probe[lapo]["mean"] / probe["laom"]["mean"]
             theirs = paper_data.PROBE_MSE[lapo] / paper_data.PROBE_MSE["laom"]
