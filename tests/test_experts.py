@@ -259,7 +259,15 @@ TINY = ["--eval-episodes", "1", "--learning-starts", "100", "--net", "16", "16",
 
 
 @pytest.mark.integration
-def test_train_eval_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_eval_export_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SB3's default logger makes an empty SB3-<date> folder in the temp dir per learn().
+    import tempfile
+
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = tmp_path / "run"
     args = ["expert", "train", "cheetah-run", "--steps", "300", "--out", str(out), "--eval-every", "200"]
     assert main([*args, *TINY]) == 0
@@ -277,6 +285,7 @@ def test_train_eval_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     meta = json.loads((out / "expert.json").read_text())
     assert meta["steps_done"] == 400 and [e["step"] for e in meta["evals"]] == [200, 300, 400]
     assert "resuming" in "".join(capsys.readouterr())
+    assert not list(scratch.glob("SB3-*")), "training left SB3 logger folders in the temp dir"
 
     capsys.readouterr()
     assert main(["expert", "eval", str(out), "--episodes", "1", "--seed", "3"]) == 0

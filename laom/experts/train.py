@@ -247,6 +247,11 @@ def train(
     else:
         model = _build_model(cfg, env)
         done_steps = 0
+    # SB3 makes an empty /tmp/SB3-<date> folder on every learn() unless it is handed a
+    # logger; ours reports through the progress bar, so it gets one that writes nowhere.
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
     wall_before = float(run.meta.get("wall_s", 0.0))
     start = time.monotonic()
     # A bar on a terminal; in a log file a plain status line now and then (laom.progress).
