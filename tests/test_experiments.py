@@ -675,6 +675,15 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     md = (tmp_path / "report" / "results.md").read_text()
     norm = [r.normalized_return for r in runs if (r.method, r.labeled) == ("bc", 2)]
     assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+    # Compute, from the real stage folders: the one LAM and latent BC serve both LAPO
+    # budgets, so the release (every stage retrained per run) trains each twice.
+    compute = json.loads((tmp_path / "report" / "summary.json").read_text())["compute"]
+    assert [(compute["kinds"][k]["stages"], compute["kinds"][k]["release_trainings"]) for k in ("lam", "bc", "decoder")] == [
+        (1, 2), (1, 2), (2, 2)
+    ]  # fmt: skip
+    assert compute["kinds"]["evaluation"]["release_trainings"] == 5 and compute["missing"] == []
+    assert all(f["source"] == "metrics" and f["training_seconds"] > 0 for f in compute["folders"])
+    assert table_cell(md, "Compute", "lam", "release: trainings") == "2"
 
 
 @pytest.mark.integration

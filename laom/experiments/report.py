@@ -15,7 +15,9 @@ a re-run supersedes an older record) and writes
                           when the probe data recorded its distractors (docs/distractors.md)
     REPORT/results.md     the same numbers as Markdown tables, plus raw returns, the
                           acting policies' offline action MSE on the held-out file, and
-                          how much of the latent actions latent BC could not predict
+                          how much of the latent actions latent BC could not predict,
+                          and the hours each stage kind took beside what the paper's
+                          release would need (laom.experiments.compute)
     REPORT/summary.json   everything aggregated, for scripts
 
 Several sweeps can share one report (``laom report SWEEP NAME=OTHER ...``): the runs of a
@@ -43,6 +45,7 @@ import yaml
 from laom import methods as registry
 from laom.errors import LaomError, require
 from laom.experiments import paper as paper_data
+from laom.experiments.compute import compute, compute_table, compute_text
 from laom.experiments.runs_store import RunRecord, read_runs
 from laom.outputs import check_output, code_version
 from laom.training.summaries import LAMSummary, LatentBCSummary, StageSummary, action_r2
@@ -318,6 +321,7 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
     agg["curves"] = learning_curves(runs, agg["methods"])
     agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
     agg["rows"] = run_rows(runs, agg, summaries)
+    agg["compute"] = compute(runs)
     if paper:
         agg["paper"] = {
             "source": "Nikulin et al. (ICML 2025), figures of the paper and its release, +-0.01",
@@ -828,6 +832,9 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
                     + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
     header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert"]
     out += _markdown_table([*header, *(["paper BC-full"] if paper else [])], rows)
+    if agg["compute"]["total"]["stages"]:  # nothing recorded (an older laom's records): no section
+        intro, after = compute_text(agg["compute"])
+        out += ["", "## Compute", "", intro, "", *_markdown_table(*compute_table(agg["compute"])), "", *after]
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,193 @@
+"""The report's Compute section: stage hours from what the stage folders recorded, and
+what the paper's release (every stage retrained for every run) would take instead."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from test_experiments import table_cell, write_runs
+
+from laom.experiments import compute as cp
+from laom.experiments import report as rp
+
+
+def rows(*pairs: tuple[int, float]) -> list[dict]:
+    return [{"update": u, "loss": 0.1, "samples_per_s": rate} for u, rate in pairs]
+
+
+def test_training_seconds_adds_each_process_clock() -> None:
+    # One process, uneven speed: rows at 10 s, 30 s and 35 s of training (batch 10).
+    clocks = {100: 10.0, 200: 30.0, 300: 35.0}
+    assert cp.training_seconds(rows(*((u, u * 10 / t) for u, t in clocks.items())), 10, 100) == (
+        pytest.approx(35.0),
+        1,
+    )
+    # Killed after 250 and resumed from the checkpoint at 200 (row 250 dropped), twice as
+    # fast: 20 s to update 200, then 10 s from 200 to 400. Read as one process it would be
+    # 400 updates at the last rate: 20 s.
+    first = rows((100, 100.0), (200, 100.0))
+    second = rows((250, 200.0), (300, 200.0), (400, 200.0))
+    assert cp.training_seconds(first + second, 10, 200) == (pytest.approx(30.0), 2)
+    # Rows every 300 updates, checkpoints every 200: the process logged 300, was killed
+    # past its checkpoint at 400, and its successor resumed there. The updates 300..400
+    # count at the first process's rate.
+    assert cp.training_seconds(rows((300, 100.0), (600, 400.0)), 10, 200) == (
+        pytest.approx(30.0 + 10.0 + 5.0),
+        2,
+    )
+    # A process as fast as its predecessor is not told apart, and need not be.
+    seconds, _ = cp.training_seconds(rows((100, 100.0), (200, 100.0), (300, 100.0)), 10, 100)
+    assert seconds == pytest.approx(30.0)
+    assert cp.training_seconds([], 10, 100) == (0.0, 0)
+
+
+def stage(root: Path, name: str, *, batch: int, metrics: list[dict], updates: int, threads: int = 1,
+          checkpoint_every: int = 100, batch_field: str = "batch_size", curve: list[float] | None = None,
+          probes: int = 0) -> str:  # fmt: skip
+    """A cached stage folder with a config, metrics rows and a summary."""
+    folder = root / "cache" / name
+    folder.mkdir(parents=True)
+    config = {
+        "threads": threads,
+        "checkpoint_every": checkpoint_every,
+        "log_every": 50,
+        batch_field: batch,
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    (folder / "summary.json").write_text(
+        json.dumps({"updates": updates, "samples_per_s": metrics[-1]["samples_per_s"]})
+    )
+    if curve is not None:
+        lines = [
+            {"update": 100 * (i + 1), "return_mean": 1.0, "eval_seconds": s}
+            for i, s in enumerate(curve)
+        ]
+        (folder / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    if probes:
+        lines = [{"update": 50 * i, "samples": 50 * i * batch, "action_probe_rel": 0.9, "online_probe_rel": None}
+                 for i in range(probes)]  # fmt: skip
+        (folder / "probe_curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return str(folder)
+
+
+def evaluated(root: Path, name: str, seconds: float) -> str:
+    """A run's pipeline summary naming its evaluation file, which took ``seconds``."""
+    file = root / "cache" / f"eval-{name}.json"
+    file.write_text(json.dumps({"mean": 1.0, "episodes": 5, "seconds": seconds}))
+    summary = root / "cache" / f"pipeline-{name}.json"
+    summary.write_text(json.dumps({"eval_file": str(file)}))
+    return str(summary)
+
+
+def sweep(root: Path, threads: int = 1) -> Path:
+    """LAOM at budgets 2 and 8 (one LAM and one latent BC, a decoder each) and BC-full,
+    whose stage was resumed; hours chosen round."""
+    # LAM 1 h (100 updates x 36 / 1 per s), latent BC 0.5 h, decoders 0.1 h each
+    lam = stage(root, "lam", batch=36, metrics=rows((50, 1.0), (100, 1.0)), updates=100, probes=3)
+    bc = stage(root, "bc", batch=18, metrics=rows((50, 1.0), (100, 1.0)), updates=100)
+    decoders = [stage(root, f"decoder-{n}", batch=72, metrics=rows((50, 10.0)), updates=50, threads=threads)
+                for n in (2, 8)]  # fmt: skip
+    # BC-full: 1 h to update 100, then resumed twice as fast: 0.5 h; curves 0.05 h
+    full = stage(root, "bc-baseline", batch=36, metrics=rows((50, 1.0), (100, 1.0), (150, 2.0), (200, 2.0)),
+                 updates=200, curve=[30.0, 150.0])  # fmt: skip
+    runs = [{"task": "cheetah-run", "method": "laom", "labeled": n, "seed": 0, "return_mean": 10.0,
+             "stages": {"lam": {"dir": lam, "reused": n == 8}, "bc": {"dir": bc, "reused": n == 8},
+                        "decoder": {"dir": decoders[i], "reused": False}},
+             "stage_seconds": {"lam": 0.0 if n == 8 else 4000.0, "decoder": 400.0},
+             "summary_file": evaluated(root, f"laom-{n}", 360.0 * (i + 1))}
+            for i, n in enumerate((2, 8))]  # fmt: skip
+    runs.append({"task": "cheetah-run", "method": "bc-full", "labeled": None, "seed": 0, "return_mean": 20.0,
+                 "stages": {"bc-baseline": {"dir": full, "reused": False}}, "stage_seconds": {"bc-baseline": 2000.0},
+                 "summary_file": evaluated(root, "bc-full", 1080.0)})  # fmt: skip
+    return write_runs(root, runs)
+
+
+def test_report_compute_section(tmp_path: Path) -> None:
+    agg = rp.write_report(sweep(tmp_path / "sweep"), tmp_path / "report")
+    info = agg["compute"]
+    kinds = info["kinds"]
+    assert info["unit"] == "CPU-hours (one thread per stage)" and info["runs"] == 3
+    # One LAM and one latent BC serve both budgets: the release trains each twice.
+    assert kinds["lam"]["stages"] == 1 and kinds["lam"]["release_trainings"] == 2
+    assert kinds["lam"]["hours"] == pytest.approx(1.0) and kinds["lam"][
+        "release_hours"
+    ] == pytest.approx(2.0)
+    assert kinds["lam"]["probe_points_not_counted"] == 3
+    assert (kinds["bc"]["stages"], kinds["bc"]["release_trainings"]) == (1, 2)
+    assert kinds["bc"]["release_hours"] == pytest.approx(1.0)
+    assert (
+        kinds["decoder"]["stages"],
+        kinds["decoder"]["updates"],
+        kinds["decoder"]["release_trainings"],
+    ) == (2, 100, 2)
+    assert kinds["decoder"]["release_hours"] == pytest.approx(0.2)
+    full = kinds["bc-baseline"]
+    assert full["training_hours"] == pytest.approx(1.5) and full["curve_hours"] == pytest.approx(
+        0.05
+    )
+    assert (full["resumed"], full["release_trainings"], full["updates"]) == (1, 1, 200)
+    assert kinds["evaluation"]["stages"] == 3 and kinds["evaluation"]["hours"] == pytest.approx(0.6)
+    total = info["total"]
+    assert total["hours"] == pytest.approx(3.85) and total["release_hours"] == pytest.approx(5.35)
+    assert (total["stages"], total["release_trainings"], total["updates"]) == (8, 10, 500)
+    assert info["ratio"] == pytest.approx(5.35 / 3.85)
+    # The runs' own clocks, beside: the LAM's from the run that trained it (reused False),
+    # none for latent BC (no time recorded), the decoders' and BC-full's.
+    assert kinds["lam"]["invocation_hours"] == pytest.approx(4000 / 3600)
+    assert (kinds["bc"]["invocation_stages"], kinds["decoder"]["invocation_stages"]) == (0, 2)
+    md = (tmp_path / "report" / "results.md").read_text()
+    section = "Compute"
+    assert (
+        table_cell(md, section, "lam", "ours") == "1"
+        and table_cell(md, section, "lam", "release: trainings") == "2"
+    )
+    assert table_cell(md, section, "lam", "release: h") == "2.00"
+    assert table_cell(md, section, "bc-baseline", "training h") == "1.50"
+    assert table_cell(md, section, "evaluation", "total h") == "0.60"
+    assert table_cell(md, section, "total", "total h") == "3.85"
+    assert table_cell(md, section, "total", "release: h") == "5.35"
+    assert "CPU-hours (one thread per stage" in md and "(1.39x)" in md
+    assert "3 probe-curve points" in md and "1 stage folder was resumed" in md
+    assert "Finished runs only (3 in runs.jsonl)" in md
+    assert (
+        "4 of 5 folders" in md
+        and f"read {(4000 + 800 + 2000) / 3600:.2f} h where this table counts 2.75 h" in md
+    )
+
+
+def test_report_compute_without_one_thread_or_stage_folders(tmp_path: Path) -> None:
+    """A stage with torch's default threads makes every hour a wall hour; a folder that is
+    gone is listed, not counted, and the release still counts its trainings."""
+    root = sweep(tmp_path / "sweep", threads=0)
+    runs = [json.loads(line) for line in (root / "runs.jsonl").read_text().splitlines()]
+    runs.append(
+        {
+            **runs[1],
+            "labeled": 32,
+            "stages": {**runs[1]["stages"], "decoder": {"dir": str(tmp_path / "gone")}},
+        }
+    )
+    agg = rp.write_report(write_runs(root, runs), tmp_path / "report")
+    info = agg["compute"]
+    assert info["unit"] == "wall hours" and info["threads"] == [0, 1]
+    assert info["missing"] == [str(tmp_path / "gone")]
+    assert (
+        info["kinds"]["decoder"]["release_trainings"] == 3
+        and info["kinds"]["decoder"]["missing"] == 1
+    )
+    assert info["kinds"]["lam"]["release_trainings"] == 3
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "wall hours (the stage configs' threads: 0, 1" in md and "not counted: gone" in md
+
+
+def test_report_without_stage_records_has_no_compute_table(tmp_path: Path) -> None:
+    """Records of an older laom (no stages, no pipeline summary): nothing to count, no section."""
+    runs = [{"task": "cheetah-run", "method": "bc", "labeled": 2, "seed": 0, "return_mean": 1.0}]
+    agg = rp.write_report(write_runs(tmp_path / "sweep", runs), tmp_path / "report")
+    assert agg["compute"]["kinds"]["evaluation"]["runs_without_file"] == 1
+    assert agg["compute"]["total"]["stages"] == 0 and agg["compute"]["ratio"] is None
+    assert "## Compute" not in (tmp_path / "report" / "results.md").read_text()
