@@ -45,7 +45,6 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check laom tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/ruff format --check laom tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
