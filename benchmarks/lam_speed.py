@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -67,11 +69,21 @@ def conv_share(prof) -> float:
     return conv / total if total else float("nan")
 
 
+class Speed(NamedTuple):
+    """One measurement; the page faults and system time show whether the allocator hands
+    each step fresh pages (the paper preset's activations are hundreds of MB)."""
+
+    samples_per_s: float  # wall clock, best of repeats
+    per_cpu_second: float  # samples per CPU-second of this process, best of repeats
+    conv_share: float | None  # with --bound
+    faults_per_step: float  # minor page faults, mean over the timed updates
+    sys_s_per_step: float  # system CPU seconds, mean over the timed updates
+
+
 def measure(
     method: str, shape: str, extra: list[str], data: FrameData, labeled: FrameData, args
-) -> tuple[float, float, float | None]:
-    """(wall-clock samples/s, samples per CPU-second of this process, conv share or
-    None), best of repeats."""
+) -> Speed:
+    """The full update step of ``method`` at ``shape`` timed after warm-up."""
     preset = None if shape == "ref" else preset_file(shape, f"lam-{method}")
     overrides = (REF if shape == "ref" else []) + extra
     if shape == "ref" and lam_reads_labels(method):
@@ -86,12 +98,17 @@ def measure(
         trainer.step(u)
     best, best_cpu = float("inf"), float("inf")
     u = args.warmup
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(args.repeats):
         t, c = time.perf_counter(), time.process_time()
         for _ in range(args.updates):
             trainer.step(u)
             u += 1
         best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    steps = args.repeats * args.updates
+    faults = (after.ru_minflt - usage.ru_minflt) / steps
+    sys_s = (after.ru_stime - usage.ru_stime) / steps
     share = None
     if args.bound:
         from torch.profiler import ProfilerActivity, profile
@@ -101,7 +118,8 @@ def measure(
                 trainer.step(u)
                 u += 1
         share = conv_share(prof)
-    return cfg.batch_size * args.updates / best, cfg.batch_size * args.updates / best_cpu, share
+    samples = cfg.batch_size * args.updates
+    return Speed(samples / best, samples / best_cpu, share, faults, sys_s)
 
 
 def main() -> None:
@@ -151,11 +169,11 @@ def main() -> None:
     for shape in shapes:
         for method in args.methods.split(","):
             for name, extra in variants:
-                sps, per_cpu, share = measure(
-                    method, shape, extra + args.extra.split(), data, labeled, args
-                )
+                sp = measure(method, shape, extra + args.extra.split(), data, labeled, args)
+                sps, share = sp.samples_per_s, sp.conv_share
                 bound = "" if share is None else f"  conv {100 * share:4.1f}% -> bound {sps / share:7.1f}"
-                print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({per_cpu:7.1f} per CPU-second){bound}",
+                print(f"{shape:5s} {method:11s} {name:8s} {sps:8.1f} samples/s  ({sp.per_cpu_second:7.1f} per CPU-second)"
+                      f"  {sp.faults_per_step:9.0f} page faults and {sp.sys_s_per_step:5.2f} s system time per step{bound}",
                       flush=True)  # fmt: skip
 
 

@@ -5,7 +5,7 @@
     # the checkout, not into our environment (the registry wheel is a CUDA build, whose
     # pure-Python transforms are all the release uses):
     .venv/bin/pip install --no-deps --target /tmp/laom-release/.deps torchvision==0.28.0
-    nice .venv/bin/python benchmarks/release_speed.py --release /tmp/laom-release --release-fp32
+    nice .venv/bin/python benchmarks/release_speed.py --release /tmp/laom-release --release-fp32 --bf16-updates 2
     nice .venv/bin/python benchmarks/release_speed.py --release DIR --shape paper --updates 3 --warmup 1
 
 Why: README's "ours is Nx the release" should come from one command that runs both
@@ -292,6 +292,12 @@ def install_torchvision_standin() -> None:
 # -- the release checkout ----------------------------------------------------------------
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit 2, before any work."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def check_release(path: str | None) -> Path:
     """The checkout, or a one-line error and exit 2 before any work."""
     if not path:
@@ -466,8 +472,9 @@ def run_release(
     files: dict[str, Path],
     args: argparse.Namespace,
     fp32: bool,
+    updates: int,
 ) -> dict[str, float]:
-    """samples/s of the release's own loop over ``--updates`` steps after ``--warmup``."""
+    """samples/s of the release's own loop over ``updates`` steps after ``--warmup``."""
     global _clock
     cls = getattr(module, RELEASE_LOOPS[method][2])
     names = {f.name for f in dataclasses.fields(cls)}
@@ -477,7 +484,7 @@ def run_release(
         values.update(labeled_data_path=str(files["labeled"]), eval_data_path=None)
     config = cls(**values)
     module.set_seed(0)  # as the release's train() does before training
-    clock = StepClock(args.warmup + args.updates)
+    clock = StepClock(args.warmup + updates)
     _clock = clock
     out = io.StringIO()
     try:
@@ -492,13 +499,13 @@ def run_release(
     finally:
         _clock = None
         gc.collect()
-    if len(clock.times) < args.warmup + args.updates:
+    if len(clock.times) < args.warmup + updates:
         raise SystemExit(
             f"{PROG}: error: the release's {method} loop ended after {len(clock.times)} steps"
         )
     if args.verbose:
         print(out.getvalue(), end="")
-    w, n, b = args.warmup, args.updates, config.batch_size
+    w, n, b = args.warmup, updates, config.batch_size
     rate = b * n / (clock.times[w + n - 1] - clock.times[w - 1])
     # the release's own field: tokens/(time.time() - start) after k steps
     elapsed = [b * (k + 1) / v for k, v in enumerate(clock.logged)]
@@ -521,7 +528,8 @@ def run_ours(
         bound=False, labeled_batch=args.labeled_batch,
     )  # fmt: skip
     mshape = "ref" if shape == "tiny" else shape
-    sps, per_cpu, _ = lam_speed.measure(method, mshape, extra, data, labeled, ns)
+    speed = lam_speed.measure(method, mshape, extra, data, labeled, ns)
+    sps, per_cpu = speed.samples_per_s, speed.per_cpu_second
     return {"samples_per_s": sps, "per_cpu_second": per_cpu}
 
 
@@ -554,14 +562,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--release-fp32", action="store_true", help="also run the release with autocast disabled"
     )
+    p.add_argument(
+        "--bf16-updates", type=int, default=None,
+        help="timed steps of the release as written (bf16 autocast; default --updates). On a CPU "
+             "without fast bf16 a step takes seconds, so fewer; 0 skips that row (needs --release-fp32)",
+    )  # fmt: skip
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--verbose", action="store_true", help="show what the release prints")
     args = p.parse_args(argv)
     args.root = check_release(args.release)
     args.methods = args.methods.split(",")
     unknown = [m for m in args.methods if m not in METHODS]
-    if unknown or args.warmup < 1 or args.updates < 1 or args.repeats < 1:
-        p.error(f"--methods from {','.join(METHODS)}; --warmup, --updates, --repeats >= 1")
+    if unknown:
+        fail(f"--methods {','.join(unknown)}: expected some of {','.join(METHODS)}")
+    for flag in ("warmup", "updates", "repeats"):
+        if getattr(args, flag) < 1:
+            fail(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
+    if args.bf16_updates is None:
+        args.bf16_updates = args.updates
+    if args.bf16_updates < 0 or (args.bf16_updates == 0 and not args.release_fp32):
+        fail(f"--bf16-updates {args.bf16_updates}: expected an integer >= 1, or 0 with --release-fp32")
     return args
 
 
@@ -616,12 +636,13 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):
                 random.seed(0)
                 np.random.seed(0)  # noqa: NPY002 - the release draws from the legacy global RNG
-                runs["release"].append(
-                    run_release(modules[method], method, fields, files, args, False)
-                )
+                if args.bf16_updates:
+                    runs["release"].append(
+                        run_release(modules[method], method, fields, files, args, False, args.bf16_updates)
+                    )
                 if args.release_fp32:
                     runs["release_fp32"].append(
-                        run_release(modules[method], method, fields, files, args, True)
+                        run_release(modules[method], method, fields, files, args, True, args.updates)
                     )
                 runs["ours"].append(run_ours(ours, args.shape, extra, data, labeled, args))
             best = {k: max(r["samples_per_s"] for r in v) for k, v in runs.items() if v}
@@ -641,19 +662,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {method}: {shown}  ours {best['ours']:.1f} samples/s", flush=True)
 
     print()
-    head = f"{'method':12s} {'batch':>9s} {'release bf16':>12s}"
-    head += f" {'release fp32':>12s}" if args.release_fp32 else ""
-    head += f" {'ours':>10s} {'ours/bf16':>9s}" + (
-        f" {'ours/fp32':>9s}" if args.release_fp32 else ""
-    )
+    sides = [k for k, name in (("release", "bf16"), ("release_fp32", "fp32")) if rows and k in rows[0]["best"]]
+    names = {"release": "bf16", "release_fp32": "fp32"}
+    head = f"{'method':12s} {'batch':>9s}" + "".join(f" {'release ' + names[k]:>12s}" for k in sides)
+    head += f" {'ours':>10s}" + "".join(f" {'ours/' + names[k]:>9s}" for k in sides)
     print(head + "   (samples/s; batch = release/ours)")
     for row in rows:
         b = row["best"]
         batches = f"{row['release_batch']}/{row['ours_batch']}"
-        line = f"{row['method']:12s} {batches:>9s} {b['release']:12.1f}"
-        line += f" {b['release_fp32']:12.1f}" if args.release_fp32 else ""
-        line += f" {b['ours']:10.1f} {b['ours'] / b['release']:8.2f}x"
-        line += f" {b['ours'] / b['release_fp32']:8.2f}x" if args.release_fp32 else ""
+        line = f"{row['method']:12s} {batches:>9s}" + "".join(f" {b[k]:12.1f}" for k in sides)
+        line += f" {b['ours']:10.1f}" + "".join(f" {b['ours'] / b[k]:8.2f}x" for k in sides)
         print(line)
     if tv.startswith("stand-in"):
         print("note: the release's augmentations ran on this script's torchvision stand-in; "

@@ -88,6 +88,24 @@ def test_torchvision_standin_keeps_shapes(bench: ModuleType) -> None:
         sys.modules.update(saved)
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["--updates", "0"], "--updates 0"), (["--methods", "lapo,bc"], "--methods bc"),
+     (["--bf16-updates", "0"], "--bf16-updates 0")],
+)  # fmt: skip
+def test_bad_flags_are_one_line(
+    bench: ModuleType, tmp_path: Path, argv: list[str], flag: str, capsys
+) -> None:
+    (tmp_path / "src").mkdir()
+    for f in ("train_lapo.py", "src/nn.py"):
+        (tmp_path / f).write_text("")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--release", str(tmp_path), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"release_speed: error: {flag}") and err.count("\n") == 1, err
+
+
 @pytest.mark.skipif(
     release_checkout() is None, reason="no release checkout (LAOM_RELEASE or /tmp/laom-release)"
 )
@@ -95,7 +113,7 @@ def test_tiny_shape_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     cmd = [sys.executable, str(SCRIPT), "--release", str(release_checkout()), "--shape", "tiny",
            "--methods", "laom-labels", "--warmup", "1", "--updates", "2", "--repeats", "1",
-           "--length", "30", "--labeled-batch", "8", "--threads", "1", "--release-fp32",
+           "--length", "30", "--labeled-batch", "8", "--threads", "1", "--release-fp32", "--bf16-updates", "1",
            "--json", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
