@@ -204,7 +204,7 @@ def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch
     def args(out: str, ema: str) -> list[str]:
         return ["train", "bc-baseline", "--data", str(train), "--out", str(tmp_path / out), "--batch_size", "8",
                 "--total_updates", "7", "--encoder_channels", "[4,8,8]", "--frame_stack", "1", "--head_hidden", "8",
-                "--checkpoint_every", "3", "--policy_ema", ema, *FAST]  # fmt: skip
+                "--checkpoint_every", "3", "--log_every", "1", "--policy_ema", ema, *FAST]  # fmt: skip
 
     ok(args("last", "0"))
     ok(args("full", "0.5"))
@@ -226,6 +226,16 @@ def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch
     resumed = _policy_state(tmp_path / "resumed")
     for key, value in full.items():
         assert torch.equal(value, resumed[key]), key
+    # Each metrics row carries the stage's training clock across the resume and where its
+    # process began, which the report's compute table sums.
+    from laom.experiments.compute import training_seconds
+
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == list(range(1, 8))
+    assert [r["start_update"] for r in rows] == [0, 0, 0, 3, 3, 3, 3]
+    clocks = [r["train_s"] for r in rows]
+    assert clocks == sorted(clocks) and clocks[-1] > 0
+    assert training_seconds(rows, 8, 3) == (clocks[-1], 2)
 
     # At the default the field is not in a stage's key (keys made before it stay valid),
     # and a run whose config predates it resumes; set, it is part of both.

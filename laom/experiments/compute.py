@@ -7,7 +7,9 @@ reuses it. So the release's count of a stage is the number of finished runs that
 it, and its hours that many times the stage's own. Everything is read from what the
 runs already wrote; nothing is timed again.
 
-A stage's training time comes from its ``metrics.jsonl``: each row's ``samples_per_s``
+A stage's training time comes from its ``metrics.jsonl``. Rows written since this was
+added carry ``train_s``, the stage's training clock across resumes, and the last row's
+is the answer. In older files each row's ``samples_per_s``
 is the rate since the process writing it started training (learning-curve and probe
 time left out, :class:`laom.training.trainlog.Progress`), so ``(update - start) * batch
 / samples_per_s`` is that process's training clock. A resumed stage's file holds the
@@ -122,6 +124,11 @@ def training_seconds(
     multiple of ``checkpoint_every``; any row when that is unknown); it is assumed there
     when, read as the previous process's, the row's clock would run backwards or the rate
     since the previous row would be off by more than ``RESUME_FACTOR``."""
+    clocks = [_number(row.get("train_s")) for row in rows if _number(row.get("update")) is not None]
+    if clocks and all(c is not None for c in clocks):
+        # Written since the stage's first process: its whole training clock, resumes included.
+        starts = {row.get("start_update") for row in rows if _number(row.get("update")) is not None}
+        return float(clocks[-1] or 0.0), max(1, len(starts - {None}))
     total = 0.0
     start, prev_update, prev_clock, prev_rate = 0, 0, 0.0, 0.0
     processes = 0

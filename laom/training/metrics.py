@@ -37,6 +37,7 @@ class MetricsWriter:
     ) -> None:
         self.path = run.metrics_path
         self.prefix = prefix
+        self.kept_last: dict[str, Any] = {}  # the last row kept from an earlier process
         if self.path.is_file():
             kept = [
                 line
@@ -46,6 +47,8 @@ class MetricsWriter:
                 and _row_update(line) <= resume_from
             ]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+            if kept:
+                self.kept_last = json.loads(kept[-1])
         self._file = open(self.path, "a")
         self._tb = None
         self._wandb = None

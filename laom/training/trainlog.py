@@ -32,9 +32,12 @@ class Progress:
         """Leave ``seconds`` of non-training work (learning-curve evaluation) out of the rate."""
         self.start_time += seconds
 
+    def seconds(self) -> float:
+        """Seconds this process has spent training (excluded work left out)."""
+        return time.perf_counter() - self.start_time
+
     def samples_per_s(self, update: int) -> float:
-        elapsed = time.perf_counter() - self.start_time
-        return (update - self.start_update) * self.batch_size / max(elapsed, 1e-9)
+        return (update - self.start_update) * self.batch_size / max(self.seconds(), 1e-9)
 
     def update(self, update: int, **postfix: Any) -> None:
         shown = {
@@ -71,6 +74,11 @@ class TrainLog:
         self.main = distributed.is_main()
         world = distributed.info().world_size
         self.metrics = MetricsWriter(run, cfg, resume_from=start) if self.main else None
+        # Training seconds of the processes before this one, so each row's ``train_s`` is
+        # the stage's whole training clock however often it was resumed (the report's
+        # compute table reads it). Work past the last kept row was redone, so not counted.
+        kept = self.metrics.kept_last if self.metrics is not None else {}
+        self._train_s_before = float(kept.get("train_s", 0.0)) if isinstance(kept.get("train_s"), (int, float)) else 0.0
         self.progress = Progress(
             total, start, batch_size * world, enabled=cfg.progress and self.main, desc=desc
         )
@@ -105,7 +113,13 @@ class TrainLog:
             self.last = distributed.mean_over_ranks(means)
             self._window, self._n = {}, 0
             if self.metrics is not None:
-                row = {**self.last, **(extra or {}), "samples_per_s": self.samples_per_s(done)}
+                row = {
+                    **self.last,
+                    **(extra or {}),
+                    "samples_per_s": self.samples_per_s(done),
+                    "train_s": round(self._train_s_before + self.progress.seconds(), 3),
+                    "start_update": self.start,  # where this process began: resumes are visible
+                }
                 self.metrics.write(done, row)
             self._shown = self.last.get("loss", float("nan"))
         elif (done % 10 == 0 or done == self.start + 1) and "loss" in self._window:
