@@ -62,3 +62,19 @@ PROBE_MSE_NO_DISTRACTORS: dict[str, float] = {"lapo": 16.41, "laom": 1.93}
 # How the paper names our methods (figure legends): the method registry's labels, which
 # give the paper's names to its methods and ours to the variants it does not have.
 LABELS: dict[str, str] = {m.name: m.label for m in methods.METHODS.values()}
+
+
+def split_variant(method: str) -> tuple[str, str]:
+    """``"laom-labels (strong)"`` -> ``("laom-labels", "strong")``; no variant -> ``(method, "")``.
+    A report names the runs of a sweep given as ``NAME=DIR`` ``method (NAME)``."""
+    if method.endswith(")") and " (" in method:
+        base, _, name = method[:-1].partition(" (")
+        return base, name
+    return method, ""
+
+
+def label(method: str) -> str:
+    """A method's name in a report: the paper's, and a variant's sweep name after it."""
+    base, variant = split_variant(method)
+    text = LABELS.get(base, base)
+    return f"{text} ({variant})" if variant else text

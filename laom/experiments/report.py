@@ -8,16 +8,20 @@ a re-run supersedes an older record) and writes
                           one for the average over tasks; line = mean over seeds, band =
                           mean +- std over seeds (population std, ddof=0)
     REPORT/probe_mse.png  linear-probe MSE of latent to true actions / chance (predicting
-                          the mean action) per LAM method; dots: each LAM, n per bar
+                          the mean action) per LAM method (a bar per distractor setting
+                          when a method's LAMs saw several); dots: each LAM, n per bar
     REPORT/encodes.png    what the latents encode: linear-probe R² to the action and to the
                           change of each distractor (camera, background frame, colour), per
                           method, for the LAM's latents and the latent-BC policy's; only
                           when the probe data recorded its distractors (docs/distractors.md)
-    REPORT/results.md     the same numbers as Markdown tables, plus raw returns, the
-                          acting policies' offline action MSE on the held-out file, and
-                          how much of the latent actions latent BC could not predict,
-                          and the hours each stage kind took beside what the paper's
-                          release would need (laom.experiments.compute)
+    REPORT/results.md     first the Findings: the paper's four claims, each "holds",
+                          "does not hold" or "not measured" per task and distractor
+                          setting (laom.experiments.findings); then the same numbers
+                          as Markdown tables, plus raw returns, the acting policies'
+                          offline action MSE on the held-out file, how much of the
+                          latent actions latent BC could not predict, and the hours
+                          each stage kind took beside what the paper's release would
+                          need (laom.experiments.compute)
     REPORT/summary.json   everything aggregated, for scripts
 
 Several sweeps can share one report (``laom report SWEEP NAME=OTHER ...``): the runs of a
@@ -46,6 +50,14 @@ from laom import methods as registry
 from laom.errors import LaomError, require
 from laom.experiments import paper as paper_data
 from laom.experiments.compute import compute, compute_table, compute_text
+from laom.experiments.findings import (
+    NO_DISTRACTORS,
+    distractor_settings,
+    findings,
+    findings_markdown,
+    run_key,
+)
+from laom.experiments.paper import label, split_variant
 from laom.experiments.runs_store import RunRecord, read_runs
 from laom.outputs import check_output, code_version
 from laom.training.summaries import LAMSummary, LatentBCSummary, StageSummary, action_r2
@@ -56,20 +68,6 @@ COLORS = {m.name: m.color for m in registry.METHODS.values()}
 EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "gold", "navy")
 BAND = "mean ± std over seeds (population std, ddof=0)"
 AVERAGE = "average"
-
-
-def split_variant(method: str) -> tuple[str, str]:
-    """``"laom-labels (strong)"`` -> ``("laom-labels", "strong")``; no variant -> ``(method, "")``."""
-    if method.endswith(")") and " (" in method:
-        base, _, name = method[:-1].partition(" (")
-        return base, name
-    return method, ""
-
-
-def label(method: str) -> str:
-    base, variant = split_variant(method)
-    text = paper_data.LABELS.get(base, base)
-    return f"{text} ({variant})" if variant else text
 
 
 def color(method: str, methods: list[str]) -> str:
@@ -275,6 +273,7 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
                     average.setdefault(m, {})[n] = per_seed
         agg["normalized"][AVERAGE] = _table(average)
     agg["returns"] = {t: _table(raw[t]) for t in tasks if t in raw}
+    settings = distractor_settings(runs)
     summaries: dict[str, StageSummary | None] = {}
 
     def latent_bc_relative_loss(run: RunRecord) -> float | None:
@@ -299,15 +298,18 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
         }
     agg["normalizers"] = normalizers
 
-    # Probe MSE: one value per distinct LAM (lapo/laom reuse one LAM for every budget).
+    # Probe MSE: one value per distinct LAM (lapo/laom reuse one LAM for every budget),
+    # a row per distractor setting: a method whose LAMs saw data with and without
+    # distractors (two unnamed sweeps) gets one row for each, "method [setting]".
     probe: dict[str, Any] = {}
     for m in agg["methods"]:
-        lams: dict[str, tuple[float, float | None]] = {}
+        by_setting: dict[str | None, dict[str, tuple[float, float | None]]] = {}
         for r in runs:
             if r.method == m and r.action_probe_mse is not None:
                 lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
-                lams[lam] = (float(r.action_probe_mse), r.action_probe_baseline_mse)
-        if lams:
+                lams_of = by_setting.setdefault(settings[run_key(r)][0], {})
+                lams_of[lam] = (float(r.action_probe_mse), r.action_probe_baseline_mse)
+        for setting, lams in by_setting.items():
             entry = stats([v for v, _ in lams.values()])
             baselines = [b for _, b in lams.values() if b is not None]
             entry["baseline_mean"] = sum(baselines) / len(baselines) if baselines else None
@@ -315,13 +317,15 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
             # Per LAM, its MSE and its MSE over its own chance level (the figure's bars).
             entry["values"] = [v for v, _ in lams.values()]
             entry["relative_values"] = [v / b for v, b in lams.values() if b] if len(baselines) == len(lams) else None
-            probe[m] = entry
+            entry["method"], entry["distractors"] = m, setting
+            probe[m if len(by_setting) == 1 else f"{m} [{setting or 'unknown'}]"] = entry
     agg["probe_mse"] = probe
     agg["encodes"] = what_latents_encode(runs, agg["methods"], summaries)
     agg["curves"] = learning_curves(runs, agg["methods"])
     agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
-    agg["rows"] = run_rows(runs, agg, summaries)
+    agg["rows"] = run_rows(runs, agg, summaries, settings)
     agg["compute"] = compute(runs)
+    agg["findings"] = findings(runs, settings, tasks)
     if paper:
         agg["paper"] = {
             "source": "Nikulin et al. (ICML 2025), figures of the paper and its release, +-0.01",
@@ -334,7 +338,10 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
     return agg
 
 
-def run_rows(runs: list[RunRecord], agg: dict[str, Any], summaries: dict[str, StageSummary | None]) -> list[dict[str, Any]]:
+def run_rows(
+    runs: list[RunRecord], agg: dict[str, Any], summaries: dict[str, StageSummary | None],
+    settings: dict[tuple[Any, ...], tuple[str | None, str]] | None = None,
+) -> list[dict[str, Any]]:
     """One row per finished run, each with what a normalised return needs beside it (the
     task's BC-full return and the expert's), so a reader or a README table can check every
     figure without re-deriving it from the aggregates."""
@@ -347,6 +354,7 @@ def run_rows(runs: list[RunRecord], agg: dict[str, Any], summaries: dict[str, St
                     if r.action_probe_mse is not None and r.action_probe_baseline_mse else None)  # fmt: skip
         rows.append({
             "task": r.task, "method": r.method, "labeled": r.labeled, "seed": int(r.seed),
+            "distractors": (settings or {}).get(run_key(r), (None, ""))[0],
             "probe_mse": r.action_probe_mse, "probe_chance_mse": r.action_probe_baseline_mse,
             "probe_rel": held_out, "online_probe_rel": online,
             "return": r.return_mean, "return_std": r.return_std, "episodes": r.episodes,
@@ -507,6 +515,14 @@ def figure_paper_panel(ax: Any, agg: dict[str, Any]) -> None:
     ax.grid(alpha=0.3)
 
 
+def probe_label(agg: dict[str, Any], key: str) -> str:
+    """A probe row's name: its method's, and its distractor setting when the method's
+    LAMs saw more than one (the row's key then names it)."""
+    entry = agg["probe_mse"][key]
+    method = entry.get("method", key)
+    return label(method) + (f" [{entry.get('distractors') or 'unknown'}]" if key != method else "")
+
+
 def probe_bars(agg: dict[str, Any]) -> dict[str, Any]:
     """What the probe figure draws: per method the per-LAM values, their mean and n, on
     the scale of MSE / chance (predicting the mean action) when every LAM has its chance
@@ -545,7 +561,7 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
     methods = list(bars)
     fig, ax = plt.subplots(figsize=(max(4.8, 1.4 * len(methods) + 2.2), 3.8))
     xs = list(range(len(methods)))
-    colors = [color(m, agg["methods"]) for m in methods]
+    colors = [color(agg["probe_mse"][m].get("method", m), agg["methods"]) for m in methods]
     lows = [min(b["values"]) for b in bars.values()] + ([chance] if chance is not None else [])
     highs = [max(max(b["values"]), b["mean"] + b["std"]) for b in bars.values()] + ([chance] if chance is not None else [])
     lo, hi = min(lows), max(highs)
@@ -564,7 +580,7 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
         ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.set_ylim(bottom, top)
     ax.set_xticks(xs)
-    ax.set_xticklabels([label(m) for m in methods], fontsize=8)
+    ax.set_xticklabels([probe_label(agg, m) for m in methods], fontsize=8)
     ax.set_ylabel("probe MSE / chance" if data["relative"] else "linear-probe MSE (true actions)")
     if bottom > 0:
         ax.text(0.0, 1.01, f"axis starts at {bottom:.3g}", transform=ax.transAxes, fontsize=7, va="bottom")
@@ -750,6 +766,8 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         f"Cells: {BAND}; (n=k) when fewer seeds finished. Columns: labelled trajectories."
     )
     out.append("")
+    if agg.get("findings"):
+        out += findings_markdown(agg["findings"])
     header = ["method", *map(str, budgets)]
     if agg["normalized"]:
         names = [t for t in agg["tasks"] if t in agg["normalized"]]
@@ -796,16 +814,22 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
             out += _markdown_table(header, rows) + [""]
     if agg["probe_mse"]:
         out += ["## Linear-probe MSE (latent to true actions)", ""]
-        head = ["method", "probe MSE", "predict-the-mean MSE", "probe / predict-the-mean", "LAMs"]
+        # The setting of each row's LAMs' data (a method's LAMs on two settings are two rows).
+        settings = any(e.get("distractors") for e in agg["probe_mse"].values())
+        head = ["method", *(["distractors"] if settings else []), "probe MSE", "predict-the-mean MSE",
+                "probe / predict-the-mean", "LAMs"]  # fmt: skip
         if paper:
             head.append("paper (its units)")
         rows = []
         for m, e in agg["probe_mse"].items():
-            row = [label(m), f"{e['mean']:.4f} ± {e['std']:.4f}",
+            row = [probe_label(agg, m), *([e.get("distractors") or "unknown"] if settings else []),
+                   f"{e['mean']:.4f} ± {e['std']:.4f}",
                    "–" if e["baseline_mean"] is None else f"{e['baseline_mean']:.4f}",
                    "–" if e["relative"] is None else f"{e['relative']:.3f}", str(e["n"])]  # fmt: skip
-            if paper:
-                row.append(f"{paper_data.PROBE_MSE[m]:.2f}" if m in paper_data.PROBE_MSE else "–")
+            if paper:  # the paper's figure for the row's setting
+                theirs = paper_data.PROBE_MSE_NO_DISTRACTORS if e.get("distractors") == NO_DISTRACTORS else paper_data.PROBE_MSE
+                method = e.get("method", m)
+                row.append(f"{theirs[method]:.2f}" if method in theirs else "–")
             rows.append(row)
         out += _markdown_table(head, rows) + [""]
     if agg.get("encodes"):

@@ -1,0 +1,263 @@
+"""The report's Findings section: the paper's four claims as holds / does not hold / not
+measured, per task and distractor setting (read from the training data's attributes),
+with the seed bands beside the verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_experiments import write_runs
+
+from laom.experiments import findings as fd
+from laom.experiments import report as rp
+from laom.experiments.runs_store import RunRecord
+
+DISTRACTORS = "scale_easy_video_hard"
+TASK = "cheetah-run"
+SPREAD = (-0.01, 0.0, 0.01)  # per seed: a band far narrower than every threshold below
+
+
+def data_file(root: Path, difficulty: str) -> Path:
+    """A training data file as collected: only its attributes are read."""
+    path = root / f"{difficulty}-train.hdf5"
+    root.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs["difficulty"], f.attrs["domain_name"], f.attrs["task_name"] = difficulty, "cheetah", "run"
+    return path
+
+
+def sweep(root: Path, difficulty: str | None, *, probes: dict[str, float] | None = None,
+          returns: dict[tuple[str, int], float] | None = None, seeds: tuple[int, ...] = (0, 1, 2),
+          spread: tuple[float, ...] = SPREAD, task: str = TASK) -> Path:  # fmt: skip
+    """A sweep's runs.jsonl with each run's pipeline summary naming its data file (whose
+    ``difficulty`` is the setting; None: no summary at all). ``probes``: each LAM method's
+    probe MSE (chance 1.0, so also its MSE / chance); ``returns``: normalized return per
+    (method, budget); seed i adds ``spread[i]`` to both."""
+    data = data_file(root / "data", difficulty) if difficulty else None
+    runs = []
+    budgets = {n for _, n in (returns or {})} or {128}
+    for method in sorted({m for m, _ in (returns or {})} | set(probes or {})):
+        for n in sorted(budgets):
+            for seed in seeds:
+                run: dict = {"task": task, "method": method, "labeled": n, "seed": seed}
+                value = (returns or {}).get((method, n))
+                if value is not None:
+                    v = value + spread[seed]
+                    run.update(return_mean=100 * v, normalizer=100.0, normalized_return=v)
+                if method in (probes or {}):  # one LAM per (method, seed), shared by its budgets
+                    run.update(action_probe_mse=probes[method] + spread[seed], action_probe_baseline_mse=1.0,  # type: ignore[index]
+                               stages={"lam": {"dir": str(root / "cache" / f"lam-{method}-{seed}")}})  # fmt: skip
+                if data is not None:
+                    summary = root / "cache" / f"pipeline-{method}-{n}-{seed}.json"
+                    summary.parent.mkdir(parents=True, exist_ok=True)
+                    summary.write_text(json.dumps({"method": method, "data": str(data)}))
+                    run["summary_file"] = str(summary)
+                if value is not None or method in (probes or {}):
+                    runs.append(run)
+    return write_runs(root, runs)
+
+
+def findings_of(agg: dict) -> dict[int, list[dict]]:
+    return {f["id"]: f["results"] for f in agg["findings"]["findings"]}
+
+
+def section(md: str) -> str:
+    return md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
+
+
+# Numbers for which all four findings hold, and for which none does.
+HOLDS = {
+    DISTRACTORS: dict(probes={"lapo": 0.8, "lapo-nofsq": 0.7, "laom": 0.2},
+                      returns={("laom-labels", 32): 0.30, ("lapo", 32): 0.10, ("laom", 32): 0.15, ("bc", 32): 0.20,
+                               ("laom-labels", 128): 0.50, ("lapo", 128): 0.12, ("laom", 128): 0.20, ("bc", 128): 0.30}),
+    "vanilla": dict(probes={"lapo": 0.5, "laom": 0.15}, returns={("lapo", 128): 0.40, ("laom", 128): 0.44}),
+}  # fmt: skip
+FAILS = {
+    DISTRACTORS: dict(probes={"lapo": 0.5, "lapo-nofsq": 0.7, "laom": 0.5},
+                      returns={("laom-labels", 32): 0.15, ("lapo", 32): 0.10, ("bc", 32): 0.20,
+                               ("laom-labels", 128): 0.30, ("lapo", 128): 0.12, ("bc", 128): 0.25}),
+    "vanilla": dict(probes={"lapo": 0.6}, returns={("lapo", 128): 0.30, ("laom", 128): 0.60}),
+}  # fmt: skip
+
+
+def two_sweeps(tmp_path: Path, numbers: dict, **kw: object) -> dict:
+    """The study's report: the sweep with distractors, the one without named ``vanilla``."""
+    main = sweep(tmp_path / "main", DISTRACTORS, **numbers[DISTRACTORS], **kw)  # type: ignore[arg-type]
+    clean = sweep(tmp_path / "clean", "vanilla", **numbers["vanilla"], **kw)  # type: ignore[arg-type]
+    return rp.write_report([str(main), f"vanilla={clean}"], tmp_path / "report")
+
+
+def test_each_finding_holds_with_its_figures(tmp_path: Path) -> None:
+    agg = two_sweeps(tmp_path, HOLDS)
+    results = findings_of(agg)
+    for number in (1, 2, 3, 4):
+        (result,) = results[number]
+        assert (result["verdict"], result["band"], result["claim"]) == ("holds", "clear", True), (number, result)
+        assert result["text"] == "**holds**"
+    # The cells are the right runs: the vanilla sweep's (named) for "without distractors".
+    (one,) = results[1]
+    assert one["distractors"] == DISTRACTORS
+    (ratio,) = one["comparisons"]
+    assert (ratio["top"], ratio["bottom"]) == ("LAPO", "LAPO (vanilla)")
+    assert ratio["ratio"] == pytest.approx(0.8 / 0.5)
+    by_method = {(f["method"], f["distractors"]): f for f in one["figures"]}
+    lapo = by_method[("lapo", DISTRACTORS)]
+    assert lapo["mean"] == pytest.approx(0.8) and lapo["std"] == pytest.approx(np.std(SPREAD)) and lapo["n"] == 3
+    assert by_method[("lapo (vanilla)", "vanilla")]["seeds"] == [0, 1, 2]
+    # The band of a ratio: its cells' corners, (0.8 - s) / (0.5 + s) to (0.8 + s) / (0.5 - s).
+    s = np.std(SPREAD)
+    assert ratio["band"] == pytest.approx([(0.8 - s) / (0.5 + s), (0.8 + s) / (0.5 - s)])
+    (two,) = results[2]
+    assert two["comparisons"][0]["ratio"] == pytest.approx(0.2 / 0.7)
+    (three,) = results[3]
+    # At 32 and 128: twice LAPO, and above each other method (BC and LAOM).
+    assert {(c["bottom"], c["budget"], c["threshold"]) for c in three["comparisons"]} == {
+        ("LAPO", 32, ">= 2"), ("BC", 32, ">= 1"), ("LAOM", 32, ">= 1"),
+        ("LAPO", 128, ">= 2"), ("BC", 128, ">= 1"), ("LAOM", 128, ">= 1")}  # fmt: skip
+    (four,) = results[4]
+    assert four["distractors"] == "vanilla" and four["comparisons"][0]["ratio"] == pytest.approx(0.44 / 0.40)
+    assert four["comparisons"][0]["threshold"] == "within [0.8, 1.25]"
+    md = (tmp_path / "report" / "results.md").read_text()
+    # Near the top: right after the title paragraph, before the tables.
+    assert md.index("## Findings") < md.index("## Normalized return")
+    text = section(md)
+    assert text.splitlines()[1].startswith("Verdicts are decided on the means")
+    assert f"{TASK}: {DISTRACTORS}, vanilla (read from the training data of" in text
+    assert "within [0.8, 1.25]" in text  # the rule of "close" is printed
+    assert text.count("**holds**") == 4 and ": not a claim)" not in text
+    assert ("probe MSE / chance: LAPO [scale_easy_video_hard] 0.800 ± 0.008 (n=3 LAMs) / "
+            "LAPO (vanilla) [vanilla] 0.500 ± 0.008 (n=3 LAMs) = 1.60x, band 1.56x–1.64x (needs >= 1)") in text
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert [f["id"] for f in summary["findings"]["findings"]] == [1, 2, 3, 4]
+    assert summary["findings"]["findings"][1]["paper"].startswith("LAOM 2.74, LAPO w/o FSQ 22.09")
+    assert {r["distractors"] for r in summary["rows"]} == {DISTRACTORS, "vanilla"}
+
+
+def test_each_finding_does_not_hold(tmp_path: Path) -> None:
+    results = findings_of(two_sweeps(tmp_path, FAILS))
+    for number in (1, 2, 3, 4):
+        (result,) = results[number]
+        assert (result["verdict"], result["band"]) == ("does not hold", "clear"), (number, result)
+    (three,) = results[3]
+    failing = {(c["bottom"], c["budget"]) for c in three["comparisons"] if not c["holds"]}
+    assert failing == {("LAPO", 32), ("BC", 32)}  # 1.5x LAPO and below BC at 32 (2.5x and above BC at 128)
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert section(md).count("**does not hold**") == 4
+
+
+def test_findings_not_measured_say_what_is_missing(tmp_path: Path) -> None:
+    """One sweep with distractors and no LAOM+supervision: nothing to compare. A sweep of
+    data with distractors named "vanilla" is still one with distractors (the name is a
+    label), and runs whose data cannot be read are counted and left out."""
+    only = {"probes": {"lapo": 0.8, "laom": 0.2}, "returns": {("lapo", 128): 0.1, ("laom", 128): 0.2}}
+    main = sweep(tmp_path / "main", DISTRACTORS, **only)  # type: ignore[arg-type]
+    misnamed = sweep(tmp_path / "misnamed", DISTRACTORS, probes={"lapo": 0.5}, returns={("lapo", 128): 0.4})
+    unknown = sweep(tmp_path / "unknown", None, probes={"lapo": 0.1}, returns={("lapo", 128): 0.9})
+    agg = rp.write_report([str(main), f"vanilla={misnamed}", f"old={unknown}"], tmp_path / "report")
+    results = findings_of(agg)
+    assert all(r["verdict"] == "not measured" for rs in results.values() for r in rs)
+    assert results[1][0]["missing"] == "needs a sweep without distractors: laom report SWEEP vanilla=SWEEP_VANILLA"
+    assert results[2][0]["missing"] == f"needs a finished run of lapo-nofsq with its LAM's probe on {DISTRACTORS} data"
+    assert results[3][0]["missing"] == f"needs finished runs of laom-labels at 32 or more labelled trajectories on {DISTRACTORS} data"
+    assert results[4][0]["missing"] == results[1][0]["missing"]
+    assert agg["findings"]["unknown_setting_runs"] == 3  # the 'old' sweep's: no pipeline summary
+    text = section((tmp_path / "report" / "results.md").read_text())
+    assert text.count("**not measured**") == 4
+    assert "3 runs whose training data's setting could not be read" in text
+    # Without LAPO runs the "best" finding names LAPO as what is missing.
+    no_lapo = sweep(tmp_path / "no-lapo", DISTRACTORS, returns={("laom-labels", 32): 0.3, ("bc", 32): 0.2})
+    (three,) = findings_of(rp.write_report(str(no_lapo), tmp_path / "r2"))[3]
+    assert three["missing"] == f"needs finished runs of lapo at 32 labelled trajectories on {DISTRACTORS} data"
+
+
+def test_one_seed_is_not_a_claim(tmp_path: Path) -> None:
+    results = findings_of(two_sweeps(tmp_path, HOLDS, seeds=(0,)))
+    for number in (1, 2, 3, 4):
+        (result,) = results[number]
+        assert result["verdict"] == "holds" and result["band"] is None and not result["claim"]
+        assert result["text"] == "**holds** (1 seed: not a claim)"
+        assert result["comparisons"][0]["band"] is None
+    md = (tmp_path / "report" / "results.md").read_text()
+    text = section(md)
+    assert text.count("(1 seed: not a claim)") == 4
+    assert "normalized return: LAOM (vanilla) [vanilla] at 128 0.430 (n=1 seed) / LAPO (vanilla) [vanilla] at 128 0.390" in text
+
+
+def test_seed_bands_crossing_the_threshold_are_named(tmp_path: Path) -> None:
+    """Means on one side, bands reaching the other: the verdict stays, and says so."""
+    wide = (-0.1, 0.0, 0.1)  # std 0.082
+    numbers = {DISTRACTORS: dict(probes={"lapo": 0.6, "lapo-nofsq": 0.5, "laom": 0.2}),  # LAOM at 0.4 of w/o FSQ
+               "vanilla": dict(probes={"lapo": 0.55}, returns={("lapo", 128): 0.40, ("laom", 128): 0.52})}  # fmt: skip
+    results = findings_of(two_sweeps(tmp_path, numbers, spread=wide))
+    (one,), (two,), (four,) = results[1], results[2], results[4]
+    assert (one["verdict"], one["band"]) == ("holds", "crosses")  # 1.09x, band 0.83x to 1.45x
+    assert one["text"] == "**holds**, but the seed bands cross the threshold"
+    assert (two["verdict"], two["band"]) == ("holds", "crosses")  # 0.4, band up to 0.66
+    assert (four["verdict"], four["band"]) == ("does not hold", "crosses")  # 1.3x, band from 0.87x
+    assert four["text"] == "**does not hold**, but the seed bands cross the threshold"
+    # Not holding on several comparisons: the bands cross only if every failing one's does.
+    for bc, band in ((0.5, "clear"), (0.2, "crosses")):  # below BC beyond its band / above BC
+        root = tmp_path / f"bc-{bc}"
+        runs = sweep(root, DISTRACTORS, returns={("laom-labels", 32): 0.30, ("lapo", 32): 0.16, ("bc", 32): bc},
+                     spread=wide)  # 1.9x LAPO, band 0.90x to 4.9x: crosses 2  # fmt: skip
+        (three,) = findings_of(rp.write_report(str(runs), root / "report"))[3]
+        assert (three["verdict"], three["band"]) == ("does not hold", band), bc
+    # Two seeds: a band, and still not a claim.
+    (two_seeds,) = findings_of(two_sweeps(tmp_path / "two", HOLDS, seeds=(0, 1)))[1]
+    assert two_seeds["band"] == "clear" and two_seeds["text"] == "**holds** (2 seeds: not a claim)"
+
+
+def test_comparison_band_is_its_cells_corners() -> None:
+    top = fd.Cell(TASK, "laom", DISTRACTORS, fd.PROBE_METRIC, {"a": 0.1, "b": 0.3}, [0, 1])  # 0.2 ± 0.1
+    bottom = fd.Cell(TASK, "lapo-nofsq", DISTRACTORS, fd.PROBE_METRIC, {"a": 0.5, "b": 0.7}, [0, 1])  # 0.6 ± 0.1
+    c = fd.Comparison(top, bottom, high=0.5)
+    assert c.ratio == pytest.approx(1 / 3) and c.holds
+    assert c.band == pytest.approx((0.1 / 0.7, 0.3 / 0.5)) and c.crosses
+    assert not fd.Comparison(top, bottom, high=0.7).crosses
+    # A bottom band reaching 0: any ratio above the smallest.
+    low = fd.Cell(TASK, "lapo", DISTRACTORS, fd.PROBE_METRIC, {"a": 0.0, "b": 0.2}, [0, 1])
+    assert fd.Comparison(top, low, low=2.0).band == pytest.approx((0.1 / 0.2, float("inf")))
+
+
+def test_setting_is_read_from_the_data_then_the_subset_then_the_evaluation(tmp_path: Path) -> None:
+    clean = data_file(tmp_path / "d", "vanilla")
+    summary = tmp_path / "pipeline.json"
+    summary.write_text(json.dumps({"data": str(clean), "env": {"difficulty": DISTRACTORS}}))
+    run = RunRecord(task=TASK, method="lapo", labeled=2, seed=0, summary_file=str(summary))
+    assert fd.distractor_setting(run) == ("vanilla", "data")  # the data's own, not the evaluation's
+    subset = data_file(tmp_path / "s", DISTRACTORS)
+    summary.write_text(json.dumps({"data": str(tmp_path / "gone.hdf5"), "env": {"difficulty": "vanilla"}}))
+    assert fd.distractor_setting(RunRecord(task=TASK, method="lapo", labeled=2, seed=0, summary_file=str(summary),
+                                           labeled_file=str(subset))) == (DISTRACTORS, "labelled subset")  # fmt: skip
+    assert fd.distractor_setting(run) == ("vanilla", "evaluation env")
+    assert fd.distractor_setting(RunRecord(task=TASK, method="lapo", seed=0)) == (None, "")
+
+
+def test_probe_table_keeps_distractor_settings_apart(tmp_path: Path) -> None:
+    """Two unnamed sweeps on different data (here different tasks): a method's LAMs on
+    each setting are a row each, not pooled; one setting keeps the method's own row."""
+    noisy = sweep(tmp_path / "a", DISTRACTORS, probes={"lapo": 0.8, "laom": 0.2})
+    clean = sweep(tmp_path / "b", "vanilla", probes={"lapo": 0.5}, task="walker-run")
+    agg = rp.write_report([str(noisy), str(clean)], tmp_path / "report", paper=True)
+    probe = agg["probe_mse"]
+    assert set(probe) == {f"lapo [{DISTRACTORS}]", "lapo [vanilla]", "laom"}
+    assert probe[f"lapo [{DISTRACTORS}]"]["mean"] == pytest.approx(0.8) and probe["lapo [vanilla]"]["n"] == 3
+    assert probe["laom"]["distractors"] == DISTRACTORS
+    md = (tmp_path / "report" / "results.md").read_text()
+    from test_experiments import table_cell
+
+    table = "Linear-probe MSE (latent to true actions)"
+    assert table_cell(md, table, "LAPO [vanilla]", "distractors") == "vanilla"
+    assert table_cell(md, table, "LAPO [vanilla]", "probe / predict-the-mean") == "0.500"
+    assert table_cell(md, table, "LAPO [vanilla]", "paper (its units)") == "16.41"  # the paper's without distractors
+    assert table_cell(md, table, f"LAPO [{DISTRACTORS}]", "paper (its units)") == "29.17"
+    assert [t.get_text() for t in rp.figure_probe(agg).axes[0].get_xticklabels()] == [
+        f"LAPO [{DISTRACTORS}]", "LAPO [vanilla]", "LAOM"]  # fmt: skip
+    # Per task: cheetah-run has no run without distractors, walker-run none with them.
+    (one_cheetah, one_walker) = findings_of(agg)[1]
+    assert (one_cheetah["task"], one_cheetah["missing"]) == (TASK, fd.SWEEP_VANILLA)
+    assert (one_walker["task"], one_walker["missing"]) == ("walker-run", fd.SWEEP_DISTRACTORS)
