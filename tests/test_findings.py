@@ -261,3 +261,17 @@ def test_probe_table_keeps_distractor_settings_apart(tmp_path: Path) -> None:
     (one_cheetah, one_walker) = findings_of(agg)[1]
     assert (one_cheetah["task"], one_cheetah["missing"]) == (TASK, fd.SWEEP_VANILLA)
     assert (one_walker["task"], one_walker["missing"]) == ("walker-run", fd.SWEEP_DISTRACTORS)
+
+
+def test_supervision_must_double_each_lapo_that_ran(tmp_path: Path) -> None:
+    """Finding 3's "LAPO" is both LAPOs when both ran: the release trains LAPO without FSQ,
+    the paper's probe ablation starts from LAPO with FSQ, and its curves do not say which."""
+    numbers = {k: dict(v) for k, v in HOLDS.items()}
+    returns = dict(numbers[DISTRACTORS]["returns"])  # type: ignore[arg-type]
+    returns[("lapo-nofsq", 32)], returns[("lapo-nofsq", 128)] = 0.12, 0.30  # 2.5x at 32, 1.67x at 128
+    numbers[DISTRACTORS] = {**numbers[DISTRACTORS], "returns": returns}
+    (three,) = findings_of(two_sweeps(tmp_path, numbers))[3]
+    assert three["verdict"] == "does not hold"
+    by = {(c["bottom"], c["budget"]): c for c in three["comparisons"]}
+    assert by[("LAPO w/o FSQ", 32)]["holds"] and by[("LAPO w/o FSQ", 32)]["threshold"] == ">= 2"
+    assert not by[("LAPO w/o FSQ", 128)]["holds"] and by[("LAPO", 128)]["holds"]
