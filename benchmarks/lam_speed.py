@@ -17,7 +17,7 @@ AdamW, EMA) after warm-up steps, best of ``--repeats``, on random 64 px frames.
 "per CPU-second" divides by this process's CPU time instead of wall time: with
 ``--threads 1`` it estimates the idle-machine rate of one core when other jobs compete
 for the CPU (with 2+ threads it also counts OpenMP spin-waiting, so use wall time).
-Set MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1000000000 in the environment to see
+Set MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=8000000000 in the environment to see
 the effect of glibc keeping freed memory (the ``laom`` CLI sets them itself).
 
 ``--bound`` profiles the timed updates and prints the share of CPU time spent inside

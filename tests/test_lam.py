@@ -374,7 +374,7 @@ def test_laom_entry_point_restarts_with_malloc_settings(files, tmp_path):
     cmd = [sys.executable, "-m", "laom", "train", "lam", "--method", "laom", "--data", str(files["data"]),
            "--out", str(out), *TINY, "--total_updates", "1"]  # fmt: skip
     subprocess.run(cmd, check=True, env=env, capture_output=True)
-    assert json.loads((out / "summary.json").read_text())["malloc_mmap_threshold"] == "1000000000"
+    assert json.loads((out / "summary.json").read_text())["malloc_mmap_threshold"] == "8000000000"
 
 
 # --------------------------------------------------------------------------- learning

@@ -41,7 +41,9 @@ from laom.training.pipeline import (
     stage_trainer,
 )
 
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
+# 8 GB: at the paper preset's model shape some blocks pass 1 GB (LAPO at batch 128 paged in
+# ~470,000 fresh pages, 5.7 s of system time, per 47 s step under 1e9; none under 8e9).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "8000000000", "MALLOC_TRIM_THRESHOLD_": "8000000000"}
 
 
 def maybe_reexec_with_malloc_env() -> None:
