@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from laom.envs import make
     from laom.envs.tasks import parse_task
     from laom.errors import LaomError
-    from laom.evaluation.online import evaluate
+    from laom.experiments.cost import measure_evaluate
     from laom.models.policy import ActingPolicy
     from laom.training.baselines import BCBaselineConfig
     from laom.training.bc import build_policy
@@ -157,23 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"one environment alone:      {1 / env:8.1f} steps/s")
 
-    calls: list[float] = []
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        calls.append(time.perf_counter())
-        return policy.act(obs)
-
-    kwargs = {**env_kwargs, "max_episode_steps": args.steps}
-    start = time.perf_counter()
-    evaluate(
-        act, kwargs, args.num_envs, num_envs=args.num_envs, workers=args.workers, progress=False
-    )
-    wall = time.perf_counter() - start
-    rounds = (calls[-1] - calls[0]) / max(1, len(calls) - 1)
-    measured = args.num_envs / rounds
+    # The same timing the sweep's calibration uses: the policy's call times split the
+    # evaluation into its start (and close) and its lockstep rounds.
+    per_step, start_s = measure_evaluate(env_kwargs, policy, args.num_envs, args.workers, steps=args.steps)
+    measured = 1.0 / per_step
     release = release_design(policy, env_kwargs, args.steps)
     print(f"evaluate(), lockstep rounds: {measured:8.1f} steps/s  (bound {bound:.1f}: "
-          f"{100 * measured / bound:.0f}% of it; start and close {wall - len(calls) * rounds:.1f} s)")  # fmt: skip
+          f"{100 * measured / bound:.0f}% of it; start and close {start_s:.1f} s)")  # fmt: skip
     print(f"release design (1 env, batch 1): {release:8.1f} steps/s")
     per_episode = 1000
     print(f"episodes/s at {per_episode} steps: evaluate() {measured / per_episode:.3f}, "

@@ -691,7 +691,9 @@ def measure_read(inputs: Inputs) -> dict[Rate, float]:
 EVAL_STEPS = 50  # steps per calibration episode: enough rounds to time, short enough to be quick
 
 
-def measure_evaluate(env: dict[str, Any], policy: Any, envs: int, workers: int) -> tuple[float, float]:
+def measure_evaluate(
+    env: dict[str, Any], policy: Any, envs: int, workers: int, steps: int = EVAL_STEPS
+) -> tuple[float, float]:
     """(seconds per environment step, seconds to start) of laom.evaluation.online.evaluate.
 
     One short evaluation: the policy is called once per lockstep round, the first time
@@ -706,7 +708,7 @@ def measure_evaluate(env: dict[str, Any], policy: Any, envs: int, workers: int) 
         return policy.act(obs)
 
     start = time.perf_counter()
-    evaluate(act, {**env, "max_episode_steps": EVAL_STEPS}, envs, seed=0, num_envs=envs, workers=workers, progress=False)
+    evaluate(act, {**env, "max_episode_steps": steps}, envs, seed=0, num_envs=envs, workers=workers, progress=False)
     wall = time.perf_counter() - start
     per_round = (calls[-1] - calls[0]) / max(1, len(calls) - 1)
     return per_round / envs, max(0.0, wall - len(calls) * per_round)
