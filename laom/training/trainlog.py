@@ -77,8 +77,8 @@ class TrainLog:
         # Training seconds of the processes before this one, so each row's ``train_s`` is
         # the stage's whole training clock however often it was resumed (the report's
         # compute table reads it). Work past the last kept row was redone, so not counted.
-        kept = self.metrics.kept_last if self.metrics is not None else {}
-        self._train_s_before = float(kept.get("train_s", 0.0)) if isinstance(kept.get("train_s"), (int, float)) else 0.0
+        before = self.metrics.kept_last.get("train_s") if self.metrics is not None else None
+        self._train_s_before = float(before) if isinstance(before, (int, float)) else 0.0
         self.progress = Progress(
             total, start, batch_size * world, enabled=cfg.progress and self.main, desc=desc
         )
