@@ -595,14 +595,20 @@ def test_sweep_config_mismatch_is_refused(data: Path, tmp_path: Path, capsys: py
     assert open_sweep_dir(out, SweepConfig(**{**cfg.to_dict(), **other}), force=False) is False
     assert drop_stale(out / "runs.jsonl", {"new"}) == 1
     assert (out / "runs.jsonl").read_text() == "" and "old" in (out / "runs.stale.jsonl").read_text()
-    # A rewritten data file is a different input too.
+    # Data written again alike (collected again on a new machine) is the same input;
+    # changed data is a different one.
     st = data.stat()
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert open_sweep_dir(out, SweepConfig(**{**cfg.to_dict(), **other}), force=False) is False
+    with h5py.File(data, "r+") as f:
+        original = f["0/actions"][0, 0]
+        f["0/actions"][0, 0] = original + 0.5
     try:
-        with pytest.raises(LaomError, match=r"inputs.walker-stand.data.mtime_ns"):
+        with pytest.raises(LaomError, match=r"inputs.walker-stand.data.content"):
             open_sweep_dir(out, SweepConfig(**{**cfg.to_dict(), **other}), force=False)
     finally:
-        os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with h5py.File(data, "r+") as f:
+            f["0/actions"][0, 0] = original
     stray = tmp_path / "stray"
     write_runs(stray, synthetic_runs()[:1])
     with pytest.raises(LaomError, match="no sweep.yaml"):

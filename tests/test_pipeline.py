@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import h5py
 import pytest
 import yaml
 from test_stages import cheetah, square
@@ -65,13 +66,19 @@ def test_keys_depend_on_what_the_stage_reads(files: dict[str, Path]) -> None:
     assert all(changed[k] != base[k] for k in base)
     assert keys("laom", files, extra=["--threads", "2", "--log_every", "7", "--device", "cpu"]) == base
     assert keys("laom", files, extra=["--bc.learning_rate", "1e-3"])["lam"] == base["lam"]
-    # Rewriting an input file (new mtime) is a new input.
+    # A dataset is named by its content: written again alike (a new mtime) it is the same
+    # input, while one changed action is a new one.
     st = files["data"].stat()
     os.utime(files["data"], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert keys("laom", files) == base
+    with h5py.File(files["data"], "r+") as f:
+        original = f["0/actions"][0, 0]
+        f["0/actions"][0, 0] = original + 0.5
     try:
         assert keys("laom", files)["lam"] != base["lam"]
     finally:
-        os.utime(files["data"], ns=(st.st_atime_ns, st.st_mtime_ns))
+        with h5py.File(files["data"], "r+") as f:
+            f["0/actions"][0, 0] = original
     assert keys("laom", files) == base
 
 
@@ -222,6 +229,16 @@ def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path,
     assert not third["stages"]["decoder"]["reused"]
     assert third["stages"]["decoder"]["dir"] != first["stages"]["decoder"]["dir"]
     assert len(list(tmp_path.glob("lam-*"))) == 1 and len(list(tmp_path.glob("decoder-*"))) == 2
+
+    # The LAM's weights gone (pruned, or its records restored on a new machine): its
+    # summary stays, the LAM trains again in its folder, and what read it trains again too.
+    (lam_dir / "lam.pt").unlink()
+    assert main(pipeline(tmp_path, "laom", files)) == 0
+    fourth, log = summary_of(capsys)
+    assert "lam.pt missing" in log and (lam_dir / "lam.pt").is_file()
+    assert fourth["stages"]["lam"] == {**first["stages"]["lam"], "reused": False}
+    assert not fourth["stages"]["bc"]["reused"] and "upstream stage trained again" in log
+    assert [line for line in (lam_dir / "metrics.jsonl").read_text().splitlines() if '"update": 0' not in line]
 
 
 @pytest.mark.integration

@@ -21,8 +21,11 @@ SWEEP_VERSION = 1
 
 
 def file_identity(path: str) -> dict[str, Any]:
-    st = Path(path).stat()
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """An input as sweep.yaml names it: the path as given, and the dataset's content
+    (laom.data.identity), so data collected again alike keeps the sweep."""
+    from laom.data.identity import file_identity as identity
+
+    return identity(path, resolve=False)
 
 
 def sweep_record(cfg: SweepConfig) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
 from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS, default_of, override_items
+from laom.training.rundir import RunDir
 from laom.training.summaries import LAMSummary, PolicySummary, StageRef, StageSummary
 
 METHODS = methods.names()
@@ -340,10 +341,22 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
 def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -> list[StageResult]:
     """Train (or reuse, or resume) every planned stage in order."""
     results = []
+    upstream_retrained = False  # a stage trained again in its own folder (its weights were gone)
     for p in planned:
-        cached = (p.path / "summary.json").is_file()
-        resumed = not cached and (p.path / "checkpoints" / "last.pt").is_file()
-        log(f"[{p.stage.name}] {p.path}: " + ("done, reused" if cached else "resuming" if resumed else "training"))
+        run = RunDir(p.path)
+        if upstream_retrained and run.summary_path.is_file():
+            # Its result read the old upstream weights: it trains again on the new ones
+            # (the old summary is kept aside, the folder's key is unchanged).
+            run.summary_path.replace(run.path / "summary.superseded.json")
+            log(f"[{p.stage.name}] {p.path}: its upstream stage trained again, so it trains again")
+        cached = run.finished
+        resumed = not cached and run.checkpoint_path.is_file()
+        pruned = not cached and run.summary_path.is_file()
+        upstream_retrained = upstream_retrained or pruned
+        state = "done, reused" if cached else "resuming" if resumed else "training"
+        if pruned:
+            state = f"{', '.join(run.missing_artifacts())} missing (pruned or restored from records): training again"
+        log(f"[{p.stage.name}] {p.path}: {state}")
         p.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(p.path / "stage.json", json.dumps(p.manifest, indent=2) + "\n")
         start = time.perf_counter()

@@ -25,6 +25,8 @@ S = TypeVar("S", bound=StageSummary)
 # Config fields naming a file or run directory: the same place written relative or
 # absolute (``laom pipeline`` resolves paths, a hand-run stage may not) is the same run.
 PATH_FIELDS = {"out", "data", "labeled", "eval_data", "lam", "policy", "idm"}
+# Summary fields naming the run's own artifact (laom.training.summaries).
+ARTIFACT_FIELDS = ("lam", "latent_policy", "policy", "idm")
 
 
 def same_setting(name: str, old: Any, new: Any) -> bool:
@@ -58,7 +60,21 @@ class RunDir:
 
     @property
     def finished(self) -> bool:
-        return self.summary_path.is_file()
+        """summary.json is there and so is every artifact it names: a run whose weights
+        were deleted (pruned to save disk, or restored from a study's records on a new
+        machine) is trained again when something needs it, instead of failing downstream."""
+        return self.summary_path.is_file() and not self.missing_artifacts()
+
+    def missing_artifacts(self) -> list[str]:
+        """The files of this folder that summary.json names and that are gone."""
+        try:
+            data = json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            return []
+        if not isinstance(data, dict):
+            return []
+        names = [Path(v).name for k in ARTIFACT_FIELDS if isinstance(v := data.get(k), str) and v]
+        return [n for n in names if not (self.path / n).is_file()]
 
     def prepare(self, cfg: Any) -> None:
         """Create the directory and write the config, or check it matches on resume.
@@ -85,6 +101,7 @@ class RunDir:
         # A folder with neither checkpoint nor summary holds nothing to lose (a run that
         # stopped before its first checkpoint): its config is replaced, not a reason to refuse.
         if self.config_path.is_file() and (self.checkpoint_path.is_file() or self.summary_path.is_file()):
+            # (a summary whose artifacts are gone still pins the config: its records stay)
             old = yaml.safe_load(self.config_path.read_text()) or {}
             diff = sorted(
                 k
