@@ -9,6 +9,7 @@
 #   DIFFICULTY=vanilla scripts/study.sh       # the same without distractors
 #   TASKS=cheetah-run,walker-run scripts/study.sh
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
+#   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
 #
 # Data: the built-in SAC experts (not the release's PPO experts, on whose data BC-full
 # reaches 19-26% of the expert at 10,000 updates against 58-69% on ours; the normaliser must
@@ -29,6 +30,7 @@ N=${N:-500}
 HELD_OUT=${HELD_OUT:-50}
 JOBS=${JOBS:-2}  # two runs at a time, one thread each: more samples/s than one run on both cores
 EXPERT=${EXPERT:-builtin}
+RECORDS=${RECORDS:-docs/results/records}
 D=$OUT/data/$DIFFICULTY
 mkdir -p "$D"
 
@@ -57,12 +59,20 @@ done
 # BC-full's and the IDM baseline's policies get a return curve (5 episodes every 2,500
 # updates; latent BC acts through a decoder per budget, so its return is the run's end).
 # SWEEP_ARGS adds flags to the sweep (e.g. --force after changing a setting).
+# The sweep's records (runs.jsonl, every stage's summary and curves, the evaluations, the
+# logs: no weights, no data) are kept in git under $RECORDS, so the study outlives the
+# machine: on a new one they are restored first, the data is collected again alike (the
+# cache keys name a dataset by its content), and only unrecorded work trains.
+S=$OUT/sweep-$DIFFICULTY
+R=$RECORDS/sweep-$DIFFICULTY
+[ -d "$R" ] && $LAOM records restore "$S" "$R"
+[ -z "${PLAN:-}" ] && trap '$LAOM records save "$S" "$R"' EXIT
 plan=(); [ -n "${PLAN:-}" ] && plan=(--plan)
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
-  --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$OUT/sweep-$DIFFICULTY" \
+  --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \
   --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${plan[@]}" \
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
   --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
-$LAOM report "$OUT/sweep-$DIFFICULTY" --out "$OUT/report-$DIFFICULTY" --paper
+$LAOM report "$S" --out "$OUT/report-$DIFFICULTY" --paper

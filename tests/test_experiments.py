@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -690,6 +691,28 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert compute["kinds"]["evaluation"]["release_trainings"] == 5 and compute["missing"] == []
     assert all(f["source"] == "metrics" and f["training_seconds"] > 0 for f in compute["folders"])
     assert table_cell(md, "Compute", "lam", "release: trainings") == "2"
+
+    # Its records (no weights, no data) outlive the machine: they make the same report
+    # once the sweep is gone, and restored on a "new machine" the sweep finds its runs
+    # done; a new budget trains the LAM again (its weights are gone) and then the rest.
+    records = tmp_path / "records"
+    assert main(["records", "save", str(out), str(records)]) == 0
+    assert (records / "runs.jsonl").is_file() and not [p for p in records.rglob("*") if p.suffix in (".pt", ".h5", ".npy")]
+    shutil.move(out, tmp_path / "old-machine")
+    assert main(["report", str(records), "--out", str(tmp_path / "report2")]) == 0
+    again = json.loads((tmp_path / "report2" / "summary.json").read_text())["compute"]
+    assert again["kinds"] == compute["kinds"] and again["missing"] == []
+    assert table_cell((tmp_path / "report2" / "results.md").read_text(), "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+    capsys.readouterr()
+    assert main(["records", "restore", str(out), str(records)]) == 0
+    assert main(sweep_args(data, out)) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert main(sweep_args(data, out, labeled="1,2,3")) == 0
+    assert "2 to run" in capsys.readouterr().out
+    log = (out / "logs" / "walker-stand-lapo-3-s0.log").read_text()
+    assert "lam.pt missing" in log and "upstream stage trained again" in log
+    assert main(["records", "save", str(out), str(records)]) == 0
+    assert len(read_runs(records / "runs.jsonl")) == 7
 
 
 @pytest.mark.integration

@@ -110,7 +110,9 @@ def evaluate_run(
     settings = {"env": kwargs, "episodes": episodes, "seed": seed}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     out = check_output(result_path(run, episodes, seed, key), "--policy")  # before the episodes run
-    if reuse and out.is_file():
+    # A result older than the policy is of the weights it replaced (a stage trained again
+    # in its folder, laom.training.rundir.RunDir.finished): it is not reused.
+    if reuse and out.is_file() and out.stat().st_mtime_ns >= (run / "policy.pt").stat().st_mtime_ns:
         result = json.loads(out.read_text())
         log(f"[evaluate] {out}: done, reused")
     else:

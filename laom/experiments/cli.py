@@ -1,4 +1,4 @@
-"""``laom demo``, ``laom sweep`` and ``laom report``.
+"""``laom demo``, ``laom sweep``, ``laom records`` and ``laom report``.
 
 The parsers and the unpacking of their flags live here and the work in
 :mod:`laom.experiments.demo` / :mod:`laom.experiments.sweep` /
@@ -65,6 +65,20 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
             f"(first: {first.job.id}: {first.error}); logs in {Path(opts.out) / 'logs'}; re-run the same command to retry"
         )
     print(f"report: laom report {opts.out} --out {Path(opts.out) / 'report'}")
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    from laom.experiments.sweep_records import restore_records, save_records
+
+    if args.action == "save":
+        done = save_records(Path(args.sweep), Path(args.records))
+        print(f"{args.records}: {done.copied} record(s) written, {done.unchanged} unchanged")
+        for rel in done.too_large or []:
+            print(f"left out (over 2 MB, not a record): {rel}", file=sys.stderr)
+    else:
+        done = restore_records(Path(args.records), Path(args.sweep))
+        print(f"{args.sweep}: {done.copied} record(s) restored, {done.unchanged} already there (kept)")
     return 0
 
 
@@ -151,6 +165,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="file of this machine's measured rates (default: $XDG_CACHE_HOME/laom/stage-rates.json)")
     p.add_argument("--recalibrate", action="store_true", help="with --plan: measure every rate again")
     p.set_defaults(func=sweep_command, accepts_extra=True)
+
+    k = subparsers.add_parser(
+        "records",
+        help="keep a sweep's small records (summaries, curves, logs) apart from its weights and data",
+        description=(
+            "save: mirror SWEEP's text records (runs.jsonl, sweep.yaml, every stage's config, summary and "
+            "metrics, evaluation results, logs) into RECORDS, leaving out weights, latent caches, labelled "
+            "subsets and checkpoints, e.g. to commit a study to git. restore: put RECORDS back into SWEEP "
+            "on a new machine, never over a file SWEEP has; the sweep then skips the recorded runs and "
+            "trains again only the stages an unrecorded run needs. laom report reads RECORDS as a sweep."
+        ),
+    )
+    k.add_argument("action", choices=("save", "restore"), help="save SWEEP into RECORDS, or restore RECORDS into SWEEP")
+    k.add_argument("sweep", metavar="SWEEP", help="the sweep directory (made by laom sweep)")
+    k.add_argument("records", metavar="RECORDS", help="the records folder")
+    k.set_defaults(func=_records)
 
     r = subparsers.add_parser(
         "report",

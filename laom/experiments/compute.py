@@ -200,7 +200,12 @@ def _eval_file(run: RunRecord) -> str | None:
     if not run.summary_file:
         return None
     value = (_json(Path(run.summary_file)) or {}).get("eval_file")
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    acting = next(reversed(run.stages.values()), None)  # where the evaluation was written
+    if not Path(value).exists() and acting is not None and (Path(acting.dir) / Path(value).name).exists():
+        return str(Path(acting.dir) / Path(value).name)  # the sweep was moved, or read from its records
+    return value
 
 
 def _totals(

@@ -77,10 +77,28 @@ def read_runs(path: Path) -> list[RunRecord]:
         if not isinstance(run, dict) or not {"task", "method", "seed"} <= set(run):
             raise LaomError(f"{path}:{i}: not a run record (needs task, method, labeled, seed)")
         try:
-            runs.append(RunRecord.from_json(run))
+            runs.append(_rebase(RunRecord.from_json(run), path.parent))
         except LaomError as exc:
             raise LaomError(f"{path}:{i}: {exc}") from None
     return runs
+
+
+def _rebase(run: RunRecord, root: Path) -> RunRecord:
+    """Point a line's stage folders and summary file into ``root`` where the recorded
+    path is gone but ``root`` has it: a sweep moved or copied elsewhere, or its records
+    read from a repository (laom.experiments.sweep_records). Lines store absolute paths."""
+    cache = root / "cache"
+
+    def moved(recorded: str | None) -> str | None:
+        if not recorded or Path(recorded).exists():
+            return recorded
+        here = cache / Path(recorded).name
+        return str(here) if here.exists() else recorded
+
+    for ref in run.stages.values():
+        ref.dir = moved(ref.dir) or ref.dir
+    run.summary_file = moved(run.summary_file)
+    return run
 
 
 def append_run(path: Path, run: RunRecord) -> None:

@@ -1,0 +1,95 @@
+"""A sweep's records: its small text files without the weights and data, to keep in git.
+
+A study outlives the machine it runs on (a session's scratch disk, a cluster job, a CI
+runner), while its weights (hundreds of MB per LAM) and datasets (GBs) do not fit in a
+repository. What a report and a resumed sweep need to know of the finished work does:
+runs.jsonl, sweep.yaml, every stage's config, manifest, summary and metrics, the
+evaluation results and the logs. ``save`` mirrors those into a folder; ``restore`` puts
+them back into an empty or partial sweep folder on a new machine, never over a file that
+is there. After a restore the sweep skips every recorded run (its key names the data by
+content, so data collected again alike matches), and a stage that an unrecorded run
+still needs trains again in its folder (its summary stays, its weights are gone:
+:attr:`laom.training.rundir.RunDir.finished`). ``laom report`` reads a records folder as
+it reads the sweep (:func:`laom.experiments.runs_store.read_runs` finds the stage folders
+under it).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from laom.errors import LaomError, require
+
+# What a record is: text a report or a resume reads. Everything else (weights, caches of
+# latents, labelled subsets, datasets, TensorBoard events) is left out.
+SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".yml", ".txt", ".csv", ".md", ".log"})
+MAX_BYTES = 2_000_000  # a record past this is not a record (a log gone wild); left out, and said
+SKIPPED_PARTS = frozenset({"checkpoints", "tensorboard", "wandb"})
+
+
+@dataclass
+class Copied:
+    copied: int = 0  # files written
+    unchanged: int = 0  # already there alike (save) or kept as they were (restore)
+    too_large: list[str] | None = None
+
+
+def _records(root: Path) -> Iterator[Path]:
+    """The record files under ``root``, relative to it, in a stable order."""
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or path.is_symlink() or path.suffix not in SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in rel.parts) or SKIPPED_PARTS & set(rel.parts[:-1]):
+            continue  # the sweep's lock, temporary files of atomic writes, checkpoints
+        yield rel
+
+
+def save_records(sweep: Path, dest: Path) -> Copied:
+    """Mirror ``sweep``'s records into ``dest`` (created): new and changed files are
+    copied; a record deleted from the sweep stays in ``dest`` (the records outlive the
+    work, which is their point)."""
+    require((sweep / "runs.jsonl").is_file() or (sweep / "sweep.yaml").is_file(),
+            f"{sweep}: not a sweep directory (no sweep.yaml or runs.jsonl)")  # fmt: skip
+    require(not dest.exists() or dest.is_dir(), f"{dest}: exists and is not a directory")
+    require(dest.resolve() != sweep.resolve(), f"{dest}: the records folder must not be the sweep itself")
+    out = Copied(too_large=[])
+    for rel in _records(sweep):
+        src, dst = sweep / rel, dest / rel
+        if src.stat().st_size > MAX_BYTES:
+            out.too_large.append(str(rel))
+            continue
+        if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+            out.unchanged += 1
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)  # a record is whole or absent, as in the sweep
+        out.copied += 1
+    return out
+
+
+def restore_records(src: Path, sweep: Path) -> Copied:
+    """Copy ``src``'s records into ``sweep`` where it has no such file; a file the sweep
+    has (newer work of this machine) is never replaced."""
+    require(src.is_dir(), f"{src}: no such records folder")
+    if not (src / "runs.jsonl").is_file() and not (src / "sweep.yaml").is_file():
+        raise LaomError(f"{src}: not a sweep's records (no sweep.yaml or runs.jsonl)")
+    require(not sweep.exists() or sweep.is_dir(), f"{sweep}: exists and is not a directory")
+    out = Copied()
+    for rel in _records(src):
+        dst = sweep / rel
+        if dst.exists():
+            out.unchanged += 1
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src / rel, tmp)
+        tmp.replace(dst)
+        out.copied += 1
+    return out
