@@ -92,3 +92,15 @@ def test_metrics_writer_opens_the_same_wandb_run_on_resume(
     assert first.kwargs["name"] == "laom/lam/lam-laom-abc" and first.kwargs["project"] == "p"
     assert first.kwargs["config"]["method"] == "laom"
     assert second.logged == [(60, {"loss": 0.5})] and first.finished and second.finished
+
+
+def test_read_jsonl_leaves_out_a_torn_last_line_only(tmp_path: Path) -> None:
+    from laom.training.metrics import read_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"update": 1}\n{"update": 2}\n{"upd')  # killed mid-write
+    assert read_jsonl(path) == [{"update": 1}, {"update": 2}]
+    path.write_text('{"update": 1}\n{"upd\n{"update": 3}\n')  # damaged in the middle
+    with pytest.raises(ValueError):
+        read_jsonl(path)
+    assert read_jsonl(tmp_path / "none.jsonl") == []

@@ -93,20 +93,14 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    """A JSON-lines file's rows; torn or foreign lines are skipped (a report of what is there)."""
+    """A JSON-lines file's rows, read as the report reads its curves (a torn last line is
+    left out; a damaged file counts as none, and the compute table says the stage is missing)."""
+    from laom.training.metrics import read_jsonl
+
     try:
-        lines = path.read_text().splitlines()
-    except OSError:
+        return [row for row in read_jsonl(path) if isinstance(row, dict)]
+    except (OSError, ValueError):
         return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _number(value: Any) -> float | None:

@@ -102,11 +102,23 @@ def _row_update(line: str) -> int | None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file (metrics, learning curves), or [] when there is none yet."""
+    """The rows of a JSON-lines file (metrics, learning curves), or [] when there is none yet.
+
+    A torn last line (a process killed mid-write) is left out, as every appender here
+    writes whole lines; a bad line elsewhere is a damaged file and raises ValueError."""
     p = Path(path)
     if not p.is_file():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    lines = [line for line in p.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise
+    return rows
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
