@@ -53,6 +53,7 @@ CI_SUBSET = (
     "env/preview-frames-over-steps", "env/preview-img-hw-8", "expert/train-lr-negative", "expert/train-net-0",
     "lam/data-other-layout", "lam/config-binary", "bc-baseline/data-gray", "pipeline/tasks-differ",
     "pipeline/normalizer-inf", "sweep/labeled-empty-item", "evaluate/policy-is-file", "report/sweep-no-runs",
+    "records/restore-not-records",
     "demo/img-hw-0", "demo/expert-missing",
 )  # fmt: skip
 
@@ -388,6 +389,14 @@ def cases() -> list[Case]:
         c("report/sweep-bad-jsonl", ["report", f"{T}/badsweep", "--out", f"{T}/rep"], "badsweep"),
         c("report/named-empty", ["report", "strong=", "--out", f"{T}/rep"], "strong="),
         c("report/out-under-file", ["report", f"{T}/emptysweep", "--out", f"{T}/afile/rep"], "--out", "afile"),
+        # ----------------------------------------------------------------- records
+        c("records/save-not-a-sweep", ["records", "save", f"{T}/emptydir", f"{T}/rec"], "emptydir"),
+        c("records/save-into-a-file", ["records", "save", f"{T}/emptysweep", f"{T}/afile"], "afile"),
+        c("records/save-into-itself", ["records", "save", f"{T}/emptysweep", f"{T}/emptysweep"], "emptysweep"),
+        c("records/restore-missing", ["records", "restore", f"{T}/newsweep", f"{T}/norecords"], "norecords"),
+        c("records/restore-not-records", ["records", "restore", f"{T}/newsweep", f"{T}/emptydir"], "emptydir"),
+        c("records/restore-into-a-file", ["records", "restore", f"{T}/afile", f"{T}/emptysweep"], "afile"),
+        c("records/action-unknown", ["records", "load", f"{T}/emptysweep", f"{T}/rec"], "load"),
         # ----------------------------------------------------------------- demo
         c("demo/methods-empty", [*demo, "--methods", ""], "--methods"),
         c("demo/methods-spaces-unknown", [*demo, "--methods", "bc, vae"], "vae"),
