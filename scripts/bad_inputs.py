@@ -396,6 +396,9 @@ def cases() -> list[Case]:
         c("records/restore-missing", ["records", "restore", f"{T}/newsweep", f"{T}/norecords"], "norecords"),
         c("records/restore-not-records", ["records", "restore", f"{T}/newsweep", f"{T}/emptydir"], "emptydir"),
         c("records/restore-into-a-file", ["records", "restore", f"{T}/afile", f"{T}/emptysweep"], "afile"),
+        c("records/sweep-records-into-a-folder-of-other-files",
+          [*sweep, "--out", f"{T}/newsweep", "--records", T], "--records"),
+        c("records/sweep-records-is-a-file", [*sweep, "--out", f"{T}/newsweep", "--records", f"{T}/afile"], "--records", "afile"),
         c("records/action-unknown", ["records", "load", f"{T}/emptysweep", f"{T}/rec"], "load"),
         # ----------------------------------------------------------------- demo
         c("demo/methods-empty", [*demo, "--methods", ""], "--methods"),

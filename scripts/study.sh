@@ -60,17 +60,17 @@ done
 # updates; latent BC acts through a decoder per budget, so its return is the run's end).
 # SWEEP_ARGS adds flags to the sweep (e.g. --force after changing a setting).
 # The sweep's records (runs.jsonl, every stage's summary and curves, the evaluations, the
-# logs: no weights, no data) are kept in git under $RECORDS, so the study outlives the
-# machine: on a new one they are restored first, the data is collected again alike (the
-# cache keys name a dataset by its content), and only unrecorded work trains.
+# logs: no weights, no data) are kept under $RECORDS, saved after every recorded run, to
+# commit, so the study outlives the machine: on a new one they are restored first, the
+# data is collected again alike (the cache keys name a dataset by its content), and only
+# unrecorded work trains.
 S=$OUT/sweep-$DIFFICULTY
 R=$RECORDS/sweep-$DIFFICULTY
-[ -d "$R" ] && $LAOM records restore "$S" "$R"
-[ -z "${PLAN:-}" ] && trap '$LAOM records save "$S" "$R"' EXIT
-plan=(); [ -n "${PLAN:-}" ] && plan=(--plan)
+[ -d "$R" ] && $LAOM records restore "$S" "$R"  # (the sweep's --records does it too; --plan needs it first)
+mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \
-  --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${plan[@]}" \
+  --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${mode[@]}" \
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
   --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 ${SWEEP_ARGS:-}

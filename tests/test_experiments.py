@@ -707,12 +707,17 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["records", "restore", str(out), str(records)]) == 0
     assert main(sweep_args(data, out)) == 0
     assert "0 to run" in capsys.readouterr().out
-    assert main(sweep_args(data, out, labeled="1,2,3")) == 0
+    # --records saves as the sweep goes (and would have restored them too).
+    assert main(sweep_args(data, out, "--records", str(records), labeled="1,2,3")) == 0
     assert "2 to run" in capsys.readouterr().out
     log = (out / "logs" / "walker-stand-lapo-3-s0.log").read_text()
     assert "lam.pt missing" in log and "upstream stage trained again" in log
-    assert main(["records", "save", str(out), str(records)]) == 0
-    assert len(read_runs(records / "runs.jsonl")) == 7
+    assert len(read_runs(records / "runs.jsonl")) == 7 and (records / "logs" / "walker-stand-lapo-3-s0.log").is_file()
+    shutil.move(out, tmp_path / "second-machine")  # a third machine, the same checkout path
+    assert main(sweep_args(data, out, "--records", str(records), labeled="1,2,3")) == 0
+    assert "7 already done, 0 to run" in capsys.readouterr().out
+    assert main(sweep_args(data, tmp_path / "s4", "--records", str(tmp_path / "report2"))) == 2
+    assert "--records" in capsys.readouterr().err
 
 
 @pytest.mark.integration

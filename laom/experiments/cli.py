@@ -36,6 +36,10 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     from laom.outputs import check_output
 
     check_output(args.out, "--out", kind="dir", create_parents=True)  # before the files are read
+    if args.records:
+        from laom.experiments.sweep_records import check_records_dir
+
+        check_records_dir(Path(args.records), Path(args.out), "--records")
     require(args.plan or not args.recalibrate, "--recalibrate: only with --plan (a sweep itself never calibrates)")
     rates = args.rates or str(cost.default_rates_path())
     if args.plan:
@@ -49,7 +53,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
         chunk=args.chunk, overrides=extra, log=print,
     )  # fmt: skip
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
-                        progress=not args.no_progress, rates=rates)  # fmt: skip
+                        progress=not args.no_progress, rates=rates, records=args.records or "")  # fmt: skip
     if book is not None and args.plan:
         cost.run_plan(cfg, args.out, book, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs,
                       force=args.force, recalibrate=args.recalibrate, log=lambda m: print(m, flush=True))  # fmt: skip
@@ -72,6 +76,9 @@ def _records(args: argparse.Namespace) -> int:
     from laom.experiments.sweep_records import restore_records, save_records
 
     if args.action == "save":
+        from laom.experiments.sweep_records import check_records_dir
+
+        check_records_dir(Path(args.records), Path(args.sweep), "RECORDS")
         done = save_records(Path(args.sweep), Path(args.records))
         print(f"{args.records}: {done.copied} record(s) written, {done.unchanged} unchanged")
         for rel in done.too_large or []:
@@ -164,6 +171,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rates", default=None,
                    help="file of this machine's measured rates (default: $XDG_CACHE_HOME/laom/stage-rates.json)")
     p.add_argument("--recalibrate", action="store_true", help="with --plan: measure every rate again")
+    p.add_argument("--records", default=None,
+                   help="a folder that keeps the sweep's text records (laom records): restored into --out first, "
+                        "saved after every recorded run, e.g. to commit a study that outlives its machine")
     p.set_defaults(func=sweep_command, accepts_extra=True)
 
     k = subparsers.add_parser(

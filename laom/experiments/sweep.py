@@ -9,6 +9,9 @@ Layout of a sweep directory::
     SWEEP/cache/          the pipeline's content-hashed stage directories, shared by all runs
     SWEEP/logs/           one log per run
 
+``--records DIR`` keeps the sweep's text records in DIR as it goes (restored from DIR
+first, saved after every recorded run): :mod:`laom.experiments.sweep_records`.
+
 Every run goes through :func:`laom.training.pipeline.run_pipeline` into the one cache
 root, so a LAM and its latent BC policy are trained once per (task, method, seed) and
 reused by every budget of lapo and laom (only the decoder reads the labelled file);
@@ -60,6 +63,7 @@ from laom.experiments.scheduler import InlineExecutor, Outcome, run_threads, sch
 from laom.experiments.sweep_config import SweepConfig, SweepOptions
 from laom.experiments.sweep_dir import open_sweep_dir, sweep_lock
 from laom.experiments.sweep_progress import SweepProgress, describe
+from laom.experiments.sweep_records import holds_records, restore_records, save_records
 from laom.outputs import check_output
 from laom.training.summaries import OfflineScores, StageRef
 
@@ -148,6 +152,10 @@ def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepRe
 
 def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> SweepResult:
     cfg = opts.config
+    if opts.records and holds_records(Path(opts.records)):
+        done = restore_records(Path(opts.records), root)
+        if done.copied:
+            log(f"--records {opts.records}: {done.copied} record(s) restored into {root}")
     forced = open_sweep_dir(root, cfg, opts.force)
     labeled = make_labeled(root, cfg, log)
     jobs = plan_jobs(cfg)
@@ -183,6 +191,11 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
                 waiting.remove(item)
                 recorded += 1
         renormalize(runs_file, norms)  # lines recorded before the last bc-full seed finished
+        save()
+
+    def save() -> None:
+        if opts.records:  # after every recorded run, so a machine lost mid-sweep loses no record
+            save_records(root, Path(opts.records))
 
     def submit(executor: Executor, job: Job) -> Future:
         bar.start(job)
@@ -212,6 +225,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
             outcomes = schedule(todo, executor, opts.jobs, submit, on_outcome)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        save()  # the unrecorded stages' summaries and logs too
     for line in comparison(rows, outcomes, rates_file):
         log(line)
     failed = [o for o in outcomes if o.error]

@@ -57,6 +57,7 @@ class SweepOptions:
     force: bool = False
     progress: bool = True
     rates: str = ""  # the rates file the end-of-sweep prediction reads ("" = laom.experiments.cost's default)
+    records: str = ""  # a records folder: restored before, saved after each recorded run (laom.experiments.sweep_records)
 
 
 def parse_list(text: str, flag: str) -> list[str]:

@@ -5,9 +5,10 @@ runner), while its weights (hundreds of MB per LAM) and datasets (GBs) do not fi
 repository. What a report and a resumed sweep need to know of the finished work does:
 runs.jsonl, sweep.yaml, every stage's config, manifest, summary and metrics, the
 evaluation results and the logs. ``save`` mirrors those into a folder; ``restore`` puts
-them back into an empty or partial sweep folder on a new machine, never over a file that
-is there. After a restore the sweep skips every recorded run (its key names the data by
-content, so data collected again alike matches), and a stage that an unrecorded run
+them back into an empty or partial sweep folder on a new machine, at the sweep's path,
+never over a file that is there. After a restore the sweep skips every recorded run (its
+key names the data and the labelled subsets by path and content, so data collected again
+alike at its path matches), and a stage that an unrecorded run
 still needs trains again in its folder (its summary stays, its weights are gone:
 :attr:`laom.training.rundir.RunDir.finished`). ``laom report`` reads a records folder as
 it reads the sweep (:func:`laom.experiments.runs_store.read_runs` finds the stage folders
@@ -49,12 +50,26 @@ def _records(root: Path) -> Iterator[Path]:
         yield rel
 
 
+def holds_records(folder: Path) -> bool:
+    return (folder / "runs.jsonl").is_file() or (folder / "sweep.yaml").is_file()
+
+
+def check_records_dir(records: Path, sweep: Path, flag: str) -> None:
+    """LaomError unless ``records`` can hold ``sweep``'s records: new, empty, or a sweep's
+    records already (saving into another folder would mix its files with the sweep's)."""
+    from laom.outputs import check_output
+
+    check_output(records, flag, kind="dir", create_parents=True)
+    require(records.resolve() != sweep.resolve(), f"{flag} {records}: the records folder must not be the sweep itself")
+    require(not records.is_dir() or holds_records(records) or not any(records.iterdir()),
+            f"{flag} {records}: holds files but no sweep's records (no sweep.yaml or runs.jsonl); give a new or empty folder")  # fmt: skip
+
+
 def save_records(sweep: Path, dest: Path) -> Copied:
     """Mirror ``sweep``'s records into ``dest`` (created): new and changed files are
     copied; a record deleted from the sweep stays in ``dest`` (the records outlive the
     work, which is their point)."""
-    require((sweep / "runs.jsonl").is_file() or (sweep / "sweep.yaml").is_file(),
-            f"{sweep}: not a sweep directory (no sweep.yaml or runs.jsonl)")  # fmt: skip
+    require(holds_records(sweep), f"{sweep}: not a sweep directory (no sweep.yaml or runs.jsonl)")
     require(not dest.exists() or dest.is_dir(), f"{dest}: exists and is not a directory")
     require(dest.resolve() != sweep.resolve(), f"{dest}: the records folder must not be the sweep itself")
     out = Copied(too_large=[])
@@ -78,7 +93,7 @@ def restore_records(src: Path, sweep: Path) -> Copied:
     """Copy ``src``'s records into ``sweep`` where it has no such file; a file the sweep
     has (newer work of this machine) is never replaced."""
     require(src.is_dir(), f"{src}: no such records folder")
-    if not (src / "runs.jsonl").is_file() and not (src / "sweep.yaml").is_file():
+    if not holds_records(src):
         raise LaomError(f"{src}: not a sweep's records (no sweep.yaml or runs.jsonl)")
     require(not sweep.exists() or sweep.is_dir(), f"{sweep}: exists and is not a directory")
     out = Copied()
