@@ -81,10 +81,7 @@ def save_records(sweep: Path, dest: Path) -> Copied:
         if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
             out.unchanged += 1
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)  # a record is whole or absent, as in the sweep
+        _copy(src, dst)
         out.copied += 1
     return out
 
@@ -102,9 +99,14 @@ def restore_records(src: Path, sweep: Path) -> Copied:
         if dst.exists():
             out.unchanged += 1
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src / rel, tmp)
-        tmp.replace(dst)
+        _copy(src / rel, dst)
         out.copied += 1
     return out
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """A record is whole or absent, as in the sweep (a hidden temporary name, then a rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
