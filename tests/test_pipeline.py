@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import h5py
@@ -238,6 +239,12 @@ def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path,
     assert "lam.pt missing" in log and (lam_dir / "lam.pt").is_file()
     assert fourth["stages"]["lam"] == {**first["stages"]["lam"], "reused": False}
     assert not fourth["stages"]["bc"]["reused"] and "upstream stage trained again" in log
+    # The LAM's folder deleted: the same, its latent BC does not outlive it.
+    shutil.rmtree(lam_dir)
+    assert main(pipeline(tmp_path, "laom", files)) == 0
+    fifth, log = summary_of(capsys)
+    assert not fifth["stages"]["lam"]["reused"] and not fifth["stages"]["bc"]["reused"]
+    assert "[bc]" in log and "upstream stage trained again" in log.split("[bc]")[1]
     assert [line for line in (lam_dir / "metrics.jsonl").read_text().splitlines() if '"update": 0' not in line]
 
 

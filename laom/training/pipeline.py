@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -341,18 +342,22 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
 def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -> list[StageResult]:
     """Train (or reuse, or resume) every planned stage in order."""
     results = []
-    upstream_retrained = False  # a stage trained again in its own folder (its weights were gone)
+    upstream_trained = False  # an earlier stage of the chain trains now (was not reused)
     for p in planned:
         run = RunDir(p.path)
-        if upstream_retrained and run.summary_path.is_file():
-            # Its result read the old upstream weights: it trains again on the new ones
-            # (the old summary is kept aside, the folder's key is unchanged).
-            run.summary_path.replace(run.path / "summary.superseded.json")
+        if upstream_trained and (run.summary_path.is_file() or run.checkpoint_dir.is_dir()):
+            # A stage whose upstream trains now (its weights were gone, or its folder was
+            # deleted) read other weights than the ones it will be used with: it trains
+            # again on the new ones (the old summary kept aside, a checkpoint of it dropped;
+            # same key).
+            if run.summary_path.is_file():
+                run.summary_path.replace(run.path / "summary.superseded.json")
+            shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
             log(f"[{p.stage.name}] {p.path}: its upstream stage trained again, so it trains again")
         cached = run.finished
         resumed = not cached and run.checkpoint_path.is_file()
         pruned = not cached and run.summary_path.is_file()
-        upstream_retrained = upstream_retrained or pruned
+        upstream_trained = upstream_trained or not cached
         state = "done, reused" if cached else "resuming" if resumed else "training"
         if pruned:
             state = f"{', '.join(run.missing_artifacts())} missing (pruned or restored from records): training again"
