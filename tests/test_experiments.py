@@ -703,6 +703,17 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     again = json.loads((tmp_path / "report2" / "summary.json").read_text())["compute"]
     assert again["kinds"] == compute["kinds"] and again["missing"] == []
     assert table_cell((tmp_path / "report2" / "results.md").read_text(), "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+    # ... the expert's return too, from the records' inputs.json when the data is gone.
+    with h5py.File(data, "r") as f:
+        expert = float(f.attrs["dataset_return"])
+    assert json.loads((records / "inputs.json").read_text())["walker-stand"]["data"]["dataset_return"] == pytest.approx(expert)
+    data.rename(data.with_suffix(".away"))
+    try:
+        assert main(["report", str(records), "--out", str(tmp_path / "report3")]) == 0
+    finally:
+        data.with_suffix(".away").rename(data)
+    rows = json.loads((tmp_path / "report3" / "summary.json").read_text())["rows"]
+    assert rows and all(r["expert_return"] == pytest.approx(expert) for r in rows)
     capsys.readouterr()
     assert main(["records", "restore", str(out), str(records)]) == 0
     assert main(sweep_args(data, out)) == 0

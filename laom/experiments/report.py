@@ -59,6 +59,7 @@ from laom.experiments.findings import (
 )
 from laom.experiments.paper import label, split_variant
 from laom.experiments.runs_store import RunRecord, read_runs
+from laom.experiments.sweep_records import recorded_inputs
 from laom.outputs import check_output, code_version
 from laom.training.summaries import LAMSummary, LatentBCSummary, StageSummary, action_r2
 
@@ -135,6 +136,9 @@ def load_runs(sweep: str | Path) -> tuple[list[RunRecord], dict[str, Any]]:
             config = (yaml.safe_load((root / "sweep.yaml").read_text()) or {}).get("config", {}) or {}
         except (yaml.YAMLError, AttributeError):
             config = {}
+    inputs = recorded_inputs(root)  # a records folder's facts of the data it left out
+    if inputs and isinstance(config, dict):
+        config = {**config, "recorded_inputs": inputs}
     return list(latest.values()), config
 
 
@@ -150,6 +154,10 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         return read_jsonl(path)
     except (OSError, ValueError):
         return []
+
+
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def expert_return(path: str | None) -> float | None:
@@ -322,7 +330,13 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
     agg["probe_mse"] = probe
     agg["encodes"] = what_latents_encode(runs, agg["methods"], summaries)
     agg["curves"] = learning_curves(runs, agg["methods"])
-    agg["expert_return"] = {t: expert_return((config.get("data") or {}).get(t)) for t in tasks}
+    recorded = config.get("recorded_inputs") or {}
+    agg["expert_return"] = {
+        t: expert_return((config.get("data") or {}).get(t)) or _number_or_none(
+            ((recorded.get(t) or {}).get("data") or {}).get("dataset_return")
+        )
+        for t in tasks
+    }
     agg["rows"] = run_rows(runs, agg, summaries, settings)
     agg["compute"] = compute(runs)
     agg["findings"] = findings(runs, settings, tasks)

@@ -30,6 +30,7 @@ from laom.errors import LaomError, require
 SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".yml", ".txt", ".csv", ".md", ".log"})
 MAX_BYTES = 2_000_000  # a record past this is not a record (a log gone wild); left out, and said
 SKIPPED_PARTS = frozenset({"checkpoints", "tensorboard", "wandb"})
+INPUTS = "inputs.json"  # what a report needs of the data files, which the records leave out
 
 
 @dataclass
@@ -47,6 +48,8 @@ def _records(root: Path) -> Iterator[Path]:
             continue
         if any(part.startswith(".") for part in rel.parts) or SKIPPED_PARTS & set(rel.parts[:-1]):
             continue  # the sweep's lock, temporary files of atomic writes, checkpoints
+        if rel == Path(INPUTS):
+            continue  # the records' own, written from the data where it is (_write_inputs)
         yield rel
 
 
@@ -73,6 +76,7 @@ def save_records(sweep: Path, dest: Path) -> Copied:
     require(not dest.exists() or dest.is_dir(), f"{dest}: exists and is not a directory")
     require(dest.resolve() != sweep.resolve(), f"{dest}: the records folder must not be the sweep itself")
     out = Copied(too_large=[])
+    _write_inputs(sweep, dest)
     for rel in _records(sweep):
         src, dst = sweep / rel, dest / rel
         if src.stat().st_size > MAX_BYTES:
@@ -110,3 +114,50 @@ def _copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     tmp.replace(dst)
+
+
+
+def _write_inputs(sweep: Path, dest: Path) -> None:
+    """``dest/inputs.json``: what a report reads of the sweep's data files (the expert's
+    mean return, the distractor setting), which the records would otherwise lose with
+    the data. Kept as it is when the data files are gone."""
+    import json
+
+    import h5py
+    import yaml
+
+    from laom.data.format import plain_attrs
+
+    try:
+        config = (yaml.safe_load((sweep / "sweep.yaml").read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return
+    facts: dict[str, dict[str, object]] = {}
+    for kind in ("data", "eval_data"):
+        for task, path in (config.get(kind) or {}).items():
+            if not path or not Path(path).is_file():
+                continue
+            try:
+                with h5py.File(path, "r") as f:
+                    attrs = plain_attrs(f.attrs)
+            except OSError:
+                continue
+            keep = {k: attrs[k] for k in ("dataset_return", "difficulty", "split", "episodes") if k in attrs}
+            facts.setdefault(task, {})[kind] = {"path": path, **keep}
+    if facts:
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = dest / f".{INPUTS}.tmp"
+        tmp.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+        tmp.replace(dest / INPUTS)
+
+
+def recorded_inputs(folder: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """``inputs.json`` of a records folder (empty when there is none or it is unreadable)."""
+    import json
+
+    try:
+        value = json.loads((folder / INPUTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
