@@ -237,6 +237,7 @@ def test_pipeline_reuses_finished_stages(files: dict[str, Path], tmp_path: Path,
     assert main(pipeline(tmp_path, "laom", files)) == 0
     fourth, log = summary_of(capsys)
     assert "lam.pt missing" in log and (lam_dir / "lam.pt").is_file()
+    assert {"summary.json", "metrics.jsonl"} <= {f.name for f in (lam_dir / "superseded").iterdir()}
     assert fourth["stages"]["lam"] == {**first["stages"]["lam"], "reused": False}
     assert not fourth["stages"]["bc"]["reused"] and "upstream stage trained again" in log
     # The LAM's folder deleted: the same, its latent BC does not outlive it.

@@ -29,7 +29,7 @@ from laom.errors import LaomError, require
 # latents, labelled subsets, datasets, TensorBoard events) is left out.
 SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".yml", ".txt", ".csv", ".md", ".log"})
 MAX_BYTES = 2_000_000  # a record past this is not a record (a log gone wild); left out, and said
-SKIPPED_PARTS = frozenset({"checkpoints", "tensorboard", "wandb"})
+SKIPPED_PARTS = frozenset({"checkpoints", "tensorboard", "wandb", "superseded"})
 INPUTS = "inputs.json"  # what a report needs of the data files, which the records leave out
 
 

@@ -345,22 +345,23 @@ def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -
     upstream_trained = False  # an earlier stage of the chain trains now (was not reused)
     for p in planned:
         run = RunDir(p.path)
+        again = None  # why a folder that holds results trains from the start
         if upstream_trained and (run.summary_path.is_file() or run.checkpoint_dir.is_dir()):
-            # A stage whose upstream trains now (its weights were gone, or its folder was
-            # deleted) read other weights than the ones it will be used with: it trains
-            # again on the new ones (the old summary kept aside, a checkpoint of it dropped;
-            # same key).
-            if run.summary_path.is_file():
-                run.summary_path.replace(run.path / "summary.superseded.json")
+            # Its upstream trains now (its weights were gone, or its folder was deleted):
+            # what this stage holds read other weights than the ones it will be used with.
             shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
-            log(f"[{p.stage.name}] {p.path}: its upstream stage trained again, so it trains again")
-        cached = run.finished
+            again = "its upstream stage trained again, so it trains again"
+        elif run.summary_path.is_file() and not run.finished:
+            again = f"{', '.join(run.missing_artifacts())} missing (pruned or restored from records): training again"
+        cached = run.finished and again is None
         resumed = not cached and run.checkpoint_path.is_file()
-        pruned = not cached and run.summary_path.is_file()
+        if not cached and not resumed:
+            # Results of an earlier training of this folder (a finished run whose weights
+            # are gone, a partial one restored from records) must not mix with the new
+            # run's: curve points it has would be skipped, its summary would pin it.
+            run.set_aside_results()
         upstream_trained = upstream_trained or not cached
-        state = "done, reused" if cached else "resuming" if resumed else "training"
-        if pruned:
-            state = f"{', '.join(run.missing_artifacts())} missing (pruned or restored from records): training again"
+        state = again or ("done, reused" if cached else "resuming" if resumed else "training")
         log(f"[{p.stage.name}] {p.path}: {state}")
         p.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(p.path / "stage.json", json.dumps(p.manifest, indent=2) + "\n")

@@ -116,6 +116,22 @@ class RunDir:
         atomic_write_text(self.config_path, config_to_yaml(cfg))
         self.prune_checkpoints()  # a run finished by an older laom kept them
 
+    # What a training writes as its results, besides metrics.jsonl: a run trained again
+    # from the start in this folder puts the earlier ones aside (set_aside_results).
+    RESULT_FILES = ("summary.json", "metrics.jsonl", "curve.jsonl", "probe_curve.jsonl", "eval.json")
+
+    def set_aside_results(self) -> list[str]:
+        """Move the results of an earlier training of this folder into ``superseded/``
+        (replacing what an even earlier one left there); returns the names moved."""
+        files = [self.path / n for n in self.RESULT_FILES] + sorted(self.path.glob("eval-*.json"))
+        files = [f for f in files if f.is_file()]
+        if files:
+            aside = self.path / "superseded"
+            aside.mkdir(exist_ok=True)
+            for f in files:
+                f.replace(aside / f.name)
+        return [f.name for f in files]
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state :meth:`save_checkpoint` saved (on the CPU), or None before the first."""
         if not self.checkpoint_path.is_file():
