@@ -43,6 +43,6 @@ for s in ${SEEDS-1 2}; do
   $LAOM train lam --method laom "${seeded[@]}" "${EXTRA[@]}" --use_aug false --out $OUT/laom-noaug-s$s
 done
 # One change against the rule's label weight (0.0354 on standardised actions): 1.0, the
-# weight that shaped the latents at the earlier latent-256 preset (docs/results.md).
+# weight that shaped the latents at the earlier latent-256 preset (docs/results_superseded.md).
 $LAOM train lam --method laom-labels "${common[@]}" "${EXTRA[@]}" --labeled $D/cheetah-run-32.hdf5 \
   --use_aug true --label_coef 1.0 --out $OUT/laom-labels-32-coef1-s$SEED

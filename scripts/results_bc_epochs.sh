@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The five-policy-epoch runs of docs/results.md (seed 0, 32 labelled trajectories), on
+# The five-policy-epoch runs of docs/results_superseded.md (seed 0, 32 labelled trajectories), on
 # the study's datasets and stage cache: run scripts/results_study.sh first. The LAMs are
 # reused from the cache; only the policy stages (and the IDM baseline) train again.
 set -euo pipefail

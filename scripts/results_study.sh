@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU-scale reproduction study of docs/results.md. Every step is resumable and cached:
+# The CPU-scale reproduction study of docs/results_superseded.md. Every step is resumable and cached:
 # re-running the script (or running it with more SEEDS / BUDGETS) only does missing work.
 # JOBS=2 runs two sweep runs at a time.
 #   SEEDS=0,1,2 BUDGETS=2,4,8,16,32 STRONG_BUDGETS=2,8,32 JOBS=2 scripts/results_study.sh
