@@ -308,15 +308,25 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     and the acting policies' return curves, read from the stage caches; none without them."""
     runs = synthetic_runs()
     agg = rp.write_report(write_runs(tmp_path / "plain", runs), tmp_path / "plain-report")
-    assert agg["curves"] == {"probe": {}, "policy": {}} and not (tmp_path / "plain-report" / "curves.png").exists()
-    for r in runs:
+    assert agg["curves"] == {"probe": {}, "policy": {}, "latent_bc": {}}
+    assert not (tmp_path / "plain-report" / "curves.png").exists()
+    for r in list(runs):
         if r["method"] == "laom":
             lam = tmp_path / "cache" / f"lam-{r['task']}-{r['seed']}"
             lam.mkdir(parents=True, exist_ok=True)
             rows = [{"update": u, "samples": 64 * u, "action_probe_rel": 1 - u / 100, "online_probe_rel": None if u == 0 else 0.9}
                     for u in (0, 10, 20)]  # fmt: skip
             (lam / "probe_curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
-            r["stages"] = {"lam": {"dir": str(lam)}}
+            bc = tmp_path / "cache" / f"bc-{r['task']}-{r['seed']}"  # one latent BC per LAM
+            bc.mkdir(parents=True, exist_ok=True)
+            (bc / "summary.json").write_text(json.dumps({"stage": "bc", "latent_variance": 2.0}))
+            (bc / "metrics.jsonl").write_text("".join(json.dumps({"update": u, "loss": 2.0 / u}) + "\n" for u in (1, 2, 4)))
+            r["stages"] = {"lam": {"dir": str(lam)}, "bc": {"dir": str(bc)}}
+            # laom-labels trains a LAM per budget: one probe curve each, not one per seed.
+            sup = tmp_path / "cache" / f"lam-sup-{r['task']}-{r['labeled']}-{r['seed']}"
+            sup.mkdir(parents=True, exist_ok=True)
+            (sup / "probe_curve.jsonl").write_text(json.dumps({"update": 5, "samples": 320, "action_probe_rel": r["labeled"] / 10}) + "\n")
+            runs.append({**r, "method": "laom-labels", "stages": {"lam": {"dir": str(sup)}}})
         if r["method"] == "bc-full":
             bc = tmp_path / "cache" / f"bc-full-{r['task']}-{r['seed']}"
             bc.mkdir(parents=True, exist_ok=True)
@@ -324,8 +334,13 @@ def test_report_learning_curves(tmp_path: Path) -> None:
             (bc / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
             r["stages"] = {"bc-baseline": {"dir": str(bc)}}
     agg = rp.write_report(write_runs(tmp_path / "sweep", runs), tmp_path / "report")
-    assert set(agg["curves"]["probe"]) == {"laom"} and len(agg["curves"]["probe"]["laom"]) == 6  # 2 tasks x 3 seeds
+    assert set(agg["curves"]["probe"]) == {"laom", "laom-labels"} and len(agg["curves"]["probe"]["laom"]) == 6  # 2 tasks x 3 seeds
     assert agg["curves"]["probe"]["laom"]["cheetah-run seed 1"][1]["action_probe_rel"] == pytest.approx(0.9)
+    assert len(agg["curves"]["probe"]["laom-labels"]) == 12  # x 2 budgets
+    assert agg["curves"]["probe"]["laom-labels"]["walker-run seed 2, 4 labelled"][0]["action_probe_rel"] == pytest.approx(0.4)
+    latent = agg["curves"]["latent_bc"]
+    assert set(latent) == {"laom"} and len(latent["laom"]) == 6
+    assert [p["relative_loss"] for p in latent["laom"]["cheetah-run seed 0"]] == pytest.approx([1.0, 0.5, 0.25])
     assert set(agg["curves"]["policy"]) == {"bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
     assert (tmp_path / "report" / "curves.png").is_file()
     # Offline-only curves (the demo's BC-full) are drawn as action error / chance, with no
@@ -337,6 +352,7 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     agg = rp.write_report(write_runs(tmp_path / "sweep2", runs), tmp_path / "report2")
     fig = rp.figure_curves(agg)
     policy_ax = fig.axes[1]
+    assert len(fig.axes) == 3 and "Latent BC" in fig.axes[2].get_title()
     assert "held-out" in policy_ax.get_title()
     ys = sorted(y for line in policy_ax.get_lines() for y in line.get_ydata() if y != 1.0)
     assert ys[0] == pytest.approx(0.25 / 0.6) and ys[-1] == pytest.approx(0.5 / 0.6)

@@ -14,6 +14,12 @@ a re-run supersedes an older record) and writes
                           change of each distractor (camera, background frame, colour), per
                           method, for the LAM's latents and the latent-BC policy's; only
                           when the probe data recorded its distractors (docs/distractors.md)
+    REPORT/curves.png     learning curves from the stage folders: each LAM's probe MSE /
+                          chance against training samples (both protocols, log axes), the
+                          acting policies' return against updates (BC, BC-full, the IDM
+                          baseline), and latent BC's loss / latent variance against updates
+                          (the latent-action methods act through a decoder per budget, so
+                          their return is the run's end alone)
     REPORT/results.md     first the Findings: the paper's four claims, each "holds",
                           "does not hold" or "not measured" per task and distractor
                           setting (laom.experiments.findings); then the same numbers
@@ -181,18 +187,29 @@ _POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": 
 
 def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]:
     """Per method, the probe curves of its LAMs (probe MSE / chance and the online probe
-    against training samples, one per distinct LAM) and the return curves of its acting
-    policies (return and offline MSE against updates), read from the cached stages.
+    against training samples, one per distinct LAM), the return curves of its acting
+    policies (return and offline MSE against updates), and its latent BC's training loss
+    over the variance of the latents it imitates (one per distinct latent BC: the share of
+    the latent actions it has not yet learned to predict), read from the cached stages.
     Runs whose stages kept no curve contribute nothing."""
     probe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     policy: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    latent: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in runs:
         method = r.method
+        # laom-labels' LAM (and so its latent BC) is one per budget; the others' one per seed
+        per_budget = registry.lam_reads_labels(split_variant(method)[0])
+        lam_key = f"{r.task} seed {r.seed}" + (f", {r.labeled} labelled" if per_budget else "")
         lam_dir = r.stage_dir("lam")
         if lam_dir:
             rows = _jsonl(Path(lam_dir) / "probe_curve.jsonl")
             if rows:
-                probe.setdefault(method, {})[f"{r.task} seed {r.seed}"] = rows
+                probe.setdefault(method, {})[lam_key] = rows
+        bc_dir = r.stage_dir("bc")
+        if bc_dir and lam_key not in latent.get(method, {}):
+            rows = _latent_bc_curve(Path(bc_dir))
+            if rows:
+                latent.setdefault(method, {})[lam_key] = rows
         for stage, name in _POLICY_CURVES.items():
             stage_dir = r.stage_dir(stage)
             if stage_dir:
@@ -204,7 +221,25 @@ def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]
     return {
         "probe": {m: probe[m] for m in order if m in probe},
         "policy": {m: policy[m] for m in order if m in policy},
+        "latent_bc": {m: latent[m] for m in order if m in latent},
     }
+
+
+def _latent_bc_curve(folder: Path) -> list[dict[str, Any]]:
+    """A latent BC run's logged loss over the variance of its targets, against updates
+    ([] when the run kept no metrics or cached no latents to take the variance of)."""
+    try:
+        variance = json.loads((folder / "summary.json").read_text()).get("latent_variance")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(variance, (int, float)) or not math.isfinite(variance) or variance <= 0:
+        return []
+    rows = []
+    for row in _jsonl(folder / "metrics.jsonl"):
+        update, loss = row.get("update"), row.get("loss")
+        if isinstance(update, (int, float)) and isinstance(loss, (int, float)) and math.isfinite(loss):
+            rows.append({"update": int(update), "relative_loss": float(loss) / float(variance)})
+    return rows
 
 
 def stats(values: list[float], seeds: list[int] | None = None) -> dict[str, Any]:
@@ -623,9 +658,10 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
 
     curves = agg.get("curves") or {}
     probe, policy = curves.get("probe") or {}, curves.get("policy") or {}
-    if not probe and not policy:
+    latent = curves.get("latent_bc") or {}
+    if not probe and not policy and not latent:
         return None
-    panels = int(bool(probe)) + int(bool(policy))
+    panels = int(bool(probe)) + int(bool(policy)) + int(bool(latent))
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.9), squeeze=False)
     axes = list(axes[0])
     palette = [*agg["methods"], "bc-full"]
@@ -673,6 +709,20 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
             ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean")
             ax.set_ylabel("offline action MSE / predicting the mean")
             ax.set_title("Acting policies: action error on the held-out file during training", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    if latent:
+        ax = axes.pop(0)
+        for method, runs_ in latent.items():
+            c = color(method, palette)
+            for i, rows in enumerate(runs_.values()):
+                pts = [(r["update"], r["relative_loss"]) for r in rows if r["update"] > 0]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=c, linewidth=1, label=label(method) if i == 0 else None)
+        ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean latent")
+        ax.set_xlabel("latent BC updates")
+        ax.set_ylabel("loss / variance of the latent actions")
+        ax.set_title("Latent BC: the share of the latent actions\nnot yet predicted from the frames", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
