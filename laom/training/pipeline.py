@@ -49,7 +49,6 @@ from laom import methods
 from laom.errors import LaomError, require
 from laom.outputs import atomic_write_text, check_output, code_version
 from laom.training.options import ADDED_FIELDS, NON_RESULT_FIELDS, default_of, override_items
-from laom.training.rundir import RunDir
 from laom.training.summaries import LAMSummary, PolicySummary, StageRef, StageSummary
 
 METHODS = methods.names()
@@ -341,6 +340,8 @@ def plan_chain(stages: list[Stage], root: Path, preset: str, overrides: dict[str
 
 def run_chain(planned: list[PlannedStage], log: Callable[[str], None] = print) -> list[StageResult]:
     """Train (or reuse, or resume) every planned stage in order."""
+    from laom.training.rundir import RunDir  # (imports torch: not at `laom --help` time)
+
     results = []
     upstream_trained = False  # an earlier stage of the chain trains now (was not reused)
     for p in planned:
