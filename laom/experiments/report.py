@@ -691,16 +691,13 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
         # returns cost a minute) show the offline action error relative to predicting the mean.
         use_returns = any(r.get("return_mean") is not None for runs_ in policy.values()
                           for rows in runs_.values() for r in rows)  # fmt: skip
-        for method, runs_ in policy.items():
-            c = color(method, palette)
-            for i, rows in enumerate(runs_.values()):
-                if use_returns:
-                    pts = [(r["update"], r["return_mean"]) for r in rows if r.get("return_mean") is not None]
-                else:
-                    pts = [(r["update"], r["offline_action_mse"] / r["constant_action_mse"]) for r in rows
-                           if r.get("offline_action_mse") is not None and r.get("constant_action_mse")]  # fmt: skip
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3, label=label(method) if i == 0 else None)
+        def policy_points(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+            if use_returns:
+                return [(r["update"], r["return_mean"]) for r in rows if r.get("return_mean") is not None]
+            return [(r["update"], r["offline_action_mse"] / r["constant_action_mse"]) for r in rows
+                    if r.get("offline_action_mse") is not None and r.get("constant_action_mse")]  # fmt: skip
+
+        _plot_runs(ax, policy, palette, policy_points, marker="o", markersize=3)
         ax.set_xlabel("policy updates")
         if use_returns:
             ax.set_ylabel("return")
@@ -713,12 +710,8 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
         ax.legend(fontsize=7, frameon=False)
     if latent:
         ax = axes.pop(0)
-        for method, runs_ in latent.items():
-            c = color(method, palette)
-            for i, rows in enumerate(runs_.values()):
-                pts = [(r["update"], r["relative_loss"]) for r in rows if r["update"] > 0]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), color=c, linewidth=1, label=label(method) if i == 0 else None)
+        _plot_runs(ax, latent, palette, lambda rows: [(r["update"], r["relative_loss"]) for r in rows if r["update"] > 0],
+                   linewidth=1)  # fmt: skip
         ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean latent")
         ax.set_xlabel("latent BC updates")
         ax.set_ylabel("loss / variance of the latent actions")
@@ -727,6 +720,19 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _plot_runs(
+    ax: Any, curves: dict[str, dict[str, list[dict[str, Any]]]], palette: list[str],
+    points: Callable[[list[dict[str, Any]]], list[tuple[float, float]]], **style: Any,
+) -> None:  # fmt: skip
+    """One line per run in its method's colour, the method named once in the legend."""
+    for method, runs_ in curves.items():
+        c = color(method, palette)
+        for i, rows in enumerate(runs_.values()):
+            pts = points(rows)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), color=c, label=label(method) if i == 0 else None, **style)
 
 
 def figure_encodes(agg: dict[str, Any], paper: bool = False) -> Any:
