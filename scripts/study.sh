@@ -10,6 +10,7 @@
 #   TASKS=cheetah-run,walker-run scripts/study.sh
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
 #   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
+#   FIRST=laom METHODS=...,laom scripts/study.sh    # LAOM's runs before the others'
 #
 # Data: the built-in SAC experts (not the release's PPO experts, on whose data BC-full
 # reaches 19-26% of the expert at 10,000 updates against 58-69% on ours; the normaliser must
@@ -68,6 +69,9 @@ S=$OUT/sweep-$DIFFICULTY
 R=$RECORDS/sweep-$DIFFICULTY
 [ -d "$R" ] && $LAOM records restore "$S" "$R"  # (the sweep's --records does it too; --plan needs it first)
 mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
+# FIRST=laom: that method's runs start first, so its chain (LAM, latent BC, every budget)
+# finishes while its weights are on this machine (docs/study_plan.md).
+[ -n "${FIRST:-}" ] && mode+=(--first "$FIRST")
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \
   --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${mode[@]}" \

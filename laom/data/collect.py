@@ -16,12 +16,19 @@ Design points, each forced by a requirement:
 * The distractors' state behind every frame (camera, colour, background video and frame)
   is stored in each group's ``distractors`` subgroup when the env can say it
   (``distractor_state()``); it is a function of the episode's seed like everything else.
+* Workers compute with **portable numerics** (:func:`portable_numerics_env`): the expert's
+  float32 matmuls and tanh round differently under AVX-512 kernels than under AVX2 ones,
+  and a chaotic task (cheetah) turns a last-bit difference into another trajectory within
+  an episode, so a seeded dataset collected on an AVX-512 machine differed from the same
+  collection on an AVX2 one. Pinned to the AVX2 code paths, both give the same file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import platform
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -63,7 +70,7 @@ class CollectConfig:
     difficulty: str = "scale_easy_video_hard"
     split: str = "train"
     img_hw: int = 64
-    workers: int = 1  # 0: collect in this process (debugging, tests)
+    workers: int = 1  # 0: collect in this process (debugging, tests; its numerics are not pinned)
     seed: int = 0
     shard: tuple[int, int] = (0, 1)
     compression: str = "none"
@@ -484,6 +491,54 @@ def _worker_died() -> LaomError:
     )
 
 
+# Dispatch targets of numpy's SIMD code wider than x86-64-v3 (AVX2 + FMA): numpy names
+# its AVX-512 targets this way, and x86-64-v3 is what every AVX2 machine runs.
+_WIDER_THAN_AVX2 = ("X86_V4", "AVX512")
+
+
+def portable_numerics_env() -> dict[str, str]:
+    """Environment variables under which a spawned worker's numpy and OpenBLAS take the
+    same code paths on every x86-64 machine with AVX2, whatever wider units it has.
+
+    Why: a dataset's cache keys are its content (laom.data.identity), and a study that
+    outlives its machine collects its data again on whatever machine it gets next. On
+    2026-12-02 the same seeded collection gave another file on an AVX-512 Intel machine
+    than on the AVX2 AMD one before it; with these two pins it gave the AMD file to the
+    last bit. OpenBLAS picks its kernels when it loads and numpy its SIMD targets when it
+    is imported, so they only apply to processes started after they are set: the
+    collection workers, which are spawned. Empty on other architectures.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return {}
+    env = {"OPENBLAS_CORETYPE": "Haswell"}
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout: its own dispatch stays as it is
+        return env
+    wider = [t for t in __cpu_dispatch__ if t.startswith(_WIDER_THAN_AVX2) and __cpu_features__.get(t)]
+    already = os.environ.get("NPY_DISABLE_CPU_FEATURES", "").replace(",", " ").split()
+    disable = already + [t for t in wider if t not in already]
+    if disable:
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(disable)
+    return env
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set while the block runs (spawned children inherit
+    it), restored afterwards so a caller's later processes are not pinned too."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class _Runner:
     """Runs episodes in spawned workers (or in this process when ``workers == 0``).
 
@@ -498,9 +553,13 @@ class _Runner:
         self.spec = spec
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
+        self._env = contextlib.ExitStack()
 
     def __enter__(self) -> _Runner:
         if self.workers > 0:
+            # The pool spawns its workers on demand (and replaces none), so the pins stay
+            # set for the pool's whole life.
+            self._env.enter_context(_environ(portable_numerics_env()))
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint
             )
@@ -546,4 +605,5 @@ class _Runner:
                 for proc in list(getattr(self.pool, "_processes", {}).values()):
                     proc.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self._env.close()
         _teardown()

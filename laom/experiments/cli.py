@@ -32,7 +32,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     from laom.errors import LaomError, require
     from laom.experiments import cost
     from laom.experiments.sweep import run_sweep
-    from laom.experiments.sweep_config import SweepOptions, make_config
+    from laom.experiments.sweep_config import SweepOptions, make_config, parse_first
     from laom.outputs import check_output
 
     check_output(args.out, "--out", kind="dir", create_parents=True)  # before the files are read
@@ -52,11 +52,13 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
         chunk=args.chunk, overrides=extra, log=print,
     )  # fmt: skip
+    first = parse_first(args.first, cfg.methods) if args.first is not None else []
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
-                        progress=not args.no_progress, rates=rates, records=args.records or "")  # fmt: skip
+                        progress=not args.no_progress, rates=rates, records=args.records or "", first=first)  # fmt: skip
     if book is not None and args.plan:
         cost.run_plan(cfg, args.out, book, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs,
-                      force=args.force, recalibrate=args.recalibrate, log=lambda m: print(m, flush=True))  # fmt: skip
+                      force=args.force, recalibrate=args.recalibrate, first=first,
+                      log=lambda m: print(m, flush=True))  # fmt: skip
         return 0
     result = run_sweep(opts, log=lambda m: print(m, flush=True))
     print(f"{result.finished} run(s) recorded in {result.runs_file} ({result.already_done} were already done)")
@@ -161,6 +163,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="auto (return of BC on the full dataset, mean over seeds), paper (the paper's BC-full returns), none, a number, or another sweep directory (its normaliser per task)")
     p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
+    p.add_argument("--first", default=None,
+                   help="comma-separated methods of --methods whose runs start before the others' (default: by budget, "
+                        "every method's small budgets first); e.g. to finish one LAM method's budgets while its LAM "
+                        "is at hand, on a machine that may not last")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")

@@ -897,12 +897,14 @@ def evaluation_file(cfg: Any, method: str, acting_key: str) -> str:
     return f"pipeline-{method}-{digest({'acting': acting_key, **evaluation, 'normalizer': None})}.json"
 
 
-def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: int = 4) -> SweepPlan:
+def plan_sweep(
+    cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: int = 4, first: Sequence[str] = ()
+) -> SweepPlan:
     """What ``laom sweep`` would do in ``root`` now, reading and writing nothing there:
     runs recorded in runs.jsonl are done; labelled subsets that exist and would be
     reused name their stages' folders; the rest will be made."""
     from laom.experiments.labeled_subsets import labeled_is_valid, labeled_path
-    from laom.experiments.plan import job_key, link_shared, plan_jobs
+    from laom.experiments.plan import job_key, link_shared, plan_jobs, put_first
     from laom.experiments.runs_store import read_runs
     from laom.experiments.scheduler import run_threads
 
@@ -919,6 +921,7 @@ def plan_sweep(cfg: Any, root: Path, jobs: int = 1, workers: int = 0, num_envs: 
         j for j in all_jobs
         if (j.labeled is not None and j.id not in files) or job_key(cfg, j, files.get(j.id, "")) not in recorded
     ]  # fmt: skip
+    todo = put_first(todo, first)
     link_shared(todo)
     rows = plan_runs(cfg, root, todo, files, run_threads(cfg, jobs), workers, num_envs)
     return SweepPlan(root, rows, len(all_jobs), len(all_jobs) - len(todo), jobs)
@@ -1025,7 +1028,8 @@ def comparison_lines(rows: Sequence[StageRow], outcomes: Sequence[Any], rates: P
 
 
 def run_plan(cfg: Any, out: str | Path, book: RateBook, *, jobs: int = 1, workers: int = 0, num_envs: int = 4,
-             force: bool = False, recalibrate: bool = False, log: Callable[[str], None] = print) -> SweepPlan:  # fmt: skip
+             force: bool = False, recalibrate: bool = False, first: Sequence[str] = (),
+             log: Callable[[str], None] = print) -> SweepPlan:  # fmt: skip
     """``laom sweep ... --plan``: refuse what the sweep would refuse, list its stages,
     measure the rates it lacks (all of them with ``recalibrate``), print the estimate.
     Trains nothing and writes nothing but the rates file."""
@@ -1034,7 +1038,7 @@ def run_plan(cfg: Any, out: str | Path, book: RateBook, *, jobs: int = 1, worker
     require(jobs >= 1, f"--jobs {jobs}: expected >= 1")
     root = Path(out).resolve()
     check_sweep_dir(root, cfg, force)
-    plan = plan_sweep(cfg, root, jobs, workers, num_envs)
+    plan = plan_sweep(cfg, root, jobs, workers, num_envs, first)
     needed = plan.rates()
     calibrate(needed if recalibrate else [r for r in needed if book.get(r) is None], book, log)
     price(plan.rows, book)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,18 @@ def plan_jobs(cfg: SweepConfig) -> list[Job]:
             for method in methods:
                 jobs += [Job(task, method, n, seed) for seed in cfg.seeds]
     return link_shared(jobs)
+
+
+def put_first(jobs: list[Job], methods: Sequence[str]) -> list[Job]:
+    """``jobs`` with those of ``methods`` moved to the front, each part in its order.
+
+    Why: a sweep's default order (by budget) interleaves methods, so a LAM method's last
+    budget starts hours after its LAM trained. Weights that do not outlive the machine
+    (a new machine keeps only the records) make that costly: an unfinished chain trains
+    its LAM and latent BC again. Putting one method first finishes its chain in one go.
+    """
+    chosen = set(methods)
+    return [j for j in jobs if j.method in chosen] + [j for j in jobs if j.method not in chosen]
 
 
 def link_shared(jobs: list[Job]) -> list[Job]:

@@ -57,7 +57,7 @@ from laom.errors import require
 from laom.experiments.labeled_subsets import make_labeled
 from laom.experiments.normalizers import Normalizers, renormalize
 from laom.experiments.overrides import overrides_for
-from laom.experiments.plan import Job, job_key, link_shared, plan_jobs
+from laom.experiments.plan import Job, job_key, link_shared, plan_jobs, put_first
 from laom.experiments.runs_store import RunRecord, append_run, drop_stale, read_runs
 from laom.experiments.scheduler import InlineExecutor, Outcome, run_threads, schedule
 from laom.experiments.sweep_config import SweepConfig, SweepOptions
@@ -174,7 +174,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
             norms.add(run)
     if renormalize(runs_file, norms):
         log("normaliser changed: recorded runs re-normalised")
-    todo = link_shared([j for j in jobs if j.key not in done_keys])
+    todo = link_shared(put_first([j for j in jobs if j.key not in done_keys], opts.first))
     log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
 
     threads = run_threads(cfg, opts.jobs)

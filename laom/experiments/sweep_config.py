@@ -58,6 +58,7 @@ class SweepOptions:
     progress: bool = True
     rates: str = ""  # the rates file the end-of-sweep prediction reads ("" = laom.experiments.cost's default)
     records: str = ""  # a records folder: restored before, saved after each recorded run (laom.experiments.sweep_records)
+    first: list[str] = field(default_factory=list)  # methods whose runs start first (laom.experiments.plan.put_first)
 
 
 def parse_list(text: str, flag: str) -> list[str]:
@@ -87,6 +88,14 @@ def parse_methods(text: str) -> list[str]:
     unknown = [m for m in methods if m not in METHODS]
     require(not unknown, f"--methods: unknown method {', '.join(unknown)} (expected {', '.join(METHODS)})")
     return [m for m in METHODS if m in methods]
+
+
+def parse_first(text: str, methods: Sequence[str]) -> list[str]:
+    """``--first``: methods of the sweep, in the sweep's method order."""
+    first = parse_list(text, "--first")
+    unknown = [m for m in first if m not in methods]
+    require(not unknown, f"--first: {', '.join(unknown)} not in --methods (expected some of {', '.join(methods)})")
+    return [m for m in methods if m in first]
 
 
 def expand(template: str, task: str, flag: str, tasks: Sequence[str]) -> str:
