@@ -483,3 +483,32 @@ def test_real_env_resume_matches_single_run(tmp_path: Path) -> None:
     collect(CollectConfig(out=b, episodes=2, **common))
     collect(CollectConfig(out=b, episodes=3, **common))
     assert_same(read_all(a), read_all(b))
+
+
+def test_portable_numerics_pin_the_workers_and_leave_this_process_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pins that made an AVX-512 machine collect the AVX2 machine's file bit for bit:
+    a process started under them runs no numpy SIMD target wider than x86-64-v3, and the
+    caller's environment is as it was after the pool closes."""
+    from laom.data import collect as collect_module
+
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    env = collect_module.portable_numerics_env()
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        assert env == {}
+        return
+    assert env["OPENBLAS_CORETYPE"] == "Haswell"
+    code = (
+        "from numpy._core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f;"
+        "print(' '.join(t for t in d if f.get(t)))"
+    )
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                        env={**os.environ, **env}).stdout.split()  # fmt: skip
+    assert not [t for t in on if t.startswith(("X86_V4", "AVX512"))], on
+    before = os.environ.get("OPENBLAS_CORETYPE")
+    with collect_module._Runner({}, workers=1):
+        assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+    assert os.environ.get("OPENBLAS_CORETYPE") == before
+    monkeypatch.setenv("NPY_DISABLE_CPU_FEATURES", "AVX512F")  # a user's own choice is kept
+    assert collect_module.portable_numerics_env()["NPY_DISABLE_CPU_FEATURES"].split()[0] == "AVX512F"

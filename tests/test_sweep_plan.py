@@ -310,3 +310,24 @@ def test_plan_command_and_bad_input(data: Path, tmp_path: Path, capsys: pytest.C
     open_sweep_dir(out, config(data), force=False)
     with pytest.raises(LaomError, match="different config"):  # what the sweep would refuse, --plan refuses
         cost.run_plan(config(data, labeled="1"), out, cost.RateBook.load(rates), log=lambda m: None)
+
+
+def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--first finishes one LAM method's chain before the other methods' runs start (a
+    machine that may not last keeps no weights), and its LAM still trains once."""
+    cfg = config(data, methods="bc,lapo")
+    default = [row.run for row in cost.plan_sweep(cfg, tmp_path / "a").rows if row.trains]
+    first = [row.run for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo"]).rows if row.trains]
+    runs = list(dict.fromkeys(default))
+    assert runs.index(BC1) < runs.index(LAPO2)  # by budget: bc at 1 before lapo at 2
+    assert list(dict.fromkeys(first))[:2] == [LAPO1, LAPO2]  # lapo's chain first
+    plan = cost.plan_sweep(cfg, tmp_path / "a", first=["lapo"])
+    lam = [row for row in plan.rows if row.stage == "lam" and row.trains]
+    assert [row.run for row in lam] == [LAPO1]  # the later budget reuses the first one's LAM
+
+    args = ["sweep", "--tasks", "walker-stand", "--methods", "bc,lapo", "--labeled", "1,2", "--seeds", "0",
+            "--data", str(data), "--out", str(tmp_path / "b"), "--episodes", "1", "--max-steps", "4",
+            "--no-progress", *SETTINGS]  # fmt: skip
+    one_line_error([*args, "--first", "laom"], capsys, "--first: laom not in --methods")
+    one_line_error([*args, "--first", "lapo,,bc"], capsys, "--first")
+    assert not (tmp_path / "b").exists()
