@@ -58,7 +58,10 @@ done
 #   budget is spent on acting policies first.
 # The LAM's probe curve is taken every 390 updates (a quarter of the run), and BC's,
 # BC-full's and the IDM baseline's policies get a return curve (5 episodes every 2,500
-# updates; latent BC acts through a decoder per budget, so its return is the run's end).
+# updates). Latent BC acts through a decoder per budget, so it keeps its policy every 2,500
+# updates and each budget's decoder stage trains a decoder per snapshot and scores it on the
+# same 5 episodes (added 2026-12-02: runs recorded before have no such curve; these two
+# flags leave the run keys alone).
 # SWEEP_ARGS adds flags to the sweep (e.g. --force after changing a setting).
 # The sweep's records (runs.jsonl, every stage's summary and curves, the evaluations, the
 # logs: no weights, no data) are kept under $RECORDS, saved after every recorded run, to
@@ -77,6 +80,7 @@ $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "
   --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${mode[@]}" \
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
-  --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 ${SWEEP_ARGS:-}
+  --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 \
+  --bc.snapshot_every 2500 --decoder.snapshot_episodes 5 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
 $LAOM report "$S" --out "$OUT/report-$DIFFICULTY" --paper

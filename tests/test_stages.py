@@ -503,3 +503,70 @@ def test_resume_refuses_data_that_changed_shape(
     (run / "summary.json").unlink()  # as if killed after its last checkpoint, before the summary
     write_moving_square(data, 2, 20, img_hw=24, seed=0)  # same path, other image size
     fails(args, capsys, "image size 24 does not match the checkpoint's 16")
+
+
+def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--snapshot_every keeps latent BC's policy along the way; the decoder's
+    --snapshot_episodes trains a decoder per snapshot exactly as the final one is trained
+    and scores each (and the final policy) in curve.jsonl; a resumed decoder adds only the
+    missing points. Online episodes are faked here (synthetic task, no environment)."""
+    from types import SimpleNamespace
+
+    import laom.evaluation.online as online
+    from laom.models.saving import load_model, load_policy_file
+    from laom.training.bc import read_snapshots
+    from laom.training.decoder import DecoderConfig, _fit_decoder, predict_latents
+    from laom.training.rundir import RunDir
+
+    evaluated: list[int] = []
+
+    def fake_evaluate(act, env, episodes, **kw):  # the policy acts; its "return" is its mean action
+        obs = np.zeros((1, HW, HW, 6), dtype=np.uint8)
+        evaluated.append(episodes)
+        return SimpleNamespace(mean=float(np.mean(act(obs))), std=0.0)
+
+    monkeypatch.setattr(online, "evaluate", fake_evaluate)
+    lam, bc, dec = (tmp_path / n for n in ("lam", "bc", "dec"))
+    ok(["train", "lam", "--method", "laom", "--data", str(files["data"]), "--out", str(lam), *TINY_LAM, *FAST])
+    ok(["train", "bc", "--lam", str(lam), "--data", str(files["data"]), "--out", str(bc), *TINY_BC,
+        "--epochs", "3", "--snapshot_every", "5", *FAST])  # fmt: skip
+    total = json.loads((bc / "summary.json").read_text())["updates"]
+    snaps = read_snapshots(bc)
+    assert [u for u, _ in snaps] == list(range(5, total, 5)) and len(snaps) >= 3
+    first, _ = load_model(snaps[0][1], torch.device("cpu"))
+    final, _ = load_model(bc / "latent_policy.pt", torch.device("cpu"))
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), final.state_dict().values(), strict=True))
+
+    args = ["train", "decoder", "--policy", str(bc), "--labeled", str(files["labeled"]), "--eval-data",
+            str(files["labeled"]), "--out", str(dec), "--snapshot_episodes", "3", *TINY_DECODER, *FAST]  # fmt: skip
+    ok(args)
+    rows = [json.loads(line) for line in (dec / "curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [*range(5, total, 5), total] and evaluated == [3] * len(rows)
+    summary = json.loads((dec / "summary.json").read_text())
+    assert rows[-1]["offline_action_mse"] == pytest.approx(summary["offline"]["action_mse"])  # the final policy
+    assert len({r["offline_action_mse"] for r in rows}) == len(rows)  # each point is its own policy
+    # A point's decoder is the final decoder's recipe: on the final policy it gives the stage's decoder.
+    cfg = DecoderConfig(policy=str(bc), labeled=str(files["labeled"]), out=str(dec), batch_size=32, total_updates=20,
+                        hidden_dim=32)  # fmt: skip
+    from laom.training.bc import load_labeled
+
+    latent = load_policy_file(bc / "latent_policy.pt", torch.device("cpu"))
+    labeled = load_labeled(str(files["labeled"]), latent.meta)
+    z = predict_latents(latent.policy, labeled, 2, torch.device("cpu"), 256)
+    actions = torch.from_numpy(labeled.actions[labeled.valid_steps])
+    refit = _fit_decoder(cfg, z, actions, torch.device("cpu"))
+    stage_decoder, _ = load_model(dec / "policy.pt", torch.device("cpu"))
+    for k, v in refit.state_dict().items():
+        torch.testing.assert_close(v, stage_decoder.decoder.state_dict()[k])
+
+    # Killed during the curve: the rows kept stay, the missing one is added.
+    (dec / "summary.json").unlink()
+    kept = (dec / "curve.jsonl").read_text().splitlines()
+    (dec / "curve.jsonl").write_text("\n".join(kept[:-2]) + "\n")
+    evaluated.clear()
+    ok(args)
+    again = [json.loads(line) for line in (dec / "curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in again] == [r["update"] for r in rows] and len(evaluated) == 2
+    # A latent BC trained again from the start in its folder drops the earlier snapshots.
+    RunDir(bc).set_aside_results()
+    assert read_snapshots(bc) == []

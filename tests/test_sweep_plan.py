@@ -331,3 +331,14 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     one_line_error([*args, "--first", "laom"], capsys, "--first: laom not in --methods")
     one_line_error([*args, "--first", "lapo,,bc"], capsys, "--first")
     assert not (tmp_path / "b").exists()
+
+
+def test_curve_only_overrides_leave_run_keys_alone(data: Path) -> None:
+    """Turning the latent return curve on in a running study retrains no recorded run."""
+    job = Job("walker-stand", "lapo", 1, 0)
+    plain = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=SETTINGS)
+    curved = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data),
+                         overrides=[*SETTINGS, "--bc.snapshot_every", "2500", "--decoder.snapshot_episodes", "5"])  # fmt: skip
+    other = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=[*SETTINGS, "--bc.epochs", "2"])
+    assert job_key(curved, job, "") == job_key(plain, job, "")
+    assert job_key(other, job, "") != job_key(plain, job, "")

@@ -70,6 +70,7 @@ NOT_SHAPE = frozenset({
     "target_tau", "label_coef", "label_norm", "online_probe_lr", "probe_every", "probe_curve_samples",
     "probe_samples", "probe_eval_samples", "probe_ridge", "holdout_fraction", "cache_dtype",
     "eval_samples", "curve_every", "curve_episodes", "curve_workers",
+    "snapshot_every", "snapshot_episodes", "snapshot_workers",
     "idm_updates", "idm_learning_rate", "idm_warmup_updates",
 })  # fmt: skip
 
@@ -431,6 +432,7 @@ def stage_work(name: str, cfg: Any, chain: dict[str, Any], method: str, inputs: 
         forward = policy_forward(bc, inputs, "latent-bc", lam.frame_stack, lam.latent_dim)
         works.append(Work(forward, labeled.transitions + min(cfg.eval_samples, test_tr), "latent policy transitions"))
         works.append(Work(read, labeled.frames + test_frames, "frames read"))
+        works += snapshot_curve_work(cfg, chain, inputs, test_tr)
     elif name == "idm":
         works.append(Work(idm_train(cfg, inputs), cfg.idm_updates * cfg.idm_batch_size,
                           _updates(cfg.idm_updates, cfg.idm_batch_size) + " (IDM)"))  # fmt: skip
@@ -470,6 +472,35 @@ def curve_work(cfg: Any, total: int, inputs: Inputs, test_tr: int, frame_stack: 
         works.append(Work(starts, points * envs, f"{points} curve points x {envs} environments"))
         works.append(Work(steps, points * cfg.curve_episodes * EPISODE_STEPS,
                           f"{points} x {cfg.curve_episodes} curve episodes"))  # fmt: skip
+    return works
+
+
+def snapshot_curve_work(cfg: Any, chain: dict[str, Any], inputs: Inputs, test_tr: int) -> list[Work]:
+    """The latent acting policy's return curve (laom.training.decoder.snapshot_curve): a
+    decoder per latent-BC snapshot and an evaluation of every snapshot and the final policy."""
+    lam, bc = chain["lam"], chain["bc"]
+    if cfg.snapshot_episodes <= 0:
+        return []
+    total = policy_updates(bc, inputs.data.limited(bc.max_trajectories).transitions)
+    snapshots = (total - 1) // bc.snapshot_every if bc.snapshot_every > 0 else 0
+    points = snapshots + 1
+    labeled = inputs.labeled or inputs.data
+    forward = policy_forward(bc, inputs, "latent-bc", lam.frame_stack, lam.latent_dim)
+    works = [
+        Work(decoder_train(cfg, inputs, lam.latent_dim), snapshots * cfg.total_updates * cfg.batch_size,
+             f"{snapshots} curve decoders"),
+        Work(forward, snapshots * labeled.transitions + points * min(CURVE_OFFLINE_SAMPLES, test_tr),
+             f"{points} curve points (latent policy transitions)"),
+    ]  # fmt: skip
+
+    def policy() -> Any:
+        return random_policy(bc, inputs, lam.frame_stack, lam.latent_dim, cfg)
+
+    steps, starts, envs = eval_rates(inputs, lam.frame_stack, policy, cfg.snapshot_episodes, cfg.snapshot_workers,
+                                     CURVE_NUM_ENVS)  # fmt: skip
+    works.append(Work(starts, points * envs, f"{points} curve points x {envs} environments"))
+    works.append(Work(steps, points * cfg.snapshot_episodes * EPISODE_STEPS,
+                      f"{points} x {cfg.snapshot_episodes} curve episodes"))  # fmt: skip
     return works
 
 

@@ -19,10 +19,11 @@ from laom.training.options import override_items
 USAGE = "stage overrides are --field value or --stage.field value"
 
 
-def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
+def overrides_for(method: str, extra: Sequence[str], drop: frozenset[str] = frozenset()) -> list[str]:
     """The overrides that concern ``method``: ``--field`` if one of its stages has the
     field, ``--stage.field`` if it has the stage. One sweep command line serves methods
-    with different stages, and a run's key must not change with settings it never reads."""
+    with different stages, and a run's key must not change with settings it never reads.
+    Fields named in ``drop`` are left out (a run key's CURVE_ONLY_FIELDS)."""
     from laom.training.pipeline import chain
 
     stages = chain(method, "data", "labeled", "eval")
@@ -31,6 +32,8 @@ def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
     out: list[str] = []
     for name, values in override_items(extra, USAGE):
         stage, dot, fname = name.partition(".")
+        if (fname if dot else name).replace("-", "_") in drop:
+            continue
         if (stage.replace("_", "-") in names) if dot else (name.replace("-", "_") in fields):
             out += [f"--{name}", *values]
     return out

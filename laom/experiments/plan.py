@@ -17,6 +17,7 @@ from laom import methods as registry
 from laom.experiments.overrides import overrides_for
 from laom.experiments.sweep_config import SweepConfig
 from laom.experiments.sweep_dir import file_identity
+from laom.training.options import CURVE_ONLY_FIELDS
 
 SHARED_STAGE_METHODS = tuple(m.name for m in registry.METHODS.values() if m.shares_stages)
 
@@ -101,6 +102,6 @@ def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
         "eval_data": file_identity(cfg.eval_data[job.task]) if cfg.eval_data[job.task] else "",
         "labeled_file": file_identity(labeled_file) if labeled_file else "",
         "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
-        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides),
+        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides, CURVE_ONLY_FIELDS),
     }  # fmt: skip
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

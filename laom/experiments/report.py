@@ -181,8 +181,10 @@ def expert_return(path: str | None) -> float | None:
 
 
 # Where each method's acting policy keeps its learning curve, relative to its stage dir
-# ("idm": the one-stage IDM baseline of an earlier laom, its policy in RUN/bc/).
-_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": "bc/curve.jsonl"}
+# ("idm": the one-stage IDM baseline of an earlier laom, its policy in RUN/bc/; "decoder":
+# a latent method's, against latent BC's updates, from a decoder per latent-BC snapshot).
+_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": "bc/curve.jsonl",
+                  "decoder": "curve.jsonl"}  # fmt: skip
 
 
 def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]:

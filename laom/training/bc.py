@@ -58,6 +58,8 @@ from laom.training.runtime import maybe_compile, setup_runtime, step_generator
 from laom.training.summaries import FitSummary, LatentBCSummary
 
 LATENT_POLICY_FILE = "latent_policy.pt"
+# Where latent BC keeps its policy every --snapshot_every updates (latent_policy-UPDATE.pt).
+SNAPSHOT_DIR = RunDir.SNAPSHOT_DIR
 # The policy probes: transitions they fit on and are scored on, and the share of --data's
 # trajectories held out for scoring (whole trajectories, so no frame is on both sides).
 POLICY_PROBE_FIT, POLICY_PROBE_TEST, POLICY_PROBE_HOLDOUT = 10000, 5000, 0.2
@@ -104,6 +106,8 @@ class BCConfig(PolicyNetConfig):
     cache_latents: bool = opt(True, "label the dataset once; false: label every batch on the fly")
     cache_dtype: str = opt("float16", "dtype of the cached latents", choices=("float16", "float32"))
     label_batch_size: int = opt(256, "batch for labelling the dataset with the LAM", ge=1)
+    snapshot_every: int = opt(0, "keep the latent policy every N updates in RUN/snapshots, for the acting "
+                              "policy's return curve (the decoder's --snapshot_episodes); 0 = none", ge=0)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -400,10 +404,12 @@ def train_bc(cfg: BCConfig) -> LatentBCSummary:
         **signature_of(data, frame_stack), **env_attrs(data), method=str(lam_meta.method or ""),
         latent_dim=latent_dim, outputs="latent", data=str(Path(cfg.data).resolve()),
     )  # fmt: skip
+    snapshots = Snapshots(run.path / SNAPSHOT_DIR, cfg.snapshot_every, total, meta)
     result = fit(
         policy, sampler, targets, cfg, run, runtime, total=total, warmup=warmup, learning_rate=cfg.learning_rate,
         augment=make_augment(cfg.use_aug, data.img_hw, cfg.shift_aug), channels_last=cfg.channels_last,
         desc=f"latent bc ({meta.method})", extra={"signature": meta.to_json()}, ema_share=cfg.policy_ema,
+        on_update=snapshots if snapshots.enabled else None,
     )  # fmt: skip
     if distributed.is_main():
         save_model(run.path / LATENT_POLICY_FILE, policy, meta)
@@ -417,6 +423,44 @@ def train_bc(cfg: BCConfig) -> LatentBCSummary:
     )  # fmt: skip
     run.write_summary(summary)
     return summary
+
+
+class Snapshots:
+    """Keeps the latent policy every ``every`` updates before the last (the last is
+    latent_policy.pt itself), as the acting policy would be at that point.
+
+    Why: latent BC's return can only be measured through a decoder, which is trained per
+    labelled budget after latent BC ends, so a return curve cannot be taken during
+    training as BC's is (LearningCurve). The decoder stage trains a decoder for each
+    snapshot instead (``--snapshot_episodes``). With an EMA the snapshot is the average,
+    the weights that would be saved.
+    """
+
+    def __init__(self, folder: Path, every: int, total: int, meta: PolicyMeta) -> None:
+        self.folder, self.every, self.total, self.meta = folder, every, total, meta
+        self.enabled = every > 0 and distributed.is_main()
+
+    def __call__(self, update: int, model: nn.Module) -> None:
+        if not self.enabled or update <= 0 or update >= self.total or update % self.every:
+            return
+        # Written even where one exists: a stage trained again in place (its LAM changed)
+        # replaces every snapshot of the earlier training as it passes its update.
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_model(self.folder / snapshot_name(update), model, self.meta)
+
+
+def snapshot_name(update: int) -> str:
+    return f"latent_policy-{update:06d}.pt"
+
+
+def read_snapshots(run: str | Path) -> list[tuple[int, Path]]:
+    """(update, file) of every snapshot a latent BC run kept, in update order."""
+    found = []
+    for path in (Path(run) / SNAPSHOT_DIR).glob("latent_policy-*.pt"):
+        tail = path.stem.rpartition("-")[2]
+        if tail.isdigit():
+            found.append((int(tail), path))
+    return sorted(found)
 
 
 # --------------------------------------------------------------------------- policy probes

@@ -69,32 +69,47 @@ class LearningCurve:
     def __call__(self, update: int, model: nn.Module) -> None:
         if not self.due(update):
             return
-        from laom.evaluation.online import evaluate
-        from laom.evaluation.policy import env_kwargs, offline_action_mse
         from laom.models.policy import ActingPolicy
 
         was_training = model.training
         model.eval()
-        acting = ActingPolicy(model, None, self.meta)
-        row: dict[str, Any] = {"update": update}
-        start = time.perf_counter()
         try:
-            with torch.no_grad():
-                if self.eval_data is not None:
-                    off = offline_action_mse(
-                        acting, self.eval_data, self.offline_samples, reference_mean=self.reference_mean
-                    )
-                    row["offline_action_mse"] = off["action_mse"]
-                    row["constant_action_mse"] = off["constant_action_mse"]
-                if self.episodes > 0:
-                    result = evaluate(
-                        acting.act, env_kwargs(self.meta), self.episodes, seed=self.seed,
-                        workers=self.workers, progress=False,
-                    )  # fmt: skip
-                    row.update(return_mean=result.mean, return_std=result.std, episodes=self.episodes)
+            row = curve_point(
+                ActingPolicy(model, None, self.meta), update, eval_data=self.eval_data, episodes=self.episodes,
+                workers=self.workers, seed=self.seed, offline_samples=self.offline_samples,
+                reference_mean=self.reference_mean,
+            )  # fmt: skip
         finally:
             model.train(was_training)
-        row["eval_seconds"] = round(time.perf_counter() - start, 2)
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_curve_row(self.path, row)
         self.done.add(update)
+
+
+@torch.no_grad()
+def curve_point(
+    acting: Any, update: int, *, eval_data: Any = None, episodes: int = 5, workers: int = 2, seed: int = 0,
+    offline_samples: int = 5000, reference_mean: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One point of an acting policy's curve: its offline action MSE on ``eval_data`` and
+    its mean return over ``episodes`` online episodes of seed ``seed`` (the same episodes
+    at every point, so points differ by the policy alone)."""
+    from laom.evaluation.online import evaluate
+    from laom.evaluation.policy import env_kwargs, offline_action_mse
+
+    row: dict[str, Any] = {"update": int(update)}
+    start = time.perf_counter()
+    if eval_data is not None:
+        off = offline_action_mse(acting, eval_data, offline_samples, reference_mean=reference_mean)
+        row["offline_action_mse"] = off["action_mse"]
+        row["constant_action_mse"] = off["constant_action_mse"]
+    if episodes > 0:
+        result = evaluate(acting.act, env_kwargs(acting.meta), episodes, seed=seed, workers=workers, progress=False)
+        row.update(return_mean=result.mean, return_std=result.std, episodes=episodes)
+    row["eval_seconds"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def append_curve_row(path: Path, row: dict[str, Any]) -> None:
+    """One line per point, appended whole (a torn last line is skipped when read)."""
+    with Path(path).open("a") as f:
+        f.write(json.dumps(row) + "\n")

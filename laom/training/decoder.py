@@ -10,10 +10,17 @@ labelled transition and the loop only runs the MLP.
 
 The run's ``policy.pt`` holds pi and the decoder together: decoder(pi(o)) is the acting
 policy ``laom evaluate`` runs.
+
+With ``--snapshot_episodes N`` the stage also draws the acting policy's return curve: for
+every snapshot latent BC kept (its ``--snapshot_every``) it trains a decoder the same way
+(same seed, same batches) and evaluates decoder(pi_k(o)) on N online episodes, then the
+final policy on the same N, one row each in RUN/curve.jsonl (the rows BC's LearningCurve
+writes). Rows already there are kept, so a resumed stage adds only the missing ones.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,9 @@ class DecoderConfig(TrainConfig):
     num_layers: int = opt(2, "hidden layers of the MLP (0 = linear)", ge=0)
     encode_batch_size: int = opt(256, "batch for computing pi(o) over the labelled file", ge=1)
     eval_samples: int = opt(20000, "transitions of --eval-data for the offline action MSE", ge=1)
+    snapshot_episodes: int = opt(0, "> 0: the return curve: a decoder per snapshot of the latent policy (latent "
+                                 "BC's --snapshot_every), each evaluated on this many episodes", ge=0)  # fmt: skip
+    snapshot_workers: int = opt(2, "evaluation worker processes per curve point", ge=0)
 
 
 @torch.no_grad()
@@ -92,12 +102,8 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
     z = predict_latents(latent_policy.policy, labeled, frame_stack, runtime.device, cfg.encode_batch_size).to(runtime.device)
     actions = torch.from_numpy(labeled.actions[labeled.valid_steps]).to(runtime.device)
 
-    torch.manual_seed(cfg.seed)
-    decoder = ActionDecoder(z.shape[1], labeled.action_dim, cfg.hidden_dim, cfg.num_layers).to(runtime.device)
+    decoder, optimizer, scheduler = _new_decoder(cfg, z.shape[1], labeled.action_dim, len(z), runtime.device)
     total = cfg.total_updates
-    warmup = min(total, round(cfg.warmup_epochs * max(1, len(z) // cfg.batch_size)))
-    optimizer = make_optimizer(decoder, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, warmup, total)
     loop = Loop(run, cfg, total, TrainState(decoder, optimizer, scheduler))
     ddp = distributed.wrap(decoder, runtime.device)
     mine = distributed.rank_slice(distributed.shard_size(cfg.batch_size) * distributed.info().world_size)
@@ -105,8 +111,7 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
     def step(update: int, want_norm: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         # The global batch is drawn with replacement from (seed, update), so a resume
         # replays it; under torchrun each rank takes its slice of it.
-        gen = step_generator(cfg.seed, update, device=runtime.device)
-        idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen, device=runtime.device)[mine]
+        idx = _batch(cfg, update, len(z), runtime.device)[mine]
         loss = F.mse_loss(ddp(z[idx]), actions[idx])
         return {"loss": loss}, optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, want_norm)
 
@@ -125,13 +130,82 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
         labeled_transitions=len(z), labeled_trajectories=labeled.num_trajectories, device=str(runtime.device),
         policy=str(run.path / "policy.pt"),
     )  # fmt: skip
-    if cfg.eval_data and distributed.is_main():
+    mean = labeled.actions[labeled.valid_steps].mean(0)
+    eval_data = load_labeled(cfg.eval_data, meta, "--eval-data") if cfg.eval_data else None
+    if eval_data is not None and distributed.is_main():
         acting = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
-        eval_data = load_labeled(cfg.eval_data, meta, "--eval-data")
-        mean = labeled.actions[labeled.valid_steps].mean(0)
         summary.offline = OfflineScores.from_json(
             offline_action_mse(acting, eval_data, cfg.eval_samples, reference_mean=mean)
         )
+    if cfg.snapshot_episodes > 0 and distributed.is_main():
+        final = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
+        snapshot_curve(cfg, run.path, labeled, actions, final, eval_data, mean, runtime.device)
     run.write_summary(summary)
     return summary
+
+
+def _new_decoder(
+    cfg: DecoderConfig, latent_dim: int, action_dim: int, transitions: int, device: torch.device
+) -> tuple[ActionDecoder, torch.optim.Optimizer, Any]:
+    """The decoder, its optimizer and schedule, seeded by ``cfg.seed``: every decoder of a
+    run (the final one and the curve's) starts alike."""
+    torch.manual_seed(cfg.seed)
+    decoder = ActionDecoder(latent_dim, action_dim, cfg.hidden_dim, cfg.num_layers).to(device)
+    warmup = min(cfg.total_updates, round(cfg.warmup_epochs * max(1, transitions // cfg.batch_size)))
+    optimizer = make_optimizer(decoder, cfg.learning_rate, cfg.weight_decay)
+    return decoder, optimizer, make_scheduler(optimizer, warmup, cfg.total_updates)
+
+
+def _batch(cfg: DecoderConfig, update: int, size: int, device: torch.device) -> torch.Tensor:
+    """The indices of update ``update``'s global batch, drawn with replacement from (seed, update)."""
+    gen = step_generator(cfg.seed, update, device=device)
+    return torch.randint(0, size, (cfg.batch_size,), generator=gen, device=device)
+
+
+def snapshot_curve(
+    cfg: DecoderConfig, out: Path, labeled: Any, actions: torch.Tensor, final: ActingPolicy, eval_data: Any,
+    reference_mean: np.ndarray, device: torch.device,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The acting policy's return against latent BC's updates (see the module's doc): a
+    decoder per latent-BC snapshot, trained on this stage's labels as the final one is,
+    and the final acting policy, each evaluated alike. Returns the rows added."""
+    from laom.training.bc import read_snapshots
+    from laom.training.curve import CURVE_FILE, append_curve_row, curve_point, read_curve
+
+    policy_dir = Path(cfg.policy)
+    bc_summary = json.loads((policy_dir / "summary.json").read_text()) if (policy_dir / "summary.json").is_file() else {}
+    final_update = int(bc_summary.get("updates") or 0)
+    done = {int(row["update"]) for row in read_curve(out)}
+    points: list[tuple[int, Path | None]] = [*read_snapshots(policy_dir), (final_update, None)]
+    frame_stack = int(final.meta.frame_stack)
+    added = []
+    for update, path in points:
+        if update in done:
+            continue
+        if path is None:
+            acting = final
+        else:
+            snap = load_policy_file(path, device)
+            z = predict_latents(snap.policy, labeled, frame_stack, device, cfg.encode_batch_size).to(device)
+            decoder = _fit_decoder(cfg, z, actions, device)
+            acting = ActingPolicy(snap.policy, decoder, final.meta).eval()
+        row = curve_point(
+            acting, update, eval_data=eval_data, episodes=cfg.snapshot_episodes, workers=cfg.snapshot_workers,
+            seed=0, offline_samples=min(cfg.eval_samples, 5000), reference_mean=reference_mean,
+        )  # fmt: skip
+        append_curve_row(out / CURVE_FILE, row)
+        added.append(row)
+    return added
+
+
+def _fit_decoder(cfg: DecoderConfig, z: torch.Tensor, actions: torch.Tensor, device: torch.device) -> ActionDecoder:
+    """A curve point's decoder: the final decoder's updates, batches and schedule, in one
+    process and without checkpoints (a minute's work; a killed point is simply redone)."""
+    decoder, optimizer, scheduler = _new_decoder(cfg, z.shape[1], actions.shape[1], len(z), device)
+    decoder.train()
+    for update in range(cfg.total_updates):
+        idx = _batch(cfg, update, len(z), device)
+        loss = F.mse_loss(decoder(z[idx]), actions[idx])
+        optimizer_step(loss, decoder, optimizer, scheduler, cfg.grad_clip, False)
+    return decoder.eval()
 

@@ -35,7 +35,14 @@ META_KEY = "laom"
 NON_RESULT_FIELDS = frozenset({
     "compile", "device", "threads", "checkpoint_every", "log_every", "progress", "tensorboard",
     "wandb", "wandb_project", "curve_every", "curve_episodes", "curve_workers",
+    *("snapshot_every", "snapshot_episodes", "snapshot_workers"),
 })  # fmt: skip
+
+# Of those, the ones that only add a learning curve and came after sweeps had recorded
+# runs: a sweep's run key leaves them out too, so turning a curve on in a running study
+# retrains no recorded run (runs recorded before have no such curve). The older curve
+# fields (curve_every ...) stay in the keys the studies were recorded with.
+CURVE_ONLY_FIELDS = frozenset({"snapshot_every", "snapshot_episodes", "snapshot_workers"})
 
 # Result fields added after runs and cached stages were written without them, with the
 # default that reproduces what those runs did. At that default a field is left out of a

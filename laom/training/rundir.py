@@ -119,12 +119,16 @@ class RunDir:
     # What a training writes as its results, besides metrics.jsonl: a run trained again
     # from the start in this folder puts the earlier ones aside (set_aside_results).
     RESULT_FILES = ("summary.json", "metrics.jsonl", "curve.jsonl", "probe_curve.jsonl", "eval.json")
+    # Weights a training keeps at points along the way (latent BC's --snapshot_every):
+    # an earlier training's are deleted with it, not mixed into the new one's.
+    SNAPSHOT_DIR = "snapshots"
 
     def set_aside_results(self) -> list[str]:
         """Move the results of an earlier training of this folder into ``superseded/``
         (replacing what an even earlier one left there); returns the names moved."""
         files = [self.path / n for n in self.RESULT_FILES] + sorted(self.path.glob("eval-*.json"))
         files = [f for f in files if f.is_file()]
+        shutil.rmtree(self.path / self.SNAPSHOT_DIR, ignore_errors=True)
         if files:
             aside = self.path / "superseded"
             aside.mkdir(exist_ok=True)
