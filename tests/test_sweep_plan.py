@@ -333,8 +333,11 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     assert not (tmp_path / "b").exists()
 
 
-def test_curve_only_overrides_leave_run_keys_alone(data: Path) -> None:
-    """Turning the latent return curve on in a running study retrains no recorded run."""
+def test_curve_only_overrides_leave_run_keys_alone(data: Path, tmp_path: Path) -> None:
+    """Turning the latent return curve on in a running study retrains no recorded run,
+    and the sweep folder takes the command as the same sweep."""
+    from laom.experiments.sweep_dir import check_sweep_dir
+
     job = Job("walker-stand", "lapo", 1, 0)
     plain = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=SETTINGS)
     curved = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data),
@@ -342,3 +345,7 @@ def test_curve_only_overrides_leave_run_keys_alone(data: Path) -> None:
     other = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=[*SETTINGS, "--bc.epochs", "2"])
     assert job_key(curved, job, "") == job_key(plain, job, "")
     assert job_key(other, job, "") != job_key(plain, job, "")
+    open_sweep_dir(tmp_path / "s", plain, force=False)
+    assert check_sweep_dir(tmp_path / "s", curved, force=False) is False
+    with pytest.raises(LaomError, match="different config"):
+        check_sweep_dir(tmp_path / "s", other, force=False)

@@ -87,6 +87,21 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
     return changed
 
 
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """A sweep record without the settings that only add curves (CURVE_ONLY_FIELDS): they
+    change no run's result, so a sweep resumed with them on (or off) is the same sweep."""
+    from laom.training.options import CURVE_ONLY_FIELDS, without_fields
+
+    config = record.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("overrides"), list):
+        return record
+    try:
+        kept = without_fields([str(t) for t in config["overrides"]], CURVE_ONLY_FIELDS)
+    except LaomError:  # not a settings list: compared as it is
+        return record
+    return {**record, "config": {**config, "overrides": kept}}
+
+
 def check_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
     """Whether ``root`` holds a sweep of another config (allowed with ``force``; refused
     otherwise), writing nothing: ``--plan`` refuses what the sweep would refuse."""
@@ -99,8 +114,9 @@ def check_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
             old = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise LaomError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
-        diff = differences(old, record) if isinstance(old, dict) else ["sweep.yaml: not a mapping"]
-        if diff and not extends(old, record):
+        old, compared = (_comparable(old), _comparable(record)) if isinstance(old, dict) else (old, record)
+        diff = differences(old, compared) if isinstance(old, dict) else ["sweep.yaml: not a mapping"]
+        if diff and not extends(old, compared):
             if not force:
                 shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
                 raise LaomError(f"{root} was made with a different config ({shown}); use another --out, or --force to continue it with this config (runs that no longer match are moved to runs.stale.jsonl)")

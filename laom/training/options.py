@@ -248,6 +248,15 @@ def override_items(tokens: Sequence[str], usage: str) -> Iterator[tuple[str, lis
         yield name, values
 
 
+def without_fields(tokens: Sequence[str], fields: frozenset[str]) -> list[str]:
+    """``tokens`` less the settings of ``fields`` (as ``--field`` or ``--stage.field``)."""
+    out: list[str] = []
+    for name, values in override_items(tokens, "a setting"):
+        if name.rpartition(".")[2].replace("-", "_") not in fields:
+            out += [f"--{name}", *values]
+    return out
+
+
 def normalize_overrides(cls: type, tokens: Sequence[str]) -> list[str]:
     """``--field value`` tokens as typed -> ``["--field", canonical]`` pairs for draccus.
 
