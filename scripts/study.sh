@@ -62,6 +62,8 @@ done
 # updates and each budget's decoder stage trains a decoder per snapshot and scores it on the
 # same 5 episodes (added 2026-12-02: runs recorded before have no such curve; these two
 # flags leave the run keys alone).
+# Every stage trains in fp32 (--precision fp32): "auto" is bf16 on a CPU with AMX, and the
+# study's machine changes between sessions; its first runs were fp32 (an AVX2 machine).
 # SWEEP_ARGS adds flags to the sweep (e.g. --force after changing a setting).
 # The sweep's records (runs.jsonl, every stage's summary and curves, the evaluations, the
 # logs: no weights, no data) are kept under $RECORDS, saved after every recorded run, to
@@ -81,6 +83,6 @@ $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
   --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 \
-  --bc.snapshot_every 2500 --decoder.snapshot_episodes 5 ${SWEEP_ARGS:-}
+  --bc.snapshot_every 2500 --decoder.snapshot_episodes 5 --precision fp32 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
 $LAOM report "$S" --out "$OUT/report-$DIFFICULTY" --paper

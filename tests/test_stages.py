@@ -250,6 +250,15 @@ def test_policy_ema_is_what_acts_and_survives_a_kill(tmp_path: Path, monkeypatch
     assert "epoch_transitions" not in at_default
     assert stage_manifest(Stage, BCBaselineConfig(data="x", epoch_transitions=100), {})["config"]["epoch_transitions"] == 100
     assert same_setting("epoch_transitions", None, 0) and not same_setting("epoch_transitions", None, 100)
+    # --precision auto is keyed as what it computes on this machine: "auto" where it is fp32
+    # (the keys made before), "bf16" on an AMX CPU, as if typed.
+    import laom.models.device as device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    assert stage_manifest(Stage, BCBaselineConfig(data="x"), {})["config"]["precision"] == "auto"
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    bf16 = stage_manifest(Stage, BCBaselineConfig(data="x"), {})["config"]
+    assert bf16["precision"] == "bf16" == stage_manifest(Stage, BCBaselineConfig(data="x", precision="bf16"), {})["config"]["precision"]
 
 
 def test_decoder_resumed_at_its_end_reports_its_last_loss(

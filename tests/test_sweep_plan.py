@@ -349,3 +349,30 @@ def test_curve_only_overrides_leave_run_keys_alone(data: Path, tmp_path: Path) -
     assert check_sweep_dir(tmp_path / "s", curved, force=False) is False
     with pytest.raises(LaomError, match="different config"):
         check_sweep_dir(tmp_path / "s", other, force=False)
+
+
+def test_precision_in_keys_is_what_it_computes(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"auto" is bf16 on an AMX CPU and fp32 elsewhere: a run recorded in fp32 is not done
+    where "auto" means bf16, and `--precision fp32` there continues the fp32 study."""
+    import laom.models.device as device
+    from laom.experiments.sweep_dir import check_sweep_dir
+
+    job = Job("walker-stand", "lapo", 1, 0)
+
+    def key(*extra: str) -> str:
+        return job_key(make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=[*SETTINGS, *extra]), job, "")
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    assert device.keyed_precision("auto") == "auto" and device.keyed_precision("fp32") == "fp32"
+    recorded = key()  # an fp32 machine, "auto"
+    assert key("--precision", "fp32") == recorded
+    open_sweep_dir(tmp_path / "s", make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=SETTINGS),
+                   force=False)  # fmt: skip
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    assert device.keyed_precision("auto") == "bf16" and device.keyed_precision("auto", "cpu") == "bf16"
+    assert key() != recorded  # "auto" is bf16 here: another run
+    assert key("--precision", "bf16") == key()
+    assert key("--precision", "fp32") == recorded  # the fp32 study goes on
+    assert key("--lam.precision", "fp32") not in (recorded, key())  # its latent BC and decoder in bf16
+    fp32 = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=[*SETTINGS, "--precision", "fp32"])
+    assert check_sweep_dir(tmp_path / "s", fp32, force=False) is False

@@ -65,6 +65,30 @@ def plan_jobs(cfg: SweepConfig) -> list[Job]:
     return link_shared(jobs)
 
 
+def bf16_stages(method: str, overrides: Sequence[str]) -> list[str]:
+    """The stages of ``method`` that train in bf16 on this machine with these settings
+    (``--precision``, ``--STAGE.precision``, ``--device`` alike; default "auto").
+
+    Why a run key holds it: "auto" is bf16 on a CPU with AMX and fp32 on one without, so
+    a run recorded on one machine must not count as done on the other when they differ.
+    """
+    from laom.models.device import keyed_precision
+    from laom.training.options import override_items
+    from laom.training.pipeline import chain
+
+    stages = chain(method, "data", "labeled", "eval")
+    setting = {s.name: {"precision": "auto", "device": "auto"} for s in stages}
+    for name, values in override_items(overrides_for(method, overrides), "a setting"):
+        prefix, _, field_name = name.rpartition(".")
+        field_name = field_name.replace("-", "_")
+        if field_name not in ("precision", "device") or not values:
+            continue
+        for s in stages:  # --idm.precision reaches idm-bc as its other settings do
+            if not prefix or prefix.replace("_", "-") in (s.name, s.former):
+                setting[s.name][field_name] = values[-1]
+    return [n for n, v in setting.items() if keyed_precision(v["precision"], v["device"]) == "bf16"]
+
+
 def put_first(jobs: list[Job], methods: Sequence[str]) -> list[Job]:
     """``jobs`` with those of ``methods`` moved to the front, each part in its order.
 
@@ -102,6 +126,9 @@ def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
         "eval_data": file_identity(cfg.eval_data[job.task]) if cfg.eval_data[job.task] else "",
         "labeled_file": file_identity(labeled_file) if labeled_file else "",
         "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
-        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides, CURVE_ONLY_FIELDS),
+        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides, CURVE_ONLY_FIELDS | {"precision"}),
     }  # fmt: skip
+    bf16 = bf16_stages(job.method, cfg.overrides)
+    if bf16:  # fp32 (typed, or what "auto" means here) keeps the keys recorded before this rule
+        parts["precision"] = {stage: "bf16" for stage in bf16}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -89,14 +89,17 @@ def open_sweep_dir(root: Path, cfg: SweepConfig, force: bool) -> bool:
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:
     """A sweep record without the settings that only add curves (CURVE_ONLY_FIELDS): they
-    change no run's result, so a sweep resumed with them on (or off) is the same sweep."""
+    change no run's result, so a sweep resumed with them on (or off) is the same sweep.
+    Nor with its precision: "auto" is fp32 on one machine and bf16 on another, so the run
+    keys carry what it computes (plan.bf16_stages), and a run of another precision is
+    simply not done; `--precision fp32` on an AMX machine continues an fp32 study."""
     from laom.training.options import CURVE_ONLY_FIELDS, without_fields
 
     config = record.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("overrides"), list):
         return record
     try:
-        kept = without_fields([str(t) for t in config["overrides"]], CURVE_ONLY_FIELDS)
+        kept = without_fields([str(t) for t in config["overrides"]], CURVE_ONLY_FIELDS | {"precision"})
     except LaomError:  # not a settings list: compared as it is
         return record
     return {**record, "config": {**config, "overrides": kept}}

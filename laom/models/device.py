@@ -53,6 +53,23 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise LaomError(f"--precision {precision}: expected auto, fp32 or bf16")
 
 
+def keyed_precision(precision: str, device: str = "auto") -> str:
+    """``--precision`` as a cache key names it: what it computes, not what was typed.
+
+    Why: "auto" is bf16 on a CPU with AMX or AVX512-BF16 and fp32 on one without, and a
+    study's machine may change between sessions, so "auto" alone would let an fp32 result
+    stand for a bf16 one. "auto" that means fp32 stays "auto" (the keys recorded before
+    this rule); "auto" that means bf16 becomes "bf16", as if it had been typed.
+    """
+    if precision != "auto":
+        return precision
+    try:
+        dtype = autocast_dtype(precision, resolve_device(device))
+    except LaomError:  # a device this machine lacks: the stage refuses it itself
+        return precision
+    return "bf16" if dtype == torch.bfloat16 else precision
+
+
 @dataclass
 class Runtime:
     """Device and autocast dtype of a stage, handed to every pass that runs a network, so

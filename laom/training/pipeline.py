@@ -244,12 +244,15 @@ def split_overrides(
 
 def stage_manifest(stage: Stage, cfg: Any, upstream_keys: dict[str, str]) -> dict[str, Any]:
     """Everything a stage's result depends on, as plain JSON."""
+    from laom.models.device import keyed_precision
     from laom.training.bc import file_identity
     from laom.training.config import config_to_dict
 
     config = {}
     for name, value in config_to_dict(cfg).items():
-        if name in KEYED_AT_DEFAULT:
+        if name == "precision":
+            config[name] = keyed_precision(str(value), str(getattr(cfg, "device", "auto")))
+        elif name in KEYED_AT_DEFAULT:
             config[name] = default_of(type(cfg), name)
         elif name in ADDED_FIELDS and value == ADDED_FIELDS[name]:
             continue  # keys made before the field existed stay valid
