@@ -174,6 +174,13 @@ def test_a_file_that_does_not_fit_the_class_is_one_line(tmp_path: Path) -> None:
 fixture_inputs, scaled = saved_by_main.inputs, saved_by_main.scaled
 
 
+def same_output(actual: torch.Tensor | np.ndarray, saved: torch.Tensor) -> None:
+    """Equal to float rounding: the expected outputs were computed on the machine that
+    made the files (AVX2), and an AVX-512 machine's kernels round the last bits
+    differently (2026-12-02); a wrongly loaded weight or layer is off by far more."""
+    torch.testing.assert_close(torch.as_tensor(actual), saved, rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def expected() -> dict[str, torch.Tensor]:
     return torch.load(FIXTURE / "expected.pt", weights_only=True)
@@ -184,7 +191,7 @@ def test_lams_of_8d8b0c8_load(run: str, kind: str, method: str, expected: dict[s
     model, meta = load_lam(FIXTURE / run)  # the run folder, as later stages give it
     assert model.kind == kind and meta.method == method and meta.frame_stack == STACK
     x = fixture_inputs()
-    assert torch.equal(model.latent_action(scaled(x["obs"]), scaled(x["next_obs"])), expected[run])
+    same_output(model.latent_action(scaled(x["obs"]), scaled(x["next_obs"])), expected[run])
     if method == "lapo-labels":
         assert model.action_head.out_features == ACTIONS and model.fsq is not None
 
@@ -194,13 +201,13 @@ def test_acting_policies_of_8d8b0c8_load(run: str, decoder: bool, expected: dict
     policy = load_policy(FIXTURE / run)
     assert isinstance(policy, ActingPolicy) and (policy.decoder is not None) == decoder
     assert policy.meta.outputs == "action" and policy.meta.img_hw == HW
-    np.testing.assert_array_equal(policy.act(fixture_inputs()["obs"].numpy()), expected[run].numpy())
+    same_output(policy.act(fixture_inputs()["obs"].numpy()), expected[run])
 
 
 def test_latent_policy_of_8d8b0c8_loads(expected: dict[str, torch.Tensor]) -> None:
     policy = load_policy_file(FIXTURE / "bc" / "latent_policy.pt")
     assert policy.decoder is None and policy.meta.outputs == "latent"
-    np.testing.assert_array_equal(policy.act(fixture_inputs()["obs"].numpy()), expected["bc"].numpy())
+    same_output(policy.act(fixture_inputs()["obs"].numpy()), expected["bc"])
 
 
 def test_idm_of_8d8b0c8_loads(expected: dict[str, torch.Tensor]) -> None:
@@ -208,7 +215,7 @@ def test_idm_of_8d8b0c8_loads(expected: dict[str, torch.Tensor]) -> None:
     assert isinstance(idm, ActionIDM) and idm.kwargs["arch"] == "shared" and meta == {}
     x = fixture_inputs()
     with torch.no_grad():
-        assert torch.equal(idm(scaled(x["obs"]), scaled(x["next_obs"])), expected["idm/idm"])
+        same_output(idm(scaled(x["obs"]), scaled(x["next_obs"])), expected["idm/idm"])
 
 
 def test_a_checkpoint_of_8d8b0c8_resumes_to_the_uninterrupted_weights(expected: dict[str, torch.Tensor]) -> None:
@@ -227,7 +234,7 @@ def test_a_checkpoint_of_8d8b0c8_resumes_to_the_uninterrupted_weights(expected: 
     for update in range(checkpoint["update"], saved_by_main.TOTAL):
         optimizer_step(saved_by_main.decoder_loss(decoder, x, update), decoder, optimizer, scheduler, None)
     for key, value in decoder.state_dict().items():
-        assert torch.equal(value, expected[f"decoder-killed/{key}"]), key
+        same_output(value, expected[f"decoder-killed/{key}"])
 
 
 def test_checkpoints_round_trip_and_refuse_a_torn_file(tmp_path: Path) -> None:
