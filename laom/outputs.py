@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import shutil
 import subprocess
 import uuid
@@ -92,6 +93,28 @@ def check_output(
 
 
 @functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
+def machine() -> str:
+    """The CPU a result was computed on, e.g. "Intel(R) Xeon(R) Processor (2 cores;
+    avx512, amx)": a study's sessions may each get another machine, whose kernels round
+    differently and whose `--precision auto` may mean bf16, so a summary says which."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    units = [u for u, flag in (("avx2", "avx2"), ("avx512", "avx512f"), ("amx", "amx_bf16")) if flag in flags]
+    units = [u for u in units if not (u == "avx2" and "avx512" in units)]
+    cores = os.cpu_count() or 0
+    return f"{name} ({cores} cores{'; ' + ', '.join(units) if units else ''})"
+
+
 def code_version() -> dict[str, Any]:
     """``{"laom_version": ..., "git_commit": ..., "git_dirty": ...}`` of the running laom
     (read once per process)."""

@@ -161,8 +161,11 @@ def test_report_compute_section(tmp_path: Path) -> None:
 
 def test_report_compute_without_one_thread_or_stage_folders(tmp_path: Path) -> None:
     """A stage with torch's default threads makes every hour a wall hour; a folder that is
-    gone is listed, not counted, and the release still counts its trainings."""
+    gone is listed, not counted, and the release still counts its trainings. The machines
+    the stages' summaries name are listed (a study's sessions may get different CPUs)."""
     root = sweep(tmp_path / "sweep", threads=0)
+    lam_summary = next((root / "cache").glob("lam*")) / "summary.json"
+    lam_summary.write_text(json.dumps({**json.loads(lam_summary.read_text()), "machine": "Xeon (2 cores; avx512, amx)"}))
     runs = [json.loads(line) for line in (root / "runs.jsonl").read_text().splitlines()]
     runs.append(
         {
@@ -182,6 +185,8 @@ def test_report_compute_without_one_thread_or_stage_folders(tmp_path: Path) -> N
     assert info["kinds"]["lam"]["release_trainings"] == 3
     md = (tmp_path / "report" / "results.md").read_text()
     assert "wall hours (the stage configs' threads: 0, 1" in md and "not counted: gone" in md
+    assert info["machines"]["Xeon (2 cores; avx512, amx)"] == 1 and info["machines"]["not recorded"] >= 1
+    assert "Machines (stage folders): " in md and "Xeon (2 cores; avx512, amx): 1" in md
 
 
 def test_report_without_stage_records_has_no_compute_table(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ checkpoint and its kill.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ class StageCost:
     processes: int = 0  # training processes in metrics.jsonl (1 + resumes found)
     source: str = ""  # "metrics" or "summary" (updates x batch / the summary's samples/s)
     threads: int | None = None
+    machine: str | None = None  # the CPU its summary names (laom.outputs.machine; None before)
     # The wall clock of the invocation that trained it, from a run that did (reused
     # False): loading and labelling included, earlier interrupted invocations not.
     invocation_seconds: float | None = None
@@ -162,6 +164,7 @@ def stage_cost(kind: str, folder: str) -> StageCost:
     batch = _number(config.get(BATCH_FIELD.get(kind, "batch_size")))
     threads = config.get("threads")
     cost.threads = int(threads) if isinstance(threads, int) else None
+    cost.machine = summary.get("machine") if isinstance(summary.get("machine"), str) else None
     metrics = [r for r in _rows(path / "metrics.jsonl") if _number(r.get("update")) is not None]
     updates = _number(summary.get("updates"))
     if updates is None and metrics:
@@ -277,6 +280,7 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
         "runs": len(runs),
         "unit": "CPU-hours (one thread per stage)" if one_thread else "wall hours",
         "threads": threads,
+        "machines": dict(Counter(c.machine or "not recorded" for c in costs if c.found)),
         "kinds": kinds,
         "total": total,
         "ratio": total["release_hours"] / total["hours"] if total["hours"] else None,
@@ -306,6 +310,9 @@ def compute_text(info: dict[str, Any]) -> tuple[str, list[str]]:
         "sweep's report). The release retrains every stage of every run: its trainings are the runs using "
         "each folder, its hours that many times the folder's own."
     )
+    machines = info.get("machines") or {}
+    if len(machines) > 1 or any(m != "not recorded" for m in machines):
+        intro += " Machines (stage folders): " + "; ".join(f"{m}: {n}" for m, n in machines.items()) + "."
     after = []
     if info["ratio"] is not None:
         ours = sum(e["stages"] for e in kinds.values())

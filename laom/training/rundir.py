@@ -152,10 +152,10 @@ class RunDir:
 
         Written by rank 0 (the only writer under torchrun); every rank returns once it exists.
         """
-        from laom.outputs import code_version
+        from laom.outputs import code_version, machine
         from laom.training import distributed
 
-        summary.stamp(code_version())
+        summary.stamp({**code_version(), "machine": machine()})
         if distributed.is_main():
             atomic_write_text(
                 self.summary_path, json.dumps(summary.to_json(), indent=2, sort_keys=False) + "\n"
