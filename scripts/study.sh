@@ -75,7 +75,8 @@ R=$RECORDS/sweep-$DIFFICULTY
 [ -d "$R" ] && $LAOM records restore "$S" "$R"  # (the sweep's --records does it too; --plan needs it first)
 mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 # FIRST=laom: that method's runs start first, so its chain (LAM, latent BC, every budget)
-# finishes while its weights are on this machine (docs/study_plan.md).
+# finishes while its weights are on this machine (docs/study_plan.md); FIRST=laom,bc,lapo:
+# method by method in that order, then the rest by budget.
 [ -n "${FIRST:-}" ] && mode+=(--first "$FIRST")
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \

@@ -324,6 +324,8 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     plan = cost.plan_sweep(cfg, tmp_path / "a", first=["lapo"])
     lam = [row for row in plan.rows if row.stage == "lam" and row.trains]
     assert [row.run for row in lam] == [LAPO1]  # the later budget reuses the first one's LAM
+    both = [row.run for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo", "bc"]).rows if row.trains]
+    assert list(dict.fromkeys(both))[:3] == [LAPO1, LAPO2, BC1]  # method by method, in the order given
 
     args = ["sweep", "--tasks", "walker-stand", "--methods", "bc,lapo", "--labeled", "1,2", "--seeds", "0",
             "--data", str(data), "--out", str(tmp_path / "b"), "--episodes", "1", "--max-steps", "4",

@@ -164,9 +164,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
     p.add_argument("--first", default=None,
-                   help="comma-separated methods of --methods whose runs start before the others' (default: by budget, "
-                        "every method's small budgets first); e.g. to finish one LAM method's budgets while its LAM "
-                        "is at hand, on a machine that may not last")
+                   help="comma-separated methods of --methods whose runs start before the others', method by method "
+                        "in this order (default: by budget, every method's small budgets first); e.g. to finish one "
+                        "LAM method's budgets while its LAM is at hand, on a machine that may not last")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")

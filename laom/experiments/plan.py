@@ -90,15 +90,15 @@ def bf16_stages(method: str, overrides: Sequence[str]) -> list[str]:
 
 
 def put_first(jobs: list[Job], methods: Sequence[str]) -> list[Job]:
-    """``jobs`` with those of ``methods`` moved to the front, each part in its order.
+    """``jobs`` with those of ``methods`` moved to the front, method by method in the
+    order given, each method's runs and the rest in their order.
 
     Why: a sweep's default order (by budget) interleaves methods, so a LAM method's last
     budget starts hours after its LAM trained. Weights that do not outlive the machine
     (a new machine keeps only the records) make that costly: an unfinished chain trains
     its LAM and latent BC again. Putting one method first finishes its chain in one go.
     """
-    chosen = set(methods)
-    return [j for j in jobs if j.method in chosen] + [j for j in jobs if j.method not in chosen]
+    return [j for m in methods for j in jobs if j.method == m] + [j for j in jobs if j.method not in methods]
 
 
 def link_shared(jobs: list[Job]) -> list[Job]:

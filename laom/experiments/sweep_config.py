@@ -91,11 +91,11 @@ def parse_methods(text: str) -> list[str]:
 
 
 def parse_first(text: str, methods: Sequence[str]) -> list[str]:
-    """``--first``: methods of the sweep, in the sweep's method order."""
+    """``--first``: methods of the sweep, in the order given (their runs start in it)."""
     first = parse_list(text, "--first")
     unknown = [m for m in first if m not in methods]
     require(not unknown, f"--first: {', '.join(unknown)} not in --methods (expected some of {', '.join(methods)})")
-    return [m for m in methods if m in first]
+    return first
 
 
 def expand(template: str, task: str, flag: str, tasks: Sequence[str]) -> str:
