@@ -71,6 +71,8 @@ def bf16_stages(method: str, overrides: Sequence[str]) -> list[str]:
 
     Why a run key holds it: "auto" is bf16 on a CPU with AMX and fp32 on one without, so
     a run recorded on one machine must not count as done on the other when they differ.
+    The built-in presets set no precision; a preset folder that does is named in the key
+    by its path, as the rest of its content is.
     """
     from laom.models.device import keyed_precision
     from laom.training.options import override_items
