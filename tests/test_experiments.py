@@ -321,7 +321,11 @@ def test_report_learning_curves(tmp_path: Path) -> None:
             bc.mkdir(parents=True, exist_ok=True)
             (bc / "summary.json").write_text(json.dumps({"stage": "bc", "latent_variance": 2.0}))
             (bc / "metrics.jsonl").write_text("".join(json.dumps({"update": u, "loss": 2.0 / u}) + "\n" for u in (1, 2, 4)))
-            r["stages"] = {"lam": {"dir": str(lam)}, "bc": {"dir": str(bc)}}
+            # its acting policy's curve: a decoder per budget, scored per latent-BC snapshot
+            dec = tmp_path / "cache" / f"decoder-{r['task']}-{r['labeled']}-{r['seed']}"
+            dec.mkdir(parents=True, exist_ok=True)
+            (dec / "curve.jsonl").write_text("".join(json.dumps({"update": u, "return_mean": 3.0 * u}) + "\n" for u in (2, 4)))
+            r["stages"] = {"lam": {"dir": str(lam)}, "bc": {"dir": str(bc)}, "decoder": {"dir": str(dec)}}
             # laom-labels trains a LAM per budget: one probe curve each, not one per seed.
             sup = tmp_path / "cache" / f"lam-sup-{r['task']}-{r['labeled']}-{r['seed']}"
             sup.mkdir(parents=True, exist_ok=True)
@@ -341,14 +345,16 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     latent = agg["curves"]["latent_bc"]
     assert set(latent) == {"laom"} and len(latent["laom"]) == 6
     assert [p["relative_loss"] for p in latent["laom"]["cheetah-run seed 0"]] == pytest.approx([1.0, 0.5, 0.25])
-    assert set(agg["curves"]["policy"]) == {"bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
+    assert set(agg["curves"]["policy"]) == {"laom", "bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
+    assert agg["curves"]["policy"]["laom"]["cheetah-run 2 labelled, seed 0"][1]["return_mean"] == 12.0
     assert (tmp_path / "report" / "curves.png").is_file()
     # Offline-only curves (the demo's BC-full) are drawn as action error / chance, with no
     # empty panel: the figure's policy axis carries the runs' lines.
     for r in runs:
-        if r["method"] == "bc-full":
+        stage = {"bc-full": "bc-baseline", "laom": "decoder"}.get(r["method"])
+        if stage in r.get("stages", {}):
             rows = [{"update": u, "offline_action_mse": 0.5 / u, "constant_action_mse": 0.6} for u in (1, 2)]
-            (Path(r["stages"]["bc-baseline"]["dir"]) / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+            (Path(r["stages"][stage]["dir"]) / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     agg = rp.write_report(write_runs(tmp_path / "sweep2", runs), tmp_path / "report2")
     fig = rp.figure_curves(agg)
     policy_ax = fig.axes[1]
