@@ -137,12 +137,14 @@ def test_a_stage_summary_round_trips_through_its_run_folder(tmp_path: Path) -> N
     assert back == summary and "offline" not in json.loads(run.summary_path.read_text())
     with_offline = dataclasses.replace(summary, offline=OfflineScores(0.1, 0.2, 10))
     assert DecoderSummary.from_json(with_offline.to_json()) == with_offline
-    assert list(with_offline.to_json())[-4:] == [
+    assert list(with_offline.to_json())[-5:] == [
         "offline",
         "laom_version",
         "git_commit",
         "git_dirty",
+        "machine",
     ]
+    assert back.machine == summary.machine and "cores" in summary.machine
 
 
 # --------------------------------------------------------------------------- model metadata

@@ -37,12 +37,13 @@ class StageSummary(Record):
     laom_version: str | None = json_field(place=2, kw_only=True)
     git_commit: str | None = json_field(place=2, kw_only=True)
     git_dirty: bool | None = json_field(place=2, kw_only=True)
+    machine: str | None = json_field(place=2, kw_only=True)  # the CPU (laom.outputs.machine)
 
     def stamp(self, version: dict[str, Any]) -> None:
-        """Record ``version`` (``laom.outputs.code_version``); a key this laom does not
-        name goes to ``extra`` rather than being lost."""
+        """Record ``version`` (``laom.outputs.code_version``, and the machine); a key this
+        laom does not name goes to ``extra`` rather than being lost."""
         for name, value in version.items():
-            if name in ("laom_version", "git_commit", "git_dirty"):
+            if name in ("laom_version", "git_commit", "git_dirty", "machine"):
                 setattr(self, name, value)
             else:
                 self.extra[name] = value
