@@ -19,11 +19,10 @@ from laom.training.options import override_items
 USAGE = "stage overrides are --field value or --stage.field value"
 
 
-def overrides_for(method: str, extra: Sequence[str], drop: frozenset[str] = frozenset()) -> list[str]:
+def overrides_for(method: str, extra: Sequence[str]) -> list[str]:
     """The overrides that concern ``method``: ``--field`` if one of its stages has the
     field, ``--stage.field`` if it has the stage. One sweep command line serves methods
-    with different stages, and a run's key must not change with settings it never reads.
-    Fields named in ``drop`` are left out (a run key's CURVE_ONLY_FIELDS)."""
+    with different stages, and a run's key must not change with settings it never reads."""
     from laom.training.pipeline import chain
 
     stages = chain(method, "data", "labeled", "eval")
@@ -32,8 +31,6 @@ def overrides_for(method: str, extra: Sequence[str], drop: frozenset[str] = froz
     out: list[str] = []
     for name, values in override_items(extra, USAGE):
         stage, dot, fname = name.partition(".")
-        if (fname if dot else name).replace("-", "_") in drop:
-            continue
         if (stage.replace("_", "-") in names) if dot else (name.replace("-", "_") in fields):
             out += [f"--{name}", *values]
     return out

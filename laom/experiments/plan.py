@@ -17,7 +17,7 @@ from laom import methods as registry
 from laom.experiments.overrides import overrides_for
 from laom.experiments.sweep_config import SweepConfig
 from laom.experiments.sweep_dir import file_identity
-from laom.training.options import CURVE_ONLY_FIELDS
+from laom.training.options import CURVE_ONLY_FIELDS, without_fields
 
 SHARED_STAGE_METHODS = tuple(m.name for m in registry.METHODS.values() if m.shares_stages)
 
@@ -128,7 +128,7 @@ def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
         "eval_data": file_identity(cfg.eval_data[job.task]) if cfg.eval_data[job.task] else "",
         "labeled_file": file_identity(labeled_file) if labeled_file else "",
         "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
-        "chunk": cfg.chunk, "overrides": overrides_for(job.method, cfg.overrides, CURVE_ONLY_FIELDS | {"precision"}),
+        "chunk": cfg.chunk, "overrides": overrides_for(job.method, without_fields(cfg.overrides, CURVE_ONLY_FIELDS | {"precision"})),
     }  # fmt: skip
     bf16 = bf16_stages(job.method, cfg.overrides)
     if bf16:  # fp32 (typed, or what "auto" means here) keeps the keys recorded before this rule
