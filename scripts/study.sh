@@ -76,7 +76,8 @@ R=$RECORDS/sweep-$DIFFICULTY
 mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 # FIRST=laom: that method's runs start first, so its chain (LAM, latent BC, every budget)
 # finishes while its weights are on this machine (docs/study_plan.md); FIRST=laom,bc,lapo:
-# method by method in that order, then the rest by budget.
+# method by method in that order, then the rest by budget; FIRST=laom-labels/128,laom: one
+# run (a method's budget) before the rest of its method.
 [ -n "${FIRST:-}" ] && mode+=(--first "$FIRST")
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \

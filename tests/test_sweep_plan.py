@@ -326,12 +326,18 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     assert [row.run for row in lam] == [LAPO1]  # the later budget reuses the first one's LAM
     both = [row.run for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo", "bc"]).rows if row.trains]
     assert list(dict.fromkeys(both))[:3] == [LAPO1, LAPO2, BC1]  # method by method, in the order given
+    one = [row.run for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo/2", "bc"]).rows if row.trains]
+    assert list(dict.fromkeys(one))[:3] == [LAPO2, BC1, "walker-stand/bc/2/s0"]  # a budget entry: that run alone, first
+    lam = [row for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo/2"]).rows if row.stage == "lam" and row.trains]
+    assert [row.run for row in lam] == [LAPO2]  # the group's first pending run trains the shared LAM
 
     args = ["sweep", "--tasks", "walker-stand", "--methods", "bc,lapo", "--labeled", "1,2", "--seeds", "0",
             "--data", str(data), "--out", str(tmp_path / "b"), "--episodes", "1", "--max-steps", "4",
             "--no-progress", *SETTINGS]  # fmt: skip
     one_line_error([*args, "--first", "laom"], capsys, "--first: laom not in --methods")
     one_line_error([*args, "--first", "lapo,,bc"], capsys, "--first")
+    one_line_error([*args, "--first", "lapo/4"], capsys, "--first lapo/4: budget 4 not in --labeled")
+    one_line_error([*args, "--first", "lapo/x"], capsys, "--first lapo/x: budget x not in --labeled")
     assert not (tmp_path / "b").exists()
 
 

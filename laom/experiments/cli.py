@@ -52,7 +52,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
         chunk=args.chunk, overrides=extra, log=print,
     )  # fmt: skip
-    first = parse_first(args.first, cfg.methods) if args.first is not None else []
+    first = parse_first(args.first, cfg.methods, cfg.labeled) if args.first is not None else []
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
                         progress=not args.no_progress, rates=rates, records=args.records or "", first=first)  # fmt: skip
     if book is not None and args.plan:
@@ -164,9 +164,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
     p.add_argument("--first", default=None,
-                   help="comma-separated methods of --methods whose runs start before the others', method by method "
-                        "in this order (default: by budget, every method's small budgets first); e.g. to finish one "
-                        "LAM method's budgets while its LAM is at hand, on a machine that may not last")
+                   help="comma-separated methods of --methods (lapo) or a method's budget (laom-labels/128) whose runs "
+                        "start before the others', entry by entry in this order (default: by budget, every method's "
+                        "small budgets first); e.g. to finish one LAM method's budgets while its LAM is at hand, on a "
+                        "machine that may not last")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")

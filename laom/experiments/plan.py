@@ -91,16 +91,23 @@ def bf16_stages(method: str, overrides: Sequence[str]) -> list[str]:
     return [n for n, v in setting.items() if keyed_precision(v["precision"], v["device"]) == "bf16"]
 
 
-def put_first(jobs: list[Job], methods: Sequence[str]) -> list[Job]:
-    """``jobs`` with those of ``methods`` moved to the front, method by method in the
-    order given, each method's runs and the rest in their order.
+def put_first(jobs: list[Job], entries: Sequence[str]) -> list[Job]:
+    """``jobs`` with those named by ``entries`` (a method, or ``method/budget``) moved to
+    the front in the order given, each entry's runs and the rest in their order.
 
     Why: a sweep's default order (by budget) interleaves methods, so a LAM method's last
     budget starts hours after its LAM trained. Weights that do not outlive the machine
     (a new machine keeps only the records) make that costly: an unfinished chain trains
     its LAM and latent BC again. Putting one method first finishes its chain in one go.
+    A budget entry puts single runs first, e.g. the budgets a finding turns on.
     """
-    return [j for m in methods for j in jobs if j.method == m] + [j for j in jobs if j.method not in methods]
+    front: dict[str, Job] = {}
+    for entry in entries:
+        method, _, budget = entry.partition("/")
+        for job in jobs:
+            if job.method == method and (not budget or job.labeled == int(budget)):
+                front.setdefault(job.id, job)
+    return [*front.values(), *(j for j in jobs if j.id not in front)]
 
 
 def link_shared(jobs: list[Job]) -> list[Job]:

@@ -90,11 +90,17 @@ def parse_methods(text: str) -> list[str]:
     return [m for m in METHODS if m in methods]
 
 
-def parse_first(text: str, methods: Sequence[str]) -> list[str]:
-    """``--first``: methods of the sweep, in the order given (their runs start in it)."""
+def parse_first(text: str, methods: Sequence[str], labeled: Sequence[int] = ()) -> list[str]:
+    """``--first``: methods of the sweep (``lapo``) or one method's budget (``lapo/128``),
+    in the order given (their runs start in it). A budget lets a session whose time is
+    short spend it on the runs a finding needs (e.g. a method's largest budgets)."""
     first = parse_list(text, "--first")
-    unknown = [m for m in first if m not in methods]
-    require(not unknown, f"--first: {', '.join(unknown)} not in --methods (expected some of {', '.join(methods)})")
+    for entry in first:
+        method, _, budget = entry.partition("/")
+        require(method in methods, f"--first: {method} not in --methods (expected some of {', '.join(methods)})")
+        if budget:
+            require(budget.isdigit() and int(budget) in labeled,
+                    f"--first {entry}: budget {budget} not in --labeled (expected one of {', '.join(map(str, labeled))})")  # fmt: skip
     return first
 
 
