@@ -196,3 +196,14 @@ def test_report_without_stage_records_has_no_compute_table(tmp_path: Path) -> No
     assert agg["compute"]["kinds"]["evaluation"]["runs_without_file"] == 1
     assert agg["compute"]["total"]["stages"] == 0 and agg["compute"]["ratio"] is None
     assert "## Compute" not in (tmp_path / "report" / "results.md").read_text()
+
+
+def test_curve_points_that_train_a_decoder_count_its_training(tmp_path: Path) -> None:
+    """A latent method's curve point trains its own decoder before it is scored; that
+    minute is compute the study spent, so it is counted beside the point's evaluation."""
+    folder = Path(stage(tmp_path, "decoder-a", batch=32, metrics=rows((50, 1.0), (100, 1.0)), updates=100,
+                        curve=[3.0, 4.0]))  # fmt: skip
+    points = [json.loads(line) for line in (folder / "curve.jsonl").read_text().splitlines()]
+    points[0]["train_seconds"] = 60.0
+    (folder / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in points))
+    assert cp.stage_cost("decoder", str(folder)).curve_seconds == pytest.approx(67.0)

@@ -552,6 +552,7 @@ def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Pa
     ok(args)
     rows = [json.loads(line) for line in (dec / "curve.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [*range(5, total, 5), total] and evaluated == [3] * len(rows)
+    assert all(r["train_seconds"] >= 0 for r in rows)  # each point's decoder training, for the compute section
     summary = json.loads((dec / "summary.json").read_text())
     assert rows[-1]["offline_action_mse"] == pytest.approx(summary["offline"]["action_mse"])  # the final policy
     assert len({r["offline_action_mse"] for r in rows}) == len(rows)  # each point is its own policy

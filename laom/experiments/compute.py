@@ -19,7 +19,8 @@ rate far from the row's own (:func:`training_seconds`). The runs' own ``stage_se
 cannot serve: they time only the invocation that finished a run, and ~0 when reused.
 
 Counted: the training loops, the acting policies' learning-curve points
-(``curve.jsonl``'s ``eval_seconds``) and each run's final evaluation (its eval file's
+(``curve.jsonl``'s ``eval_seconds``, and ``train_seconds`` where a point trains its own
+decoder) and each run's final evaluation (its eval file's
 ``seconds``). Not counted, as nothing records their time: loading data, labelling with
 a frozen model (latent BC's targets, the IDM's pseudo-labels, the decoder's inputs),
 the LAMs' probe-curve points and final probes, the work between a process's last
@@ -186,7 +187,7 @@ def stage_cost(kind: str, folder: str) -> StageCost:
             )
     curve = _rows(path / "curve.jsonl")
     cost.curve_points = len(curve)
-    cost.curve_seconds = sum(_number(r.get("eval_seconds")) or 0.0 for r in curve)
+    cost.curve_seconds = sum((_number(r.get("eval_seconds")) or 0.0) + (_number(r.get("train_seconds")) or 0.0) for r in curve)
     cost.probe_points = len(_rows(path / "probe_curve.jsonl"))
     cost.found = bool(cost.source)
     return cost

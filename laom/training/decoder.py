@@ -20,7 +20,7 @@ writes). Rows already there are kept, so a resumed stage adds only the missing o
 
 from __future__ import annotations
 
-import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from laom.training.optim import make_optimizer, make_scheduler, optimizer_step
 from laom.training.options import opt
 from laom.training.rundir import RunDir
 from laom.training.runtime import setup_runtime, step_generator
-from laom.training.summaries import DecoderSummary, OfflineScores
+from laom.training.summaries import DecoderSummary, LatentBCSummary, OfflineScores
 
 
 @dataclass
@@ -173,8 +173,7 @@ def snapshot_curve(
     from laom.training.curve import CURVE_FILE, append_curve_row, curve_point, read_curve
 
     policy_dir = Path(cfg.policy)
-    bc_summary = json.loads((policy_dir / "summary.json").read_text()) if (policy_dir / "summary.json").is_file() else {}
-    final_update = int(bc_summary.get("updates") or 0)
+    final_update = RunDir(policy_dir).read_summary(LatentBCSummary).updates or 0
     done = {int(row["update"]) for row in read_curve(out)}
     points: list[tuple[int, Path | None]] = [*read_snapshots(policy_dir), (final_update, None)]
     frame_stack = int(final.meta.frame_stack)
@@ -182,6 +181,7 @@ def snapshot_curve(
     for update, path in points:
         if update in done:
             continue
+        start = time.perf_counter()
         if path is None:
             acting = final
         else:
@@ -189,10 +189,12 @@ def snapshot_curve(
             z = predict_latents(snap.policy, labeled, frame_stack, device, cfg.encode_batch_size).to(device)
             decoder = _fit_decoder(cfg, z, actions, device)
             acting = ActingPolicy(snap.policy, decoder, final.meta).eval()
+        train_seconds = round(time.perf_counter() - start, 2)
         row = curve_point(
             acting, update, eval_data=eval_data, episodes=cfg.snapshot_episodes, workers=cfg.snapshot_workers,
             seed=0, offline_samples=min(cfg.eval_samples, 5000), reference_mean=reference_mean,
         )  # fmt: skip
+        row["train_seconds"] = train_seconds  # the point's decoder (its labelling and training), for the compute section
         append_curve_row(out / CURVE_FILE, row)
         added.append(row)
     return added
