@@ -94,7 +94,7 @@ def _records(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from laom.experiments.report import run_report
 
-    return run_report(args.sweeps, out=args.out, paper=args.paper)
+    return run_report(args.sweeps, out=args.out, paper=args.paper, readme=args.readme)
 
 
 def _demo(args: argparse.Namespace, extra: list[str]) -> int:
@@ -212,4 +212,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "are shown as 'method (NAME)', e.g. a variant swept with other stage settings")  # fmt: skip
     r.add_argument("--out", default=None, help="report folder (default: the first SWEEP/report)")
     r.add_argument("--paper", action="store_true", help="draw the paper's numbers (dashed) beside ours")
+    r.add_argument("--readme", default=None, metavar="FILE",
+                   help="also render the headline (table per task and setting, the findings' verdicts) from the "
+                        "written summary.json into FILE, between its <!-- headline:start --> and "
+                        "<!-- headline:end --> lines (e.g. README.md)")  # fmt: skip
     r.set_defaults(func=_report)

@@ -971,14 +971,22 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
     return agg
 
 
-def run_report(sweeps: list[str], *, out: str | None = None, paper: bool = False) -> int:
+def run_report(sweeps: list[str], *, out: str | None = None, paper: bool = False, readme: str | None = None) -> int:
     """``laom report``: write the report (by default into the first sweep's ``report``
-    folder) and print what was written."""
+    folder), and with ``readme`` its headline into that Markdown file's marked block
+    (:mod:`laom.experiments.headline`); print what was written."""
+    from laom.experiments.headline import check_readme, write_readme
+
     sweeps = list(sweeps)
     out = out or str(Path(parse_sweep_arg(sweeps[0])[1]) / "report")
+    if readme:
+        check_readme(readme)
     agg = write_report(sweeps, out, paper=paper)
     if agg["metric"] is None:
         print("note: no run has a return (swept with --episodes 0?): no return figure")
     for f in agg["files"]:
         print(f"written: {f}")
+    if readme:
+        write_readme(readme, Path(out) / "summary.json")
+        print(f"written: {readme} (the headline block, from {Path(out) / 'summary.json'})")
     return 0

@@ -1,0 +1,74 @@
+"""The README's headline is rendered from a report's summary.json (laom report --readme)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_experiments import one_line_error, synthetic_runs, write_runs
+
+from laom.cli import main
+from laom.experiments import headline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def row(method: str, labeled: int | None, seed: int, ret: float, **extra: float) -> dict:
+    return {"task": "cheetah-run", "method": method, "labeled": labeled, "seed": seed, "distractors": "hard",
+            "return": ret, "return_std": 3.0, "episodes": 25, "normalized_return": ret / 200.0,
+            "expert_return": 400.0, **extra}  # fmt: skip
+
+
+def cells(text: str, method: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {method} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_render_one_seed_then_seeds() -> None:
+    """One seed: ± is the run's spread over its episodes. Two: mean ± the std over seeds.
+    A method whose LAM depends on the budget gets a probe per budget."""
+    rows = [row("bc-full", None, 0, 200.0), row("bc", 2, 0, 50.0),
+            row("laom-labels", 2, 0, 60.0, probe_rel=0.7, online_probe_rel=0.6),
+            row("laom-labels", 8, 0, 80.0, probe_rel=0.5, online_probe_rel=0.4)]  # fmt: skip
+    text = headline.render({"rows": rows}, "x/summary.json")
+    assert "BC-full) 200.0 ± 3.0, 50% of the expert's 400.0" in text and "std over the episodes" in text
+    assert cells(text, "BC") == ["BC", "–", "50.0 ± 3.0 (0.25)", "–"]
+    assert cells(text, "LAOM+supervision") == ["LAOM+supervision", "0.700 (0.600) at 2; 0.500 (0.400) at 8",
+                                               "60.0 ± 3.0 (0.30)", "80.0 ± 3.0 (0.40)"]  # fmt: skip
+    rows += [row("bc-full", None, 1, 220.0), row("bc", 2, 1, 70.0)]
+    text = headline.render({"rows": rows}, "x/summary.json")
+    assert "seeds 0, 1" in text and "std over 2 seeds" in text and "BC-full) 210.0 ± 10.0" in text
+    assert cells(text, "BC")[2] == "60.0 ± 10.0 (0.30)"
+    with pytest.raises(Exception, match="no runs"):
+        headline.render({"rows": []}, "x/summary.json")
+
+
+def test_report_writes_the_readme_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--readme replaces only the marked block, with what the written summary.json holds;
+    a file without the block fails in one line before the report is written."""
+    sweep = write_runs(tmp_path / "sweep", synthetic_runs())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{headline.START}\nold numbers\n{headline.END}\nafter\n")
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{headline.END}\nafter\n")
+    assert "old numbers" not in text and "(report/summary.json)" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert headline.readme_block(readme) == headline.render(summary, "report/summary.json")
+    assert "**walker-run" in text and "| LAOM |" in text
+
+    plain = tmp_path / "plain.md"
+    plain.write_text("no block here\n")
+    other = tmp_path / "other"
+    one_line_error(["report", str(sweep), "--out", str(other), "--readme", str(plain)], capsys,
+                   f"--readme {plain}: expected one {headline.START} line")  # fmt: skip
+    assert not other.exists() and plain.read_text() == "no block here\n"
+
+
+def test_readme_headline_is_the_study_summary() -> None:
+    """The README's study numbers are those of docs/results/summary.json: regenerate both
+    with `laom report docs/results/records/sweep-... --out docs/results --paper --readme README.md`."""
+    summary = json.loads((ROOT / "docs" / "results" / "summary.json").read_text())
+    assert headline.readme_block(ROOT / "README.md") == headline.render(summary, "docs/results/summary.json")
