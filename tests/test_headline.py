@@ -49,11 +49,11 @@ def test_report_writes_the_readme_block(tmp_path: Path, capsys: pytest.CaptureFi
     a file without the block fails in one line before the report is written."""
     sweep = write_runs(tmp_path / "sweep", synthetic_runs())
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n{headline.START}\nold numbers\n{headline.END}\nafter\n")
+    readme.write_text(f"# Title\n\nbefore `{headline.START}`\n{headline.START}\nold numbers\n{headline.END}\nafter\n")
     out = tmp_path / "report"
     assert main(["report", str(sweep), "--out", str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{headline.END}\nafter\n")
+    assert text.startswith(f"# Title\n\nbefore `{headline.START}`\n{headline.START}\n") and text.endswith(f"{headline.END}\nafter\n")
     assert "old numbers" not in text and "(report/summary.json)" in text
     summary = json.loads((out / "summary.json").read_text())
     assert headline.readme_block(readme) == headline.render(summary, "report/summary.json")

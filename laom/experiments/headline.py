@@ -30,12 +30,21 @@ def check_readme(path: str | Path) -> Path:
     work starts, so a wrong --readme costs nothing)."""
     path = Path(path)
     require(path.is_file(), f"--readme {path}: no such file (expected a Markdown file with a {START} ... {END} block)")
-    text = path.read_text()
+    lines = [line.strip() for line in path.read_text().splitlines()]
     require(
-        text.count(START) == 1 and text.count(END) == 1 and text.index(START) < text.index(END),
+        lines.count(START) == 1 and lines.count(END) == 1 and lines.index(START) < lines.index(END),
         f"--readme {path}: expected one {START} line and one {END} line after it (the block the headline replaces)",
     )
     return path
+
+
+def _split(text: str) -> tuple[str, str, str]:
+    """(before the start line, the block, from the end line on): the marker lines are
+    lines of their own, so a marker quoted in the prose is not taken for one."""
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip() == START)
+    end = next(i for i, line in enumerate(lines) if line.strip() == END)
+    return "".join(lines[: start + 1]), "".join(lines[start + 1 : end]), "".join(lines[end:])
 
 
 def write_readme(path: str | Path, summary_file: str | Path) -> None:
@@ -44,18 +53,15 @@ def write_readme(path: str | Path, summary_file: str | Path) -> None:
     summary_file = Path(summary_file)
     summary = _read_json(summary_file)
     source = Path(os.path.relpath(summary_file.resolve(), path.resolve().parent)).as_posix()
-    text = path.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    head, _, tail = _split(path.read_text())
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(head + START + "\n" + render(summary, source) + END + tail)
+    tmp.write_text(head + render(summary, source) + "\n" + tail)
     tmp.replace(path)
 
 
 def readme_block(path: str | Path) -> str:
     """What stands between the markers of ``path`` (the rendered headline)."""
-    text = check_readme(path).read_text()
-    return text.split(START, 1)[1].split(END, 1)[0].removeprefix("\n")
+    return _split(check_readme(path).read_text())[1].removesuffix("\n")
 
 
 def render(summary: dict[str, Any], source: str) -> str:
