@@ -40,6 +40,7 @@ def test_render_one_seed_then_seeds() -> None:
     text = headline.render({"rows": rows}, "x/summary.json")
     assert "seeds 0, 1" in text and "std over 2 seeds" in text and "BC-full) 210.0 ± 10.0" in text
     assert cells(text, "BC")[2] == "60.0 ± 10.0 (0.30)"
+    assert cells(text, "LAOM+supervision")[2] == "60.0 ± 3.0 (0.30) [1 seed: ± episodes]"  # not the others' band
     with pytest.raises(Exception, match="no runs"):
         headline.render({"rows": []}, "x/summary.json")
 

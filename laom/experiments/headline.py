@@ -108,7 +108,10 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
             cell = [r for r in mine if r.get("labeled") == budget and _finite(r.get("return"))]
             norm = [r["normalized_return"] for r in cell if _finite(r.get("normalized_return"))]
             text = _band(cell, "return", "return_std", 1) if cell else "–"
-            cells.append(text + (f" ({_mean(norm):.2f})" if norm and len(norm) == len(cell) else ""))
+            text += f" ({_mean(norm):.2f})" if norm and len(norm) == len(cell) else ""
+            if cell and len(seeds) > 1 and len(cell) != len(seeds):  # a cell of fewer seeds than the rest
+                text += f" [{len(cell)} seed{'s' if len(cell) > 1 else ''}: ± {'over them' if len(cell) > 1 else 'episodes'}]"
+            cells.append(text)
         table.append(f"| {label(method)} | {_probe(mine, budgets)} | " + " | ".join(cells) + " |")
     return [" ".join(head), "", *table, ""]
 
