@@ -515,7 +515,8 @@ def test_resume_refuses_data_that_changed_shape(
     fails(args, capsys, "image size 24 does not match the checkpoint's 16")
 
 
-def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     """--snapshot_every keeps latent BC's policy along the way; the decoder's
     --snapshot_episodes trains a decoder per snapshot exactly as the final one is trained
     and scores each (and the final policy) in curve.jsonl; a resumed decoder adds only the
@@ -578,6 +579,12 @@ def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Pa
     ok(args)
     again = [json.loads(line) for line in (dec / "curve.jsonl").read_text().splitlines()]
     assert [r["update"] for r in again] == [r["update"] for r in rows] and len(evaluated) == 2
+    # A latent BC without its summary (killed after saving its policy) has no update count.
+    other = [*args[: args.index(str(dec))], str(tmp_path / "dec2"), *args[args.index(str(dec)) + 1 :]]
+    (bc / "summary.json").rename(bc / "kept.json")
+    fails(other, capsys, f"--policy {bc}: no summary.json")
+    assert not (tmp_path / "dec2").exists()
+    (bc / "kept.json").rename(bc / "summary.json")
     # A latent BC trained again from the start in its folder drops the earlier snapshots.
     RunDir(bc).set_aside_results()
     assert read_snapshots(bc) == []
