@@ -29,7 +29,7 @@ def check_readme(path: str | Path) -> Path:
     """The Markdown file exists and holds one marked block (checked before a report's
     work starts, so a wrong --readme costs nothing)."""
     path = Path(path)
-    require(path.is_file(), f"--readme {path}: no such file (expected a Markdown file with a {START} ... {END} block)")
+    require(path.is_file(), f"--readme {path}: not a file (expected a Markdown file with a {START} ... {END} block)")
     lines = [line.strip() for line in path.read_text().splitlines()]
     require(
         lines.count(START) == 1 and lines.count(END) == 1 and lines.index(START) < lines.index(END),
