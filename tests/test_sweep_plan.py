@@ -334,7 +334,9 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     args = ["sweep", "--tasks", "walker-stand", "--methods", "bc,lapo", "--labeled", "1,2", "--seeds", "0",
             "--data", str(data), "--out", str(tmp_path / "b"), "--episodes", "1", "--max-steps", "4",
             "--no-progress", *SETTINGS]  # fmt: skip
-    one_line_error([*args, "--first", "laom"], capsys, "--first: laom not in --methods")
+    one_line_error([*args, "--first", "laom"], capsys, "--first laom: method 'laom' not in --methods")
+    one_line_error([*args, "--first", "/2"], capsys, "--first /2: method '' not in --methods")
+    one_line_error([*args, "--first", "lapo/"], capsys, "--first lapo/: budget (none) not in --labeled")
     one_line_error([*args, "--first", "lapo,,bc"], capsys, "--first")
     one_line_error([*args, "--first", "lapo/4"], capsys, "--first lapo/4: budget 4 not in --labeled")
     one_line_error([*args, "--first", "lapo/x"], capsys, "--first lapo/x: budget x not in --labeled")

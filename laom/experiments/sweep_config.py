@@ -96,11 +96,11 @@ def parse_first(text: str, methods: Sequence[str], labeled: Sequence[int] = ()) 
     short spend it on the runs a finding needs (e.g. a method's largest budgets)."""
     first = parse_list(text, "--first")
     for entry in first:
-        method, _, budget = entry.partition("/")
-        require(method in methods, f"--first: {method} not in --methods (expected some of {', '.join(methods)})")
-        if budget:
+        method, slash, budget = entry.partition("/")
+        require(method in methods, f"--first {entry}: method {method!r} not in --methods (expected one of {', '.join(methods)})")
+        if slash:
             require(budget.isdigit() and int(budget) in labeled,
-                    f"--first {entry}: budget {budget} not in --labeled (expected one of {', '.join(map(str, labeled))})")  # fmt: skip
+                    f"--first {entry}: budget {budget or '(none)'} not in --labeled (expected one of {', '.join(map(str, labeled))})")  # fmt: skip
     return first
 
 
