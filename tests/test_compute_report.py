@@ -153,10 +153,37 @@ def test_report_compute_section(tmp_path: Path) -> None:
     assert "CPU-hours (one thread per stage" in md and "(1.39x)" in md
     assert "3 probe-curve points" in md and "1 stage folder was resumed" in md
     assert "Finished runs only (3 in runs.jsonl)" in md
+    # One thread per stage: CPU h are its hours; the evaluations name no machine, so their
+    # cores (every core of it) are unknown and left out of CPU h, as the report says.
+    assert total["cpu_hours"] == pytest.approx(3.25) and total["cores_unknown"] == 3
+    assert "Not in CPU h (no machine recorded to tell the cores held): 3" in md
     assert (
         "4 of 5 folders" in md
         and f"read {(4000 + 800 + 2000) / 3600:.2f} h where this table counts 2.75 h" in md
     )
+
+
+def test_cpu_hours_count_the_cores_each_stage_held(tmp_path: Path) -> None:
+    """The issue's budget is in CPU-hours: a stage on one thread holds one core, one on
+    torch's default every core of its machine, an evaluation's workers the whole machine.
+    Folders that name no machine are counted at the core count the others' machines have,
+    and the report says how many were."""
+    root = sweep(tmp_path / "sweep", threads=0)  # the decoders on every core; the rest on one thread
+    decoder = root / "cache" / "decoder-2" / "summary.json"
+    decoder.write_text(json.dumps({**json.loads(decoder.read_text()), "machine": "Box (4 cores; avx2)"}))
+    info = rp.write_report(root, tmp_path / "report")["compute"]
+    kinds, total = info["kinds"], info["total"]
+    assert kinds["lam"]["cpu_hours"] == pytest.approx(1.0) and kinds["lam"]["release_cpu_hours"] == pytest.approx(2.0)
+    assert kinds["decoder"]["cpu_hours"] == pytest.approx(0.2 * 4)  # decoder-8 names no machine: 4 cores too
+    assert kinds["evaluation"]["cpu_hours"] == pytest.approx(0.6 * 4)
+    assert total["cpu_hours"] == pytest.approx(1.0 + 0.5 + 0.8 + 1.55 + 2.4)
+    assert total["release_cpu_hours"] == pytest.approx(2.0 + 1.0 + 0.8 + 1.55 + 2.4)
+    assert (info["cores_assumed"], info["cores_assumed_as"], total["cores_unknown"]) == (4, 4, 0)
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert table_cell(md, "Compute", "total", "CPU h") == "6.25"
+    assert table_cell(md, "Compute", "decoder", "release: CPU h") == "0.80"
+    assert "4 stage folder(s) or evaluation(s) name no machine" in md and "counted at 4 cores" in md
+    assert "7.75 CPU-hours instead of 6.25" in md
 
 
 def test_report_compute_without_one_thread_or_stage_folders(tmp_path: Path) -> None:

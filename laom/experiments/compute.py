@@ -30,6 +30,7 @@ checkpoint and its kill.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -72,6 +73,8 @@ class StageCost:
     # False): loading and labelling included, earlier interrupted invocations not.
     invocation_seconds: float | None = None
 
+    cores: int | None = None  # the cores it held: threads, or 0 = every core of its machine
+
     @property
     def seconds(self) -> float:
         return self.training_seconds + self.curve_seconds
@@ -85,6 +88,13 @@ class EvalCost:
     runs: int = 0
     seconds: float | None = None
     episodes: int | None = None
+    cores: int | None = None  # its worker processes hold every core of the machine
+
+
+def machine_cores(machine: str | None) -> int | None:
+    """The core count in a summary's machine string ("Xeon (2 cores; avx512)")."""
+    found = re.search(r"\((\d+) cores", machine or "")
+    return int(found.group(1)) if found and int(found.group(1)) > 0 else None
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -166,6 +176,8 @@ def stage_cost(kind: str, folder: str) -> StageCost:
     threads = config.get("threads")
     cost.threads = int(threads) if isinstance(threads, int) else None
     cost.machine = summary.get("machine") if isinstance(summary.get("machine"), str) else None
+    held = cost.threads if cost.threads and cost.threads > 0 else machine_cores(cost.machine)
+    cost.cores = held
     metrics = [r for r in _rows(path / "metrics.jsonl") if _number(r.get("update")) is not None]
     updates = _number(summary.get("updates"))
     if updates is None and metrics:
@@ -210,12 +222,18 @@ def _totals(
     items: list[Any], seconds: Callable[[Any], float | None], updates: bool
 ) -> dict[str, Any]:
     found = [c for c in items if seconds(c) is not None]
+    held = [c for c in found if c.cores]
     entry: dict[str, Any] = {
         "stages": len(found),
         "hours": sum(seconds(c) for c in found) / 3600,
         "release_trainings": sum(c.runs for c in items),
         "release_hours": sum(seconds(c) * c.runs for c in found) / 3600,
         "missing": len(items) - len(found),
+        # CPU-hours: each one's hours times the cores it held (its threads; every core of
+        # its machine for threads 0 and for an evaluation's worker processes)
+        "cpu_hours": sum(seconds(c) * c.cores for c in held) / 3600,
+        "release_cpu_hours": sum(seconds(c) * c.cores * c.runs for c in held) / 3600,
+        "cores_unknown": len(found) - len(held),
     }
     if updates:
         entry["updates"] = sum(c.updates or 0 for c in found)
@@ -257,10 +275,23 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
         cost = stage_cost(entry.kind, folder)
         cost.runs, cost.invocation_seconds = entry.runs, entry.invocation_seconds
         costs.append(cost)
+    # A folder whose summary names no machine (an older laom's) with threads 0 is counted
+    # at the cores of the machines the others name (compute_text says how many).
+    known = {machine_cores(c.machine) for c in costs if c.found} - {None}
+    fallback = max(known) if known else None
+    assumed = 0
+    for c in costs:
+        if c.found and c.cores is None:
+            c.cores, assumed = fallback, assumed + (fallback is not None)
+    machines = {c.dir: machine_cores(c.machine) for c in costs}
     for e in evals.values():
         data = _json(Path(e.file)) or {}
         e.seconds, episodes = _number(data.get("seconds")), _number(data.get("episodes"))
         e.episodes = int(episodes) if episodes is not None else None
+        folder = str(Path(e.file).parent)  # the acting stage's folder, whose summary names the machine
+        e.cores = machines.get(folder) or machine_cores((_json(Path(folder) / "summary.json") or {}).get("machine"))
+        if e.cores is None and e.seconds is not None:
+            e.cores, assumed = fallback, assumed + (fallback is not None)
     kinds: dict[str, Any] = {}
     for kind in dict.fromkeys([*registry.STAGE_NAMES, *(c.kind for c in costs)]):
         these = [c for c in costs if c.kind == kind]
@@ -273,7 +304,7 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
         key: sum(k[key] for k in kinds.values())
         for key in ("stages", "hours", "release_trainings", "release_hours")
     }
-    for key in ("updates", "training_hours", "curve_hours"):
+    for key in ("updates", "training_hours", "curve_hours", "cpu_hours", "release_cpu_hours", "cores_unknown"):
         total[key] = sum(k.get(key, 0) for k in kinds.values())
     threads = sorted({c.threads for c in costs if c.found and c.threads is not None})
     one_thread = bool(threads) and threads == [1] and all(c.threads == 1 for c in costs if c.found)
@@ -285,6 +316,8 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
         "kinds": kinds,
         "total": total,
         "ratio": total["release_hours"] / total["hours"] if total["hours"] else None,
+        "cores_assumed": assumed,
+        "cores_assumed_as": fallback if assumed else None,
         "missing": sorted(c.dir for c in costs if not c.found),
         "folders": [{**asdict(c), "seconds": c.seconds} for c in costs],
         "evaluations": [asdict(e) for e in evals.values()],
@@ -311,6 +344,11 @@ def compute_text(info: dict[str, Any]) -> tuple[str, list[str]]:
         "sweep's report). The release retrains every stage of every run: its trainings are the runs using "
         "each folder, its hours that many times the folder's own."
     )
+    if info["total"].get("cpu_hours"):
+        intro += (
+            " CPU h: each one's hours times the cores it held (its threads; every core of its machine for "
+            "threads 0 and for the evaluations' worker processes)."
+        )
     machines = info.get("machines") or {}
     if len(machines) > 1 or any(m != "not recorded" for m in machines):
         intro += " Machines (stage folders): " + "; ".join(f"{m}: {n}" for m, n in machines.items()) + "."
@@ -319,8 +357,20 @@ def compute_text(info: dict[str, Any]) -> tuple[str, list[str]]:
         ours = sum(e["stages"] for e in kinds.values())
         after.append(
             f"The release: {total['release_trainings']} trainings and evaluations instead of {ours}, "
-            f"{total['release_hours']:.{digits}f} h instead of {total['hours']:.{digits}f} h ({info['ratio']:.2f}x)."
+            f"{total['release_hours']:.{digits}f} h instead of {total['hours']:.{digits}f} h ({info['ratio']:.2f}x)"
+            + (
+                f"; {total['release_cpu_hours']:.{digits}f} CPU-hours instead of {total['cpu_hours']:.{digits}f}."
+                if total.get("cpu_hours")
+                else "."
+            )
         )
+    if info.get("cores_assumed"):
+        after.append(
+            f"{info['cores_assumed']} stage folder(s) or evaluation(s) name no machine and held every core: "
+            f"counted at {info['cores_assumed_as']} cores, the core count of the machines the others name."
+        )
+    if total.get("cores_unknown"):
+        after.append(f"Not in CPU h (no machine recorded to tell the cores held): {total['cores_unknown']} stage folder(s) or evaluation(s).")
     notes = []
     probes = sum(e.get("probe_points_not_counted", 0) for e in kinds.values())
     if probes:
@@ -371,25 +421,15 @@ def compute_table(info: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     def h(value: float) -> str:
         return f"{value:.{digits}f}"
 
-    header = [
-        "stage",
-        "ours",
-        "updates",
-        "training h",
-        "curves h",
-        "total h",
-        "release: trainings",
-        "release: h",
-    ]
-    rows = []
-    for kind, e in info["kinds"].items():
-        if kind == EVALUATION:
-            rows.append([kind, str(e["stages"]), "–", "–", "–", h(e["hours"]), str(e["release_trainings"]),
-                         h(e["release_hours"])])  # fmt: skip
-        else:
-            rows.append([kind, str(e["stages"]), str(e["updates"]), h(e["training_hours"]), h(e["curve_hours"]),
-                         h(e["hours"]), str(e["release_trainings"]), h(e["release_hours"])])  # fmt: skip
-    t = info["total"]
-    rows.append(["total", str(t["stages"]), str(t["updates"]), h(t["training_hours"]), h(t["curve_hours"]),
-                 h(t["hours"]), str(t["release_trainings"]), h(t["release_hours"])])  # fmt: skip
+    cpu = bool(info["total"].get("cpu_hours"))
+    header = ["stage", "ours", "updates", "training h", "curves h", "total h", *(["CPU h"] if cpu else []),
+              "release: trainings", "release: h", *(["release: CPU h"] if cpu else [])]  # fmt: skip
+
+    def row(name: str, e: dict[str, Any], stage: bool) -> list[str]:
+        done = [str(e["updates"]), h(e["training_hours"]), h(e["curve_hours"])] if stage else ["–", "–", "–"]
+        return [name, str(e["stages"]), *done, h(e["hours"]), *([h(e["cpu_hours"])] if cpu else []),
+                str(e["release_trainings"]), h(e["release_hours"]), *([h(e["release_cpu_hours"])] if cpu else [])]  # fmt: skip
+
+    rows = [row(kind, e, kind != EVALUATION) for kind, e in info["kinds"].items()]
+    rows.append(row("total", info["total"], True))
     return header, rows
