@@ -43,6 +43,10 @@ def test_render_one_seed_then_seeds() -> None:
     assert cells(text, "LAOM+supervision")[2] == "60.0 ± 3.0 (0.30) [1 seed: ± episodes]"  # not the others' band
     with pytest.raises(Exception, match="no runs"):
         headline.render({"rows": []}, "x/summary.json")
+    assert "Compute:" not in text  # a summary without CPU-hours (an older report's) has no such line
+    compute = {"runs": 3, "total": {"cpu_hours": 14.37, "release_cpu_hours": 25.03}}
+    text = headline.render({"rows": rows, "compute": compute}, "x/summary.json")
+    assert "Compute: 14.4 CPU-hours for the 3 finished runs" in text and "would take 25.0" in text
 
 
 def test_report_writes_the_readme_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

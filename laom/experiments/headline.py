@@ -76,10 +76,23 @@ def render(summary: dict[str, Any], source: str) -> str:
         groups.setdefault((str(row.get("task")), str(row.get("distractors") or "unknown")), []).append(row)
     for (task, setting), group in sorted(groups.items()):
         lines += _group(task, setting, group)
+    lines += _compute(summary.get("compute") or {})
     verdicts = _verdicts(summary.get("findings") or {})
     if verdicts:
         lines += ["Findings (the paper's claims; `findings` in the summary):", "", *verdicts, ""]
     return "\n".join(lines)
+
+
+def _compute(info: dict[str, Any]) -> list[str]:
+    """One line on what the runs cost, in the unit the study's budget is set in."""
+    total = info.get("total") or {}
+    if not _finite(total.get("cpu_hours")) or not total["cpu_hours"]:
+        return []
+    release = total.get("release_cpu_hours")
+    line = f"Compute: {total['cpu_hours']:.1f} CPU-hours for the {info.get('runs')} finished runs"
+    if _finite(release):
+        line += f"; the release, which retrains every stage for every run, would take {release:.1f}"
+    return [line + " (the report's Compute section says what is counted).", ""]
 
 
 def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
