@@ -308,7 +308,7 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     and the acting policies' return curves, read from the stage caches; none without them."""
     runs = synthetic_runs()
     agg = rp.write_report(write_runs(tmp_path / "plain", runs), tmp_path / "plain-report")
-    assert agg["curves"] == {"probe": {}, "policy": {}, "latent_bc": {}}
+    assert all(not agg["curves"][kind] for kind in ("probe", "policy", "latent_bc"))
     assert not (tmp_path / "plain-report" / "curves.png").exists()
     for r in list(runs):
         if r["method"] == "laom":
@@ -347,7 +347,18 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     assert [p["relative_loss"] for p in latent["laom"]["cheetah-run seed 0"]] == pytest.approx([1.0, 0.5, 0.25])
     assert set(agg["curves"]["policy"]) == {"laom", "bc-full"} and len(agg["curves"]["policy"]["bc-full"]) == 6
     assert agg["curves"]["policy"]["laom"]["cheetah-run 2 labelled, seed 0"][1]["return_mean"] == 12.0
+    assert agg["curves"]["meta"]["policy"]["laom"]["cheetah-run 2 labelled, seed 0"]["labeled"] == 2
+    assert agg["curves"]["meta"]["probe"]["laom-labels"]["walker-run seed 2, 4 labelled"]["seed"] == 2
     assert (tmp_path / "report" / "curves.png").is_file()
+    # Small multiples: a block per task (and setting), each with the probe, latent BC and a
+    # return panel per labelled budget, BC-full's curve in every one of them.
+    fig = rp.figure_curves(agg)
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    budgets = sorted({r["labeled"] for r in runs if r["method"] == "laom"})
+    assert len(titles) == 2 * (2 + len(budgets))
+    assert sum("LAM probe" in t and "walker-run" in t for t in titles) == 1
+    returns = [ax for ax in fig.axes if f"{budgets[0]} labelled" in ax.get_title() and "cheetah-run" in ax.get_title()]
+    assert {text.get_text() for text in returns[0].get_legend().get_texts()} == {"LAOM", "BC (full data)"}
     # Offline-only curves (the demo's BC-full) are drawn as action error / chance, with no
     # empty panel: the figure's policy axis carries the runs' lines.
     for r in runs:
@@ -357,8 +368,8 @@ def test_report_learning_curves(tmp_path: Path) -> None:
             (Path(r["stages"][stage]["dir"]) / "curve.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     agg = rp.write_report(write_runs(tmp_path / "sweep2", runs), tmp_path / "report2")
     fig = rp.figure_curves(agg)
-    policy_ax = fig.axes[1]
-    assert len(fig.axes) == 3 and "Latent BC" in fig.axes[2].get_title()
+    policy_ax = next(ax for ax in fig.axes if "Acting policies" in ax.get_title())
+    assert any("Latent BC" in ax.get_title() for ax in fig.axes)
     assert "held-out" in policy_ax.get_title()
     ys = sorted(y for line in policy_ax.get_lines() for y in line.get_ydata() if y != 1.0)
     assert ys[0] == pytest.approx(0.25 / 0.6) and ys[-1] == pytest.approx(0.5 / 0.6)

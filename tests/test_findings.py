@@ -275,3 +275,24 @@ def test_supervision_must_double_each_lapo_that_ran(tmp_path: Path) -> None:
     by = {(c["bottom"], c["budget"]): c for c in three["comparisons"]}
     assert by[("LAPO w/o FSQ", 32)]["holds"] and by[("LAPO w/o FSQ", 32)]["threshold"] == ">= 2"
     assert not by[("LAPO w/o FSQ", 128)]["holds"] and by[("LAPO", 128)]["holds"]
+
+
+def test_curves_figure_has_a_row_per_setting(tmp_path: Path) -> None:
+    """With and without distractors, the probe curves sit in a row each (the issue's
+    comparison), and the vanilla sweep's LAPO keeps LAPO's colour in its own row."""
+    for root in (tmp_path / "main", tmp_path / "clean"):
+        for seed in (0, 1, 2):
+            lam = root / "cache" / f"lam-lapo-{seed}"
+            lam.mkdir(parents=True, exist_ok=True)
+            rows = [{"update": u, "samples": 64 * u, "action_probe_rel": 1 - u / 100} for u in (0, 10, 20)]
+            (lam / "probe_curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    agg = two_sweeps(tmp_path, HOLDS)
+    meta = agg["curves"]["meta"]["probe"]
+    assert {info["setting"] for info in meta["lapo"].values()} == {DISTRACTORS}
+    assert {info["setting"] for info in meta["lapo (vanilla)"].values()} == {"vanilla"}
+    fig = rp.figure_curves(agg)
+    probes = {ax.get_title().rsplit(": ", 1)[1]: ax for ax in fig.axes if ax.get_title().startswith("LAM probe")}
+    assert set(probes) == {f"{TASK}, {DISTRACTORS}", f"{TASK}, vanilla"}
+    colours = {ax_name: {line.get_color() for line in ax.get_lines() if line.get_label() != "chance"
+                         and line.get_linestyle() == "-"} for ax_name, ax in probes.items()}  # fmt: skip
+    assert colours[f"{TASK}, {DISTRACTORS}"] == colours[f"{TASK}, vanilla"] == {rp.color("lapo", ["lapo"])}

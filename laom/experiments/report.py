@@ -187,18 +187,26 @@ _POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": 
                   "decoder": "curve.jsonl"}  # fmt: skip
 
 
-def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]:
+def learning_curves(
+    runs: list[RunRecord], methods: list[str],
+    settings: dict[tuple[Any, ...], tuple[str | None, str]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Per method, the probe curves of its LAMs (probe MSE / chance and the online probe
     against training samples, one per distinct LAM), the return curves of its acting
     policies (return and offline MSE against updates), and its latent BC's training loss
     over the variance of the latents it imitates (one per distinct latent BC: the share of
     the latent actions it has not yet learned to predict), read from the cached stages.
-    Runs whose stages kept no curve contribute nothing."""
+    Runs whose stages kept no curve contribute nothing. ``meta`` says of each curve its
+    task, distractor setting, labelled budget and seed, so the figure can put curves of
+    one setting and budget side by side without parsing the curve names."""
     probe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     policy: dict[str, dict[str, list[dict[str, Any]]]] = {}
     latent: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    meta: dict[str, dict[str, dict[str, dict[str, Any]]]] = {"probe": {}, "policy": {}, "latent_bc": {}}
     for r in runs:
         method = r.method
+        about = {"task": r.task, "setting": (settings or {}).get(run_key(r), (None, ""))[0],
+                 "labeled": r.labeled, "seed": int(r.seed)}  # fmt: skip
         # laom-labels' LAM (and so its latent BC) is one per budget; the others' one per seed
         per_budget = registry.lam_reads_labels(split_variant(method)[0])
         lam_key = f"{r.task} seed {r.seed}" + (f", {r.labeled} labelled" if per_budget else "")
@@ -207,11 +215,13 @@ def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]
             rows = _jsonl(Path(lam_dir) / "probe_curve.jsonl")
             if rows:
                 probe.setdefault(method, {})[lam_key] = rows
+                meta["probe"].setdefault(method, {})[lam_key] = {**about, "labeled": r.labeled if per_budget else None}
         bc_dir = r.stage_dir("bc")
         if bc_dir and lam_key not in latent.get(method, {}):
             rows = _latent_bc_curve(Path(bc_dir))
             if rows:
                 latent.setdefault(method, {})[lam_key] = rows
+                meta["latent_bc"].setdefault(method, {})[lam_key] = {**about, "labeled": r.labeled if per_budget else None}
         for stage, name in _POLICY_CURVES.items():
             stage_dir = r.stage_dir(stage)
             if stage_dir:
@@ -219,11 +229,13 @@ def learning_curves(runs: list[RunRecord], methods: list[str]) -> dict[str, Any]
                 if rows:
                     key = f"{r.task} {r.labeled or 'all'} labelled, seed {r.seed}"
                     policy.setdefault(method, {})[key] = rows
-    order = [*methods, "bc-full"]
+                    meta["policy"].setdefault(method, {})[key] = about
+    order = [*methods, *sorted(m for m in {*probe, *policy, *latent} if m not in methods)]
     return {
         "probe": {m: probe[m] for m in order if m in probe},
         "policy": {m: policy[m] for m in order if m in policy},
         "latent_bc": {m: latent[m] for m in order if m in latent},
+        "meta": {kind: {m: found[m] for m in order if m in found} for kind, found in meta.items()},
     }
 
 
@@ -366,7 +378,7 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
             probe[m if len(by_setting) == 1 else f"{m} [{setting or 'unknown'}]"] = entry
     agg["probe_mse"] = probe
     agg["encodes"] = what_latents_encode(runs, agg["methods"], summaries)
-    agg["curves"] = learning_curves(runs, agg["methods"])
+    agg["curves"] = learning_curves(runs, agg["methods"], settings)
     recorded = config.get("recorded_inputs") or {}
     agg["expert_return"] = {
         t: expert_return((config.get("data") or {}).get(t)) or _number_or_none(
@@ -651,8 +663,11 @@ def figure_probe(agg: dict[str, Any], paper: bool = False) -> Any:
 
 
 def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
-    """Learning curves: probe MSE / chance against LAM training samples (both protocols,
-    log axes) and acting-policy return against updates (None if no stage kept a curve)."""
+    """Learning curves, a row per (task, distractor setting): the LAMs' probe MSE / chance
+    against training samples (both protocols, log axes), latent BC's unexplained share of
+    the latents against its updates, and the acting policies' return against updates, a
+    panel per labelled budget with BC-full's curve in each (None if no stage kept a curve).
+    Small multiples because one panel of every method x budget x setting is unreadable."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -663,78 +678,113 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
     latent = curves.get("latent_bc") or {}
     if not probe and not policy and not latent:
         return None
-    panels = int(bool(probe)) + int(bool(policy)) + int(bool(latent))
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.9), squeeze=False)
-    axes = list(axes[0])
-    palette = [*agg["methods"], "bc-full"]
-    if probe:
-        ax = axes.pop(0)
-        for method, lams in probe.items():
-            c = color(method, palette)
-            for i, rows in enumerate(lams.values()):
-                pts = [(r["samples"], r["action_probe_rel"]) for r in rows if r["samples"] > 0]
-                online = [(r["samples"], r["online_probe_rel"]) for r in rows if r["samples"] > 0 and r.get("online_probe_rel") is not None]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3, label=label(method) if i == 0 else None)
-                if online:
-                    ax.plot(*zip(*online, strict=True), color=c, linestyle="--", linewidth=1,
-                            label=f"{label(method)}, online probe" if i == 0 else None)  # fmt: skip
-        ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("LAM training samples")
-        ax.set_ylabel("probe MSE / action variance")
-        ax.set_title("Latent actions: probe on held-out videos (solid)\nand the release's online probe (dashed)", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6, frameon=False)
-    if policy:
-        ax = axes.pop(0)
-        # Curves with returns show the return; curves kept offline only (the demo's: their
-        # returns cost a minute) show the offline action error relative to predicting the mean.
-        use_returns = any(r.get("return_mean") is not None for runs_ in policy.values()
-                          for rows in runs_.values() for r in rows)  # fmt: skip
-        def policy_points(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
-            if use_returns:
-                return [(r["update"], r["return_mean"]) for r in rows if r.get("return_mean") is not None]
-            return [(r["update"], r["offline_action_mse"] / r["constant_action_mse"]) for r in rows
-                    if r.get("offline_action_mse") is not None and r.get("constant_action_mse")]  # fmt: skip
+    meta = curves.get("meta") or {}
 
-        _plot_runs(ax, policy, palette, policy_points, marker="o", markersize=3)
-        ax.set_xlabel("policy updates")
-        if use_returns:
-            ax.set_ylabel("return")
-            ax.set_title("Acting policies: return during training", fontsize=9)
-        else:
-            ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean")
-            ax.set_ylabel("offline action MSE / predicting the mean")
-            ax.set_title("Acting policies: action error on the held-out file during training", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
-    if latent:
-        ax = axes.pop(0)
-        _plot_runs(ax, latent, palette, lambda rows: [(r["update"], r["relative_loss"]) for r in rows if r["update"] > 0],
-                   linewidth=1)  # fmt: skip
-        ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean latent")
-        ax.set_xlabel("latent BC updates")
-        ax.set_ylabel("loss / variance of the latent actions")
-        ax.set_title("Latent BC: the share of the latent actions\nnot yet predicted from the frames", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
+    def about(kind: str, method: str, key: str) -> dict[str, Any]:
+        return ((meta.get(kind) or {}).get(method) or {}).get(key) or {}
+
+    def row_of(kind: str, method: str, key: str) -> tuple[str, str]:
+        info = about(kind, method, key)
+        return str(info.get("task") or ""), str(info.get("setting") or "")
+
+    rows = sorted({row_of(kind, m, k) for kind, found in (("probe", probe), ("policy", policy), ("latent_bc", latent))
+                   for m, lines in found.items() for k in lines})  # fmt: skip
+    full = {m for m in policy if split_variant(m)[0] == registry.NORMALIZER}
+    budgets = sorted({about("policy", m, k).get("labeled") for m in policy if m not in full for k in policy[m]} - {None})
+    columns = [*(["probe"] if probe else []), *(["latent"] if latent else []),
+               *([("policy", b) for b in budgets] or ([("policy", None)] if policy else []))]  # fmt: skip
+    width = min(3, len(columns))  # wrapped, so the figure stays readable at a page's width
+    lines_per_row = -(-len(columns) // width)
+    fig, axes = plt.subplots(len(rows) * lines_per_row, width, figsize=(4.8 * width, 3.7 * len(rows) * lines_per_row),
+                             squeeze=False)  # fmt: skip
+    # Returns when the curves have them; the demo's curves are offline only (their returns
+    # cost a minute): action error relative to predicting the mean.
+    use_returns = any(r.get("return_mean") is not None for lines in policy.values() for pts in lines.values() for r in pts)
+
+    def colour(method: str, present: set[str]) -> str:
+        """A method's colour, shared by its named-sweep variant in a row without the base
+        method (the same method in another setting), so each row reads alike."""
+        base = split_variant(method)[0]
+        return color(base, [base]) if base != method and base not in present and base in COLORS else color(method, palette)
+
+    palette = [*agg["methods"], registry.NORMALIZER]
+    for i, (task, setting) in enumerate(rows):
+        where = f"{task}, {setting or 'setting unknown'}" if task else (setting or "")
+        for j in range(len(columns), lines_per_row * width):  # a block's unused places
+            axes[i * lines_per_row + j // width][j % width].axis("off")
+        for j, column in enumerate(columns):
+            ax = axes[i * lines_per_row + j // width][j % width]
+            if column == "probe":
+                present = {m for m, lines in probe.items() if any(row_of("probe", m, k) == (task, setting) for k in lines)}
+                for method in probe:
+                    shown = False
+                    for key, pts_ in probe[method].items():
+                        if row_of("probe", method, key) != (task, setting):
+                            continue
+                        c = colour(method, present)
+                        pts = [(r["samples"], r["action_probe_rel"]) for r in pts_ if r["samples"] > 0]
+                        online = [(r["samples"], r["online_probe_rel"]) for r in pts_
+                                  if r["samples"] > 0 and r.get("online_probe_rel") is not None]  # fmt: skip
+                        if pts:
+                            ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3,
+                                    label=None if shown else label(method))  # fmt: skip
+                        if online:
+                            ax.plot(*zip(*online, strict=True), color=c, linestyle="--", linewidth=1)
+                        shown = shown or bool(pts)
+                ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="chance")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel("LAM training samples")
+                ax.set_ylabel("probe MSE / action variance")
+                ax.set_title(f"LAM probe, held-out videos (solid;\nthe release's online probe dashed): {where}", fontsize=8)
+                ax.grid(alpha=0.3, which="both")
+            elif column == "latent":
+                present = {m for m, lines in latent.items() if any(row_of("latent_bc", m, k) == (task, setting) for k in lines)}
+                for method in latent:
+                    keys = [k for k in latent[method] if row_of("latent_bc", method, k) == (task, setting)]
+                    for n, key in enumerate(keys):
+                        pts = [(r["update"], r["relative_loss"]) for r in latent[method][key] if r["update"] > 0]
+                        if pts:
+                            ax.plot(*zip(*pts, strict=True), color=colour(method, present), linewidth=1,
+                                    label=label(method) if n == 0 else None)  # fmt: skip
+                ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean latent")
+                ax.set_xlabel("latent BC updates")
+                ax.set_ylabel("loss / variance of the latent actions")
+                ax.set_title(f"Latent BC: share of the latents not yet\npredicted from the frames: {where}", fontsize=8)
+                ax.grid(alpha=0.3)
+            else:
+                budget = column[1]
+                present = {m for m, lines in policy.items() if any(row_of("policy", m, k) == (task, setting) for k in lines)}
+                for method in policy:
+                    keys = [k for k in policy[method] if row_of("policy", method, k) == (task, setting)
+                            and (budget is None or method in full or about("policy", method, k).get("labeled") == budget)]
+                    for n, key in enumerate(keys):
+                        pts_ = policy[method][key]
+                        if use_returns:
+                            pts = [(r["update"], r["return_mean"]) for r in pts_ if r.get("return_mean") is not None]
+                        else:
+                            pts = [(r["update"], r["offline_action_mse"] / r["constant_action_mse"]) for r in pts_
+                                   if r.get("offline_action_mse") is not None and r.get("constant_action_mse")]  # fmt: skip
+                        if pts:
+                            ax.plot(*zip(*pts, strict=True), color=colour(method, present), marker="o", markersize=3,
+                                    linewidth=1.5 if method not in full else 1, label=label(method) if n == 0 else None)  # fmt: skip
+                ax.set_xlabel("policy updates")
+                at = f"{budget} labelled trajectories" if budget is not None else "every budget"
+                if use_returns:
+                    ax.set_ylabel("return")
+                    ax.set_title(f"Acting policies, {at}:\nreturn during training, {where}", fontsize=8)
+                else:
+                    ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="predicting the mean")
+                    ax.set_ylabel("offline action MSE / predicting the mean")
+                    ax.set_title(f"Acting policies, {at}: action error\non the held-out file during training, {where}",
+                                 fontsize=8)  # fmt: skip
+                ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6, frameon=False)
+            else:
+                ax.text(0.5, 0.5, "no curve", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.tight_layout()
     return fig
-
-
-def _plot_runs(
-    ax: Any, curves: dict[str, dict[str, list[dict[str, Any]]]], palette: list[str],
-    points: Callable[[list[dict[str, Any]]], list[tuple[float, float]]], **style: Any,
-) -> None:  # fmt: skip
-    """One line per run in its method's colour, the method named once in the legend."""
-    for method, runs_ in curves.items():
-        c = color(method, palette)
-        for i, rows in enumerate(runs_.values()):
-            pts = points(rows)
-            if pts:
-                ax.plot(*zip(*pts, strict=True), color=c, label=label(method) if i == 0 else None, **style)
 
 
 def figure_encodes(agg: dict[str, Any], paper: bool = False) -> Any:
