@@ -296,3 +296,49 @@ def test_curves_figure_has_a_row_per_setting(tmp_path: Path) -> None:
     colours = {ax_name: {line.get_color() for line in ax.get_lines() if line.get_label() != "chance"
                          and line.get_linestyle() == "-"} for ax_name, ax in probes.items()}  # fmt: skip
     assert colours[f"{TASK}, {DISTRACTORS}"] == colours[f"{TASK}, vanilla"] == {rp.color("lapo", ["lapo"])}
+
+
+def test_a_finding_that_does_not_hold_says_where_its_curves_point(tmp_path: Path) -> None:
+    """The issue: where a finding does not hold, the curves must show whether more compute
+    points to it. Each comparison carries its ratio along the learning curves (points all
+    entries share), and whether the gap to its threshold closes or widens there."""
+    main = sweep(tmp_path / "main", DISTRACTORS, **FAILS[DISTRACTORS])
+    for seed in (0, 1, 2):  # LAOM's probe falls faster than LAPO w/o FSQ's: the ratio closes on 0.5
+        for method, values in (("laom", (0.9, 0.7, 0.5, 0.4)), ("lapo-nofsq", (0.9, 0.85, 0.8, 0.78))):
+            lam = main / "cache" / f"lam-{method}-{seed}"
+            lam.mkdir(parents=True, exist_ok=True)
+            rows = [{"update": u, "samples": 100 * u, "action_probe_rel": v} for u, v in zip((0, 10, 20, 30, 40), (1.0, *values), strict=True)]
+            if seed == 2 and method == "laom":
+                rows = rows[:4]  # a shorter curve: only the points every LAM has count
+            (lam / "probe_curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    agg = rp.write_report(main, tmp_path / "report")
+    (two,) = findings_of(agg)[2]
+    (comparison,) = two["comparisons"]
+    trend = comparison["trend"]
+    assert trend["x"] == "LAM training samples" and trend["direction"] == "closing"
+    assert trend["points"] == [[1000.0, pytest.approx(1.0)], [2000.0, pytest.approx(0.7 / 0.85)],
+                               [3000.0, pytest.approx(0.5 / 0.8)]]  # fmt: skip
+    assert ("along the curves: 1.00 / 0.82 / 0.62 at 1,000-3,000 LAM training samples (the gap to the "
+            "threshold, fitted over the points: closing)") in section(
+        (tmp_path / "report" / "results.md").read_text()
+    )
+    # No curve (an older laom's LAMs, or LAPO's with none kept): no trend, no error.
+    (one,) = [r for r in findings_of(two_sweeps(tmp_path / "plain", FAILS))[3]]
+    assert all(c["trend"] is None for c in one["comparisons"])
+
+
+def test_trend_direction_on_the_gap_to_the_threshold() -> None:
+    Comparison = fd.Comparison
+
+    def cell(values: list[float]) -> fd.Cell:
+        return fd.Cell(TASK, "m", DISTRACTORS, "return", {"0": values[-1]}, [0], 32,
+                    curves={"0": {float(1000 * (i + 1)): v for i, v in enumerate(values)}})  # fmt: skip
+
+    bottom = cell([1.0, 1.0, 1.0, 1.0])
+    assert Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).direction(
+        Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).trend()) == "holds at every point"
+    widening = Comparison(cell([1.8, 1.5, 1.4, 1.0]), bottom, low=2.0)
+    assert widening.direction(widening.trend()) == "widening"
+    short = Comparison(cell([1.8, 1.5]), cell([1.0, 1.0]), low=2.0)
+    assert short.direction(short.trend()) is None and "fitted" not in short.text()
+    assert Comparison(cell([1.0]), bottom, low=2.0).trend_text() == ""  # one common point: no curve to speak of

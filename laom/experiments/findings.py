@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,9 @@ class Cell:
     values: dict[str, float]
     seeds: list[int]
     budget: int | None = None
+    # Per entry of ``values``, its learning curve (x -> value): a LAM's probe MSE / chance
+    # against training samples, or an acting policy's return against updates.
+    curves: dict[str, dict[float, float]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -210,6 +213,53 @@ class Comparison:
         # some ratio in [lo, hi] inside [low, high]
         return (self.low is None or hi >= self.low) and (self.high is None or lo <= self.high)
 
+    def trend(self) -> list[tuple[float, float]]:
+        """The ratio along the learning curves: at each x every entry of both cells has a
+        point at, the mean of the tops over the mean of the bottoms ([] when a cell has an
+        entry without a curve). Where a finding does not hold, this says whether more
+        compute moves it toward holding."""
+        cells = (self.top, self.bottom)
+        if any(not c.curves or set(c.curves) != set(c.values) for c in cells):
+            return []
+        xs = set.intersection(*(set(curve) for c in cells for curve in c.curves.values()))
+        out = []
+        for x in sorted(xs):
+            top, bottom = (sum(curve[x] for curve in c.curves.values()) / len(c.curves) for c in cells)
+            if bottom > 0:
+                out.append((x, top / bottom))
+        return out
+
+    def gap(self, ratio: float) -> float:
+        """How far a ratio is from holding (0 inside the threshold)."""
+        return max(0.0, (self.low - ratio) if self.low is not None else 0.0,
+                   (ratio - self.high) if self.high is not None else 0.0)  # fmt: skip
+
+    def direction(self, points: list[tuple[float, float]]) -> str | None:
+        """Whether the gap to the threshold closes or widens along the curve: the sign
+        of its least-squares slope over the points (None under 3 points). On 5-episode
+        return points it is a weak hint; the points are printed beside it."""
+        if len(points) < 3:
+            return None
+        gaps = [self.gap(r) for _, r in points]
+        if not any(gaps):
+            return "holds at every point"
+        n = len(gaps)
+        mean_i, mean_g = (n - 1) / 2, sum(gaps) / n
+        slope = sum((i - mean_i) * (g - mean_g) for i, g in enumerate(gaps)) / sum((i - mean_i) ** 2 for i in range(n))
+        return "closing" if slope < 0 else "widening" if slope > 0 else "flat"
+
+    def trend_text(self) -> str:
+        points = self.trend()
+        if len(points) < 2:
+            return ""
+        what = "LAM training samples" if self.top.metric == PROBE_METRIC else "policy updates"
+        ratios = " / ".join(f"{r:.2f}" for _, r in points)
+        span = f"{points[0][0]:,.0f}-{points[-1][0]:,.0f} {what}"
+        direction = self.direction(points)
+        if direction and direction != "holds at every point":
+            direction = f"the gap to the threshold, fitted over the points: {direction}"
+        return f"; along the curves: {ratios} at {span}" + (f" ({direction})" if direction else "")
+
     def threshold(self) -> str:
         if self.low is not None and self.high is not None:
             return f"within [{self.low:g}, {self.high:g}]"
@@ -219,13 +269,18 @@ class Comparison:
         band = self.band
         spread = f", band {_ratio(band[0])}–{_ratio(band[1])}" if band is not None else ""
         ratio = f"{_ratio(self.ratio)}{spread} (needs {self.threshold()})"
-        return f"{self.top.metric}: {self.top.text()} / {self.bottom.text()} = {ratio}"
+        return f"{self.top.metric}: {self.top.text()} / {self.bottom.text()} = {ratio}{self.trend_text()}"
 
     def to_json(self) -> dict[str, Any]:
-        band = self.band
+        band, points = self.band, self.trend()
+        trend = None
+        if points:
+            trend = {"x": "LAM training samples" if self.top.metric == PROBE_METRIC else "policy updates",
+                     "points": [[x, r] for x, r in points], "direction": self.direction(points)}  # fmt: skip
         return {"top": label(self.top.method), "bottom": label(self.bottom.method), "budget": self.top.budget,
                 "ratio": _finite(self.ratio), "band": None if band is None else [_finite(band[0]), _finite(band[1])],
-                "threshold": self.threshold(), "holds": self.holds, "band_crosses": self.crosses}  # fmt: skip
+                "threshold": self.threshold(), "holds": self.holds, "band_crosses": self.crosses,
+                "trend": trend}  # fmt: skip
 
 
 def _ratio(value: float) -> str:
@@ -234,6 +289,25 @@ def _ratio(value: float) -> str:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _curve(path: Path, x: str, y: str) -> dict[float, float]:
+    """A JSON-lines learning curve as x -> y (points with x > 0 and a finite y; {} when
+    the file is gone or unreadable: a curve is extra, never a reason to fail)."""
+    from laom.training.metrics import read_jsonl
+
+    try:
+        rows = read_jsonl(path)
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        a, b = row.get(x), row.get(y)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and math.isfinite(b):
+            out[float(a)] = float(b)
+    return out
 
 
 class Runs:
@@ -277,14 +351,19 @@ class Runs:
             return None
         method, runs = picked
         lams: dict[str, tuple[float, int]] = {}
+        curves: dict[str, dict[float, float]] = {}
         for r in runs:
             if r.action_probe_mse is not None and r.action_probe_baseline_mse:
                 lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
                 lams[lam] = (float(r.action_probe_mse) / float(r.action_probe_baseline_mse), int(r.seed))
+                if r.stage_dir("lam") and lam not in curves:
+                    curve = _curve(Path(lam) / "probe_curve.jsonl", "samples", "action_probe_rel")
+                    if curve:
+                        curves[lam] = curve
         if not lams:
             return None
         return Cell(task, method, setting, PROBE_METRIC, {k: v for k, (v, _) in lams.items()},
-                    sorted({s for _, s in lams.values()}))  # fmt: skip
+                    sorted({s for _, s in lams.values()}), curves=curves)  # fmt: skip
 
     def returns(self, task: str, setting: str, base: str, budget: int, metric: str) -> Cell | None:
         picked = self.pick(task, setting, base)
@@ -292,11 +371,14 @@ class Runs:
             return None
         method, runs = picked
         key = "normalized_return" if metric == "normalized return" else "return_mean"
-        values = {str(r.seed): float(getattr(r, key)) for r in runs
-                  if r.labeled is not None and int(r.labeled) == budget and getattr(r, key) is not None}  # fmt: skip
+        chosen = [r for r in runs if r.labeled is not None and int(r.labeled) == budget and getattr(r, key) is not None]
+        values = {str(r.seed): float(getattr(r, key)) for r in chosen}
         if not values:
             return None
-        return Cell(task, method, setting, metric, values, sorted(int(s) for s in values), budget)
+        # The curves in raw return: a ratio within one (task, setting) has one normaliser.
+        curves = {str(r.seed): curve for r in chosen
+                  if (curve := next((c for f in r.policy_curve_files() if (c := _curve(f, "update", "return_mean"))), {}))}  # fmt: skip
+        return Cell(task, method, setting, metric, values, sorted(int(s) for s in values), budget, curves)
 
     def return_metric(self, task: str, setting: str) -> str:
         """Normalized return where every run there has one, else the raw return (the

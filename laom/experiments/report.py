@@ -180,13 +180,6 @@ def expert_return(path: str | None) -> float | None:
         return None
 
 
-# Where each method's acting policy keeps its learning curve, relative to its stage dir
-# ("idm": the one-stage IDM baseline of an earlier laom, its policy in RUN/bc/; "decoder":
-# a latent method's, against latent BC's updates, from a decoder per latent-BC snapshot).
-_POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": "bc/curve.jsonl",
-                  "decoder": "curve.jsonl"}  # fmt: skip
-
-
 def learning_curves(
     runs: list[RunRecord], methods: list[str],
     settings: dict[tuple[Any, ...], tuple[str | None, str]] | None = None,
@@ -222,14 +215,12 @@ def learning_curves(
             if rows:
                 latent.setdefault(method, {})[lam_key] = rows
                 meta["latent_bc"].setdefault(method, {})[lam_key] = {**about, "labeled": r.labeled if per_budget else None}
-        for stage, name in _POLICY_CURVES.items():
-            stage_dir = r.stage_dir(stage)
-            if stage_dir:
-                rows = _jsonl(Path(stage_dir) / name)
-                if rows:
-                    key = f"{r.task} {r.labeled or 'all'} labelled, seed {r.seed}"
-                    policy.setdefault(method, {})[key] = rows
-                    meta["policy"].setdefault(method, {})[key] = about
+        for file in r.policy_curve_files():
+            rows = _jsonl(file)
+            if rows:
+                key = f"{r.task} {r.labeled or 'all'} labelled, seed {r.seed}"
+                policy.setdefault(method, {})[key] = rows
+                meta["policy"].setdefault(method, {})[key] = about
     order = [*methods, *sorted(m for m in {*probe, *policy, *latent} if m not in methods)]
     return {
         "probe": {m: probe[m] for m in order if m in probe},

@@ -57,6 +57,18 @@ class RunRecord(Record):
         ref = self.stages.get(stage)
         return ref.dir if ref is not None and ref.dir else None
 
+    def policy_curve_files(self) -> list[Path]:
+        """The learning-curve files its acting policy kept (return against updates), by
+        the stage that trains it: BC's, the IDM baseline's policy, a latent method's decoder."""
+        return [Path(folder) / name for stage, name in POLICY_CURVES.items() if (folder := self.stage_dir(stage))]
+
+
+# Where each acting-policy stage keeps its learning curve, relative to its folder
+# (``--curve_every``; "idm": the one-stage IDM baseline of an earlier laom, its policy in
+# RUN/bc/; "decoder": a latent method's, against latent BC's updates, a decoder per snapshot).
+POLICY_CURVES = {"bc-baseline": "curve.jsonl", "idm-bc": "curve.jsonl", "idm": "bc/curve.jsonl",
+                 "decoder": "curve.jsonl"}  # fmt: skip
+
 
 def read_runs(path: Path) -> list[RunRecord]:
     """The finished runs of a sweep. A torn last line (a crash mid-append) is ignored;
