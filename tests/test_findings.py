@@ -129,8 +129,8 @@ def test_each_finding_holds_with_its_figures(tmp_path: Path) -> None:
     assert f"{TASK}: {DISTRACTORS}, vanilla (read from the training data of" in text
     assert "within [0.8, 1.25]" in text  # the rule of "close" is printed
     assert text.count("**holds**") == 4 and ": not a claim)" not in text
-    assert ("probe MSE / chance: LAPO [scale_easy_video_hard] 0.800 ± 0.008 (n=3 LAMs) / "
-            "LAPO (vanilla) [vanilla] 0.500 ± 0.008 (n=3 LAMs) = 1.60x, band 1.56x–1.64x (needs >= 1)") in text
+    assert ("probe MSE / chance: LAPO [scale_easy_video_hard] 0.800 ± 0.008 (n=3 seeds) / "
+            "LAPO (vanilla) [vanilla] 0.500 ± 0.008 (n=3 seeds) = 1.60x, band 1.56x–1.64x (needs >= 1)") in text
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [f["id"] for f in summary["findings"]["findings"]] == [1, 2, 3, 4]
     assert summary["findings"]["findings"][1]["paper"].startswith("LAOM 2.74, LAPO w/o FSQ 22.09")
@@ -342,3 +342,17 @@ def test_trend_direction_on_the_gap_to_the_threshold() -> None:
     short = Comparison(cell([1.8, 1.5]), cell([1.0, 1.0]), low=2.0)
     assert short.direction(short.trend()) is None and "fitted" not in short.text()
     assert Comparison(cell([1.0]), bottom, low=2.0).trend_text() == ""  # one common point: no curve to speak of
+
+
+def test_a_seed_trained_twice_counts_once(tmp_path: Path) -> None:
+    """The study's LAPO w/o FSQ LAM of seed 0 was trained on two machines (its later
+    budget's key changed): the two are one seed, their mean its value, n=1."""
+    main = sweep(tmp_path / "main", DISTRACTORS, probes={"laom": 0.8, "lapo-nofsq": 0.7}, seeds=(0,))
+    runs = [json.loads(line) for line in (main / "runs.jsonl").read_text().splitlines()]
+    again = next(r for r in runs if r["method"] == "lapo-nofsq")
+    runs.append({**again, "labeled": 32, "action_probe_mse": 0.9,
+                 "stages": {"lam": {"dir": str(main / "cache" / "lam-lapo-nofsq-again")}}})  # fmt: skip
+    agg = rp.write_report(write_runs(main, runs), tmp_path / "report")
+    (two,) = findings_of(agg)[2]
+    nofsq = next(f for f in two["figures"] if f["method"] == "lapo-nofsq")
+    assert nofsq["n"] == 1 and nofsq["mean"] == pytest.approx((0.7 + SPREAD[0] + 0.9) / 2) and nofsq["seeds"] == [0]

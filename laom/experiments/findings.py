@@ -6,7 +6,7 @@ of two or three cells under one distractor setting: a reader should not have to 
 them out of tables that hold both settings (a sweep without distractors reported beside
 one with them, ``laom report SWEEP vanilla=SWEEP_VANILLA``) and check the thresholds by
 hand. A finding is "holds", "does not hold" or "not measured" (saying what is missing);
-the verdict is decided on the means (over seeds; over LAMs for probes) and the seed
+the verdict is decided on the means over seeds and the seed
 bands (mean +- std, ddof=0) are checked beside it (:data:`RULE`).
 
 A run's distractor setting is the ``difficulty`` attribute its training data was
@@ -50,7 +50,8 @@ SOURCES = {"data": "the training data", "labelled subset": "the labelled subset"
 SWEEP_VANILLA = "needs a sweep without distractors: laom report SWEEP vanilla=SWEEP_VANILLA"
 SWEEP_DISTRACTORS = "needs a sweep with distractors: laom report SWEEP_VANILLA distractors=SWEEP"
 RULE = (
-    "Verdicts are decided on the means (over seeds; over LAMs, one per task and seed, for probes). "
+    "Verdicts are decided on the means over seeds (for probes, a seed's LAM; the mean of its LAMs where "
+    "it was trained more than once). "
     "Where every cell has 2+ seeds, the seed bands are checked too: if some values within mean ± std "
     "(ddof=0) of each cell would give the other verdict, it says the bands cross the threshold. "
     f"A verdict resting on a cell of fewer than {MIN_SEEDS} seeds is marked not a claim. "
@@ -156,7 +157,7 @@ class Cell:
 
     def text(self) -> str:
         digits = 1 if self.metric == "return" else 3
-        unit = "LAM" if self.metric == PROBE_METRIC else "seed"
+        unit = "seed"
         band = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
         return f"{self.name()} {self.mean:.{digits}f}{band} (n={self.n} {unit}{'s' * (self.n != 1)})"
 
@@ -310,6 +311,12 @@ def _curve(path: Path, x: str, y: str) -> dict[float, float]:
     return out
 
 
+def _mean_curve(curves: list[dict[float, float]]) -> dict[float, float]:
+    """The pointwise mean of curves at the x all of them have."""
+    xs = set.intersection(*(set(c) for c in curves)) if curves else set()
+    return {x: sum(c[x] for c in curves) / len(curves) for x in sorted(xs)}
+
+
 class Runs:
     """The report's runs by (task, setting, method), for picking each finding's cells."""
 
@@ -345,25 +352,30 @@ class Runs:
         return [b for (t, s, b) in self.groups if (t, s) == (task, setting)]
 
     def probe(self, task: str, setting: str, base: str) -> Cell | None:
-        """Probe MSE / chance of each distinct LAM (a LAM serves every budget of its seed)."""
+        """Probe MSE / chance per seed: a LAM serves every budget of its seed, and where
+        one seed has several LAMs (the same LAM trained again, on another machine or
+        after a settings change that left the run keys alone) their mean stands for the
+        seed, so n counts seeds, not trainings."""
         picked = self.pick(task, setting, base)
         if picked is None:
             return None
         method, runs = picked
-        lams: dict[str, tuple[float, int]] = {}
-        curves: dict[str, dict[float, float]] = {}
+        lams: dict[int, dict[str, float]] = {}
+        curves: dict[int, dict[str, dict[float, float]]] = {}
         for r in runs:
             if r.action_probe_mse is not None and r.action_probe_baseline_mse:
                 lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
-                lams[lam] = (float(r.action_probe_mse) / float(r.action_probe_baseline_mse), int(r.seed))
-                if r.stage_dir("lam") and lam not in curves:
+                lams.setdefault(int(r.seed), {})[lam] = float(r.action_probe_mse) / float(r.action_probe_baseline_mse)
+                if r.stage_dir("lam") and lam not in curves.get(int(r.seed), {}):
                     curve = _curve(Path(lam) / "probe_curve.jsonl", "samples", "action_probe_rel")
                     if curve:
-                        curves[lam] = curve
+                        curves.setdefault(int(r.seed), {})[lam] = curve
         if not lams:
             return None
-        return Cell(task, method, setting, PROBE_METRIC, {k: v for k, (v, _) in lams.items()},
-                    sorted({s for _, s in lams.values()}), curves=curves)  # fmt: skip
+        values = {f"seed {s}": sum(v.values()) / len(v) for s, v in sorted(lams.items())}
+        means = {f"seed {s}": _mean_curve(list(c.values())) for s, c in curves.items()}
+        return Cell(task, method, setting, PROBE_METRIC, values, sorted(lams),
+                    curves={k: c for k, c in means.items() if c})  # fmt: skip
 
     def returns(self, task: str, setting: str, base: str, budget: int, metric: str) -> Cell | None:
         picked = self.pick(task, setting, base)

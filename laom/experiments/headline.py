@@ -131,21 +131,32 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
 
 def _probe(rows: list[dict[str, Any]], budgets: list[int]) -> str:
     """The mean over seeds of the LAM's probes; per budget where each budget trains its
-    own LAM (the supervised methods), else one figure for the method."""
-    per_budget = {b: [r for r in rows if r.get("labeled") == b and _finite(r.get("probe_rel"))] for b in budgets}
-    per_budget = {b: v for b, v in per_budget.items() if v}
-    if not per_budget:
+    own LAM (the supervised methods), else one figure for the method (a seed whose LAM
+    was trained again for a later budget counts once, as the mean of its runs' probes)."""
+    probed = [r for r in rows if _finite(r.get("probe_rel"))]
+    if not probed:
         return "–"
-    figures = {b: _probe_text(v) for b, v in per_budget.items()}
+    if not registry.lam_reads_labels(split_variant(str(probed[0]["method"]))[0]):
+        return _probe_text(probed)
+    per_budget = {b: [r for r in probed if r.get("labeled") == b] for b in budgets}
+    figures = {b: _probe_text(v) for b, v in per_budget.items() if v}
     if len(set(figures.values())) == 1:
         return next(iter(figures.values()))
     return "; ".join(f"{text} at {b}" for b, text in figures.items())
 
 
 def _probe_text(rows: list[dict[str, Any]]) -> str:
-    offline = _mean(r["probe_rel"] for r in rows)
-    online = [r["online_probe_rel"] for r in rows if _finite(r.get("online_probe_rel"))]
-    return f"{offline:.3f}" + (f" ({_mean(online):.3f})" if online else "")
+    """Mean over seeds of each seed's mean over its runs (which share a LAM, or hold its retrainings)."""
+
+    def over_seeds(key: str) -> float | None:
+        seeds: dict[Any, list[float]] = {}
+        for r in rows:
+            if _finite(r.get(key)):
+                seeds.setdefault(r.get("seed"), []).append(r[key])
+        return _mean(_mean(v) for v in seeds.values()) if seeds else None
+
+    offline, online = over_seeds("probe_rel"), over_seeds("online_probe_rel")
+    return f"{offline:.3f}" + (f" ({online:.3f})" if online is not None else "")
 
 
 def _band(rows: list[dict[str, Any]], key: str, std_key: str, digits: int) -> str:

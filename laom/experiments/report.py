@@ -346,23 +346,32 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
         }
     agg["normalizers"] = normalizers
 
-    # Probe MSE: one value per distinct LAM (lapo/laom reuse one LAM for every budget),
+    # Probe MSE: one value per LAM of a seed (lapo/laom reuse one LAM for every budget),
     # a row per distractor setting: a method whose LAMs saw data with and without
     # distractors (two unnamed sweeps) gets one row for each, "method [setting]".
     probe: dict[str, Any] = {}
+    unit_of: dict[str, tuple[Any, ...]] = {}
     for m in agg["methods"]:
         by_setting: dict[str | None, dict[str, tuple[float, float | None]]] = {}
+        per_budget = registry.lam_reads_labels(split_variant(m)[0])
         for r in runs:
             if r.method == m and r.action_probe_mse is not None:
                 lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
                 lams_of = by_setting.setdefault(settings[run_key(r)][0], {})
                 lams_of[lam] = (float(r.action_probe_mse), r.action_probe_baseline_mse)
-        for setting, lams in by_setting.items():
+                unit_of[lam] = (r.task, int(r.seed), r.labeled if per_budget else None)
+        for setting, found in by_setting.items():
+            # A LAM per (task, seed), or per budget too where it reads the labels; one
+            # trained twice (another machine, a key change) counts once, as its mean.
+            units: dict[tuple[Any, ...], list[tuple[float, float | None]]] = {}
+            for lam, value in found.items():
+                units.setdefault(unit_of[lam], []).append(value)
+            lams = {str(u): _mean_pair(vs) for u, vs in units.items()}
             entry = stats([v for v, _ in lams.values()])
             baselines = [b for _, b in lams.values() if b is not None]
             entry["baseline_mean"] = sum(baselines) / len(baselines) if baselines else None
             entry["relative"] = entry["mean"] / entry["baseline_mean"] if entry["baseline_mean"] else None
-            # Per LAM, its MSE and its MSE over its own chance level (the figure's bars).
+            # Per seed's LAM, its MSE and its MSE over its own chance level (the figure's bars).
             entry["values"] = [v for v, _ in lams.values()]
             entry["relative_values"] = [v / b for v, b in lams.values() if b] if len(baselines) == len(lams) else None
             entry["method"], entry["distractors"] = m, setting
@@ -390,6 +399,12 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
             "bc_full_return": paper_data.BC_FULL_RETURN,
         }
     return agg
+
+
+def _mean_pair(values: list[tuple[float, float | None]]) -> tuple[float, float | None]:
+    """The mean (probe MSE, chance MSE) of a seed's LAMs (chance None if any lacks it)."""
+    chance = [b for _, b in values if b is not None]
+    return sum(v for v, _ in values) / len(values), sum(chance) / len(chance) if len(chance) == len(values) else None
 
 
 def run_rows(
