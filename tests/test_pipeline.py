@@ -337,3 +337,27 @@ def test_bc_full_needs_only_data(files: dict[str, Path]) -> None:
     assert stage.files["data"] == str(files["data"])
     (stage,) = pl.chain("bc", "", str(files["labeled"]), "")
     assert stage.files["data"] == str(files["labeled"])
+
+
+def test_pipeline_until_a_stage(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--until lam`: the LAM and its probes alone (a finding's seeds at a fifth of a run's
+    compute); a cut chain cannot be evaluated, and a stage the method lacks is named."""
+    capsys.readouterr()
+    assert main([*pipeline(tmp_path, "lapo", files), "--until", "lam"]) == 0
+    summary, _ = summary_of(capsys)
+    assert list(summary["stages"]) == ["lam"] and summary["until"] == "lam"
+    assert summary["action_probe_mse"] is not None and "return_mean" not in summary
+    assert not list(tmp_path.glob("bc-*")) and not list(tmp_path.glob("decoder-*"))
+    # The whole chain afterwards reuses that LAM and writes its own summary file.
+    assert main(pipeline(tmp_path, "lapo", files)) == 0
+    whole, _ = summary_of(capsys)
+    assert whole["stages"]["lam"]["reused"] and whole["summary_file"] != summary["summary_file"]
+    assert "until" not in whole
+    for extra, message in (
+        (["--until", "lam", "--episodes", "1"], "--until lam: lapo stops before its acting policy, so there is nothing to evaluate; add --episodes 0"),
+        (["--until", "idm"], "--until idm: lapo has no such stage (its stages: lam, bc, decoder)"),
+    ):  # fmt: skip
+        assert main([*pipeline(tmp_path / "bad", "lapo", files), *extra]) == 2  # (the last --episodes counts)
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

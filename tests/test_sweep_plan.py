@@ -386,3 +386,27 @@ def test_precision_in_keys_is_what_it_computes(data: Path, tmp_path: Path, monke
     assert key("--lam.precision", "fp32") not in (recorded, key())  # its latent BC and decoder in bf16
     fp32 = make_config("walker-stand", "bc,lapo", "1,2", "0", str(data), overrides=[*SETTINGS, "--precision", "fp32"])
     assert check_sweep_dir(tmp_path / "s", fp32, force=False) is False
+
+
+def test_a_probe_only_sweep_until_the_lam(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`laom sweep --until lam --episodes 0`: each run trains its LAM alone and is recorded
+    with its probes and no return; the plan prices only the LAMs; its runs are not the
+    whole runs' (another key), and a sweep without --until keeps its sweep.yaml as before."""
+    cut = make_config("walker-stand", "lapo,laom", "1", "0", str(data), episodes=0, overrides=SETTINGS, until="lam")
+    plain = make_config("walker-stand", "lapo,laom", "1", "0", str(data), episodes=0, overrides=SETTINGS)
+    assert "until" not in plain.to_dict() and cut.to_dict()["until"] == "lam"
+    job = Job("walker-stand", "lapo", 1, 0)
+    assert job_key(cut, job, "") != job_key(plain, job, "")
+    assert {row.stage for row in cost.plan_sweep(cut, tmp_path / "p").rows} == {"lam"}
+    out = tmp_path / "sweep"
+    args = ["sweep", "--tasks", "walker-stand", "--methods", "lapo,laom", "--labeled", "1", "--seeds", "0",
+            "--data", str(data), "--out", str(out), "--episodes", "0", "--no-progress", *SETTINGS]  # fmt: skip
+    capsys.readouterr()
+    assert main([*args, "--until", "lam"]) == 0
+    runs = read_runs(out / "runs.jsonl")
+    assert sorted(r.method for r in runs) == ["laom", "lapo"]
+    assert all(list(r.stages) == ["lam"] and r.action_probe_mse is not None and r.return_mean is None for r in runs)
+    assert not list((out / "cache").glob("bc-*"))
+    one_line_error([*args[:-len(SETTINGS)], "--methods", "lapo,bc", *SETTINGS, "--until", "lam"], capsys,
+                   "--until lam: bc has no such stage (its stages: bc-baseline)")  # fmt: skip
+    one_line_error([*args, "--until", "lam", "--episodes", "2"], capsys, "add --episodes 0")

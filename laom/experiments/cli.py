@@ -50,7 +50,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
     cfg = make_config(
         args.tasks, args.methods, args.labeled, args.seeds, args.data, args.eval_data, preset=args.preset,
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
-        chunk=args.chunk, overrides=extra, log=print,
+        chunk=args.chunk, overrides=extra, log=print, until=args.until or "",
     )  # fmt: skip
     first = parse_first(args.first, cfg.methods, cfg.labeled) if args.first is not None else []
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
@@ -168,6 +168,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "start before the others', entry by entry in this order (default: by budget, every method's "
                         "small budgets first); e.g. to finish one LAM method's budgets while its LAM is at hand, on a "
                         "machine that may not last")
+    p.add_argument("--until", default=None, metavar="STAGE",
+                   help="every run stops after this stage: lam records each LAM's probes alone (a finding's seeds for "
+                        "a fifth of the compute; needs --episodes 0; a sweep folder of its own)")
     p.add_argument("--workers", type=int, default=0, help="evaluation environment processes per run")
     p.add_argument("--num-envs", dest="num_envs", type=int, default=4, help="environments stepped in lockstep")
     p.add_argument("--force", action="store_true", help="continue a sweep dir made with another config")

@@ -873,7 +873,7 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
     stage's folder comes from the pipeline's own planner, so "cached" means exactly what
     the run will find."""
     from laom.experiments.overrides import overrides_for
-    from laom.training.pipeline import chain, plan_chain, split_overrides
+    from laom.training.pipeline import chain, cut_chain, plan_chain, split_overrides
 
     sizes = _Sizes(cfg)
     claimed: set[str] = set()
@@ -889,7 +889,8 @@ def plan_runs(cfg: Any, root: Path, todo: Sequence[Any], files: dict[str, str], 
         overrides = [*overrides_for(method, cfg.overrides), "--seed", str(job.seed)]
         if threads is not None:
             overrides += ["--threads", str(threads)]
-        planned = plan_chain(stages, root / "cache", cfg.preset, split_overrides(overrides, stages, method, []))
+        routed = split_overrides(overrides, stages, method, [])  # over the whole chain: --until's cut stages too
+        planned = plan_chain(cut_chain(stages, cfg.until, method), root / "cache", cfg.preset, routed)
         configs = {p.stage.name: p.cfg for p in planned}
         inputs = sizes.inputs(task, job.labeled, job.seed, workers, num_envs)
         for p in planned:

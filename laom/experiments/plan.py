@@ -137,6 +137,8 @@ def job_key(cfg: SweepConfig, job: Job, labeled_file: str) -> str:
         "preset": cfg.preset, "episodes": cfg.episodes, "eval_seed": cfg.eval_seed, "max_steps": cfg.max_steps,
         "chunk": cfg.chunk, "overrides": overrides_for(job.method, without_fields(cfg.overrides, CURVE_ONLY_FIELDS | {"precision"})),
     }  # fmt: skip
+    if cfg.until:  # a run cut short is another result than the whole run (sweeps before the field keep their keys)
+        parts["until"] = cfg.until
     bf16 = bf16_stages(job.method, cfg.overrides)
     if bf16:  # fp32 (typed, or what "auto" means here) keeps the keys recorded before this rule
         parts["precision"] = {stage: "bf16" for stage in bf16}

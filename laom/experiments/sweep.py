@@ -107,7 +107,7 @@ def job_spec(
         "eval_seed": cfg.eval_seed, "workers": opts.workers, "num_envs": opts.num_envs,
         "max_steps": cfg.max_steps, "progress": opts.progress, "overrides": overrides,
         "log": str(root / "logs" / f"{job.task}-{job.method}-{label}-s{job.seed}.log"),
-        "progress_prefix": job.id, "progress_plain": plain,
+        "progress_prefix": job.id, "progress_plain": plain, "until": cfg.until,
     }  # fmt: skip
 
 

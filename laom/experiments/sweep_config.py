@@ -40,9 +40,13 @@ class SweepConfig:
     normalizer: str = "auto"  # auto | paper | none | a number | sweep:DIR
     chunk: int = 1000
     overrides: list[str] = field(default_factory=list)
+    until: str = ""  # every run stops after this stage ("" = whole runs); a probe-only sweep: lam
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.until:  # sweeps made before the field keep their sweep.yaml
+            del out["until"]
+        return out
 
 
 @dataclass
@@ -126,7 +130,7 @@ def make_config(
     tasks: str, methods: str, labeled: str, seeds: str, data: str, eval_data: str | None = None, *,
     preset: str = "cpu", episodes: int = 25, eval_seed: int = 0, max_steps: int | None = None,
     normalizer: str = "auto", chunk: int = 1000, overrides: Sequence[str] = (),
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, until: str = "",
 ) -> SweepConfig:  # fmt: skip
     """Parse and check the command's values against the files, so a bad flag fails in
     a second rather than hours into the sweep."""
@@ -139,6 +143,11 @@ def make_config(
     require(episodes >= 0, f"--episodes {episodes}: expected >= 0")
     require(chunk >= 1, f"--chunk {chunk}: expected >= 1")
     require(max_steps is None or max_steps >= 1, f"--max-steps {max_steps}: expected >= 1")
+    if until:
+        from laom.training.pipeline import check_until
+
+        for method in method_list:
+            check_until(method, until, episodes)
     norm = check_normalizer(normalizer)
     if norm == "paper":
         from laom.experiments.paper import BC_FULL_RETURN
@@ -171,7 +180,7 @@ def make_config(
     cfg = SweepConfig(
         tasks=task_list, methods=method_list, labeled=budgets, seeds=seed_list, data=data_files,
         eval_data=eval_files, preset=preset, episodes=episodes, eval_seed=eval_seed, max_steps=max_steps,
-        normalizer=norm, chunk=chunk, overrides=list(overrides),
+        normalizer=norm, chunk=chunk, overrides=list(overrides), until=until,
     )  # fmt: skip
     check_stage_configs(cfg)
     return cfg
@@ -194,11 +203,11 @@ def check_inputs(task: str, data: str, eval_data: str, episodes: int) -> None:
 
 def check_stage_configs(cfg: SweepConfig) -> None:
     """Resolve every method's stage configs once (preset files, field names and values)."""
-    from laom.training.pipeline import chain, plan_chain, split_overrides
+    from laom.training.pipeline import chain, cut_chain, plan_chain, split_overrides
 
     task = cfg.tasks[0]
     data = cfg.data[task]
     for method in cfg.methods:
         stages = chain(method, data, data, cfg.eval_data[task])
         routed = split_overrides(overrides_for(method, cfg.overrides), stages, method, [])
-        plan_chain(stages, Path("/nonexistent-sweep-check"), cfg.preset, routed)
+        plan_chain(cut_chain(stages, cfg.until, method), Path("/nonexistent-sweep-check"), cfg.preset, routed)

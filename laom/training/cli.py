@@ -190,7 +190,7 @@ def _pipeline_command(args: argparse.Namespace, extra: list[str]) -> int:
         method=args.method, data=args.data or "", labeled=args.labeled or "", out=args.out,
         eval_data=args.eval_data or "", preset=args.preset, episodes=args.episodes, eval_seed=args.eval_seed,
         workers=args.workers, num_envs=args.num_envs, max_steps=args.max_steps, split=args.split,
-        normalizer=args.normalizer, progress=not args.no_progress, overrides=extra,
+        normalizer=args.normalizer, progress=not args.no_progress, overrides=extra, until=args.until or "",
     )  # fmt: skip
     summary = run_pipeline(opts, log=lambda m: print(m, flush=True))
     shown = {k: summary.get(k) for k in ("method", "action_probe_mse", "return_mean", "return_std", "normalized_return")}
@@ -225,6 +225,8 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cut evaluation episodes short")
     p.add_argument("--split", default=None, choices=("train", "eval"), help="background videos (default: the dataset's)")
     p.add_argument("--normalizer", default=None, help="reference return: a number, or an evaluated run (BC-full)")
+    p.add_argument("--until", default=None, metavar="STAGE",
+                   help="stop after this stage (e.g. lam: the LAM and its probes only; needs --episodes 0)")
     p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_pipeline_command, accepts_extra=True)
     add_config_help(p, lambda ns: [stage_help(s, f"{s}.") for s in method_stages(ns.method)], skip=FILE_FIELDS)

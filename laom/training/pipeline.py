@@ -392,6 +392,28 @@ class PipelineOptions:
     normalizer: str | None = None
     progress: bool = True
     overrides: list[str] = field(default_factory=list)
+    until: str = ""  # the last stage to run ("" = every stage, then the evaluation)
+
+
+def cut_chain(stages: list[Stage], until: str, method: str, flag: str = "--until") -> list[Stage]:
+    """The chain up to and including ``until`` ("" = whole). Why: a finding that turns on
+    a LAM's probe alone (does it encode the action under distractors?) can have its
+    seeds for a fifth of a whole run's compute, without latent BC, decoders or returns."""
+    if not until:
+        return stages
+    names = [s.name for s in stages]
+    require(until in names, f"{flag} {until}: {method} has no such stage (its stages: {', '.join(names)})")
+    return stages[: names.index(until) + 1]
+
+
+def check_until(method: str, until: str, episodes: int, flag: str = "--until") -> bool:
+    """Whether ``until`` cuts ``method``'s chain short; a cut chain has no acting policy,
+    so it must not be asked for an evaluation (checked before any work)."""
+    stages = cut_chain(chain(method, "d", "l", "e"), until, method, flag)
+    cut = len(stages) < len(methods.get(method).stages)
+    require(not cut or episodes == 0,
+            f"{flag} {until}: {method} stops before its acting policy, so there is nothing to evaluate; add --episodes 0")  # fmt: skip
+    return cut
 
 
 def check_inputs(method: str, data: str, labeled: str, eval_data: str, episodes: int) -> None:
@@ -429,14 +451,17 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
     require(opts.num_envs >= 1, f"--num-envs {opts.num_envs}: expected >= 1")
     require(opts.max_steps is None or opts.max_steps >= 1, f"--max-steps {opts.max_steps}: expected >= 1")
     require(opts.eval_seed >= 0, f"--eval-seed {opts.eval_seed}: expected >= 0")
+    check_until(opts.method, opts.until, opts.episodes)
 
     def absolute(p: str) -> str:
         return str(Path(p).resolve()) if p else ""
 
     data, labeled, eval_data = absolute(opts.data), absolute(opts.labeled), absolute(opts.eval_data)
-    stages = chain(opts.method, data if needs_data else "", labeled if needs_labeled else "", eval_data)
+    whole = chain(opts.method, data if needs_data else "", labeled if needs_labeled else "", eval_data)
     ignored: list[str] = []
-    overrides = split_overrides(list(opts.overrides), stages, opts.method, ignored)
+    # Settings are routed over the whole chain: a later stage's, cut off by --until, are no error.
+    overrides = split_overrides(list(opts.overrides), whole, opts.method, ignored)
+    stages = cut_chain(whole, opts.until, opts.method)
     if ignored:
         log(f"note: {opts.method} has no stage for {', '.join(ignored)}; ignored")
     if not opts.progress:
@@ -457,6 +482,7 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
         "stages": {r.name: StageRef(str(r.path), r.key, r.cached).to_json() for r in results},
         "stage_seconds": {r.name: round(r.seconds, 3) for r in results},  # a sweep's ETA per stage kind
         "data": data, "labeled": labeled, "eval_data": eval_data, "preset": opts.preset,
+        **({"until": opts.until} if opts.until else {}),
     }  # fmt: skip
     lam = next((r.summary for r in results if r.name == "lam"), None)
     if isinstance(lam, LAMSummary):
@@ -479,7 +505,8 @@ def run_pipeline(opts: PipelineOptions, log: Callable[[str], None] = print) -> d
             summary["normalized_return"] = result["mean"] / normalizer
             summary["normalized_std"] = result["std"] / abs(normalizer)
     evaluation = {"episodes": opts.episodes, "seed": opts.eval_seed, "max_steps": opts.max_steps, "split": opts.split}
-    key = digest({"acting": acting.key, **evaluation, "normalizer": normalizer})
+    key = digest({"acting": acting.key, **evaluation, "normalizer": normalizer,
+                  **({"until": opts.until} if opts.until else {})})  # fmt: skip
     out_file = root / f"pipeline-{opts.method}-{key}.json"
     summary["summary_file"] = str(out_file)
     summary.update(code_version())
