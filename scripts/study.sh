@@ -11,6 +11,8 @@
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
 #   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
 #   FIRST=laom METHODS=...,laom scripts/study.sh    # LAOM's runs before the others'
+#   UNTIL=lam SEEDS=1,2 METHODS=lapo,lapo-nofsq,laom BUDGETS=2 scripts/study.sh
+#                                             # probe-only seeds (each LAM alone) in sweep-DIFFICULTY-until-lam
 #
 # Data: the built-in SAC experts (not the release's PPO experts, on whose data BC-full
 # reaches 19-26% of the expert at 10,000 updates against 58-69% on ours; the normaliser must
@@ -70,8 +72,13 @@ done
 # commit, so the study outlives the machine: on a new one they are restored first, the
 # data is collected again alike (the cache keys name a dataset by its content), and only
 # unrecorded work trains.
-S=$OUT/sweep-$DIFFICULTY
-R=$RECORDS/sweep-$DIFFICULTY
+# UNTIL=lam: every run stops after its LAM (its probes, no acting policy, no return), in a
+# sweep folder of its own: findings 1 and 2 turn on the LAMs' probes alone, and a LAM is
+# about a fifth of a whole run's compute, so their seeds come first when compute is short.
+UNTIL=${UNTIL:-}
+S=$OUT/sweep-$DIFFICULTY${UNTIL:+-until-$UNTIL}
+R=$RECORDS/sweep-$DIFFICULTY${UNTIL:+-until-$UNTIL}
+EPISODES=25; [ -n "$UNTIL" ] && EPISODES=0
 [ -d "$R" ] && $LAOM records restore "$S" "$R"  # (the sweep's --records does it too; --plan needs it first)
 mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 # FIRST=laom: that method's runs start first, so its chain (LAM, latent BC, every budget)
@@ -79,12 +86,13 @@ mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 # method by method in that order, then the rest by budget; FIRST=laom-labels/128,laom: one
 # run (a method's budget) before the rest of its method.
 [ -n "${FIRST:-}" ] && mode+=(--first "$FIRST")
+[ -n "$UNTIL" ] && mode+=(--until "$UNTIL")
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \
   --data "$D/{task}-train.hdf5" --eval-data "$D/{task}-eval.hdf5" --out "$S" \
-  --preset cpu --episodes 25 --workers 2 --no-progress --jobs "$JOBS" "${mode[@]}" \
+  --preset cpu --episodes "$EPISODES" --workers 2 --no-progress --jobs "$JOBS" "${mode[@]}" \
   --epoch_transitions 100000 --lam.max_trajectories 100 --bc.max_trajectories 100 \
   --idm.max_trajectories 100 --bc.epochs 8 --bc-baseline.epochs 8 --idm.epochs 8 \
   --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 \
   --bc.snapshot_every 2500 --decoder.snapshot_episodes 5 --precision fp32 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
-$LAOM report "$S" --out "$OUT/report-$DIFFICULTY" --paper
+$LAOM report "$S" --out "$OUT/report-$DIFFICULTY${UNTIL:+-until-$UNTIL}" --paper
