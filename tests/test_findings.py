@@ -356,3 +356,17 @@ def test_a_seed_trained_twice_counts_once(tmp_path: Path) -> None:
     (two,) = findings_of(agg)[2]
     nofsq = next(f for f in two["figures"] if f["method"] == "lapo-nofsq")
     assert nofsq["n"] == 1 and nofsq["mean"] == pytest.approx((0.7 + SPREAD[0] + 0.9) / 2) and nofsq["seeds"] == [0]
+
+
+def test_probe_only_seeds_join_the_whole_runs_in_the_findings(tmp_path: Path) -> None:
+    """`laom sweep --until lam` in a folder of its own, reported beside the whole runs
+    (two unnamed sweeps): its seeds join seed 0's in the probe findings, and the return
+    findings stay on the seeds that have returns."""
+    main = sweep(tmp_path / "main", DISTRACTORS, **HOLDS[DISTRACTORS], seeds=(0,))
+    probes = sweep(tmp_path / "probes", DISTRACTORS, probes=HOLDS[DISTRACTORS]["probes"], seeds=(1, 2))
+    agg = rp.write_report([str(main), str(probes)], tmp_path / "report")
+    (two,) = findings_of(agg)[2]
+    assert {f["method"]: f["seeds"] for f in two["figures"]} == {"laom": [0, 1, 2], "lapo-nofsq": [0, 1, 2]}
+    assert two["claim"] is True
+    (three,) = findings_of(agg)[3]
+    assert three["min_seeds"] == 1 and three["claim"] is False
