@@ -176,8 +176,7 @@ def stage_cost(kind: str, folder: str) -> StageCost:
     threads = config.get("threads")
     cost.threads = int(threads) if isinstance(threads, int) else None
     cost.machine = summary.get("machine") if isinstance(summary.get("machine"), str) else None
-    held = cost.threads if cost.threads and cost.threads > 0 else machine_cores(cost.machine)
-    cost.cores = held
+    cost.cores = cost.threads if cost.threads and cost.threads > 0 else machine_cores(cost.machine)
     metrics = [r for r in _rows(path / "metrics.jsonl") if _number(r.get("update")) is not None]
     updates = _number(summary.get("updates"))
     if updates is None and metrics:
