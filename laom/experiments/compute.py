@@ -108,12 +108,9 @@ def _json(path: Path) -> dict[str, Any] | None:
 def _rows(path: Path) -> list[dict[str, Any]]:
     """A JSON-lines file's rows, read as the report reads its curves (a torn last line is
     left out; a damaged file counts as none, and the compute table says the stage is missing)."""
-    from laom.training.metrics import read_jsonl
+    from laom.training.metrics import read_jsonl_lenient
 
-    try:
-        return [row for row in read_jsonl(path) if isinstance(row, dict)]
-    except (OSError, ValueError):
-        return []
+    return read_jsonl_lenient(path)
 
 
 def _number(value: Any) -> float | None:

@@ -295,16 +295,10 @@ def _finite(value: float) -> float | None:
 def _curve(path: Path, x: str, y: str) -> dict[float, float]:
     """A JSON-lines learning curve as x -> y (points with x > 0 and a finite y; {} when
     the file is gone or unreadable: a curve is extra, never a reason to fail)."""
-    from laom.training.metrics import read_jsonl
+    from laom.training.metrics import read_jsonl_lenient
 
-    try:
-        rows = read_jsonl(path)
-    except (OSError, ValueError):
-        return {}
     out = {}
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
+    for row in read_jsonl_lenient(path):
         a, b = row.get(x), row.get(y)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and math.isfinite(b):
             out[float(a)] = float(b)

@@ -154,12 +154,9 @@ def load_runs(sweep: str | Path) -> tuple[list[RunRecord], dict[str, Any]]:
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     """A cached stage's curve rows; an unreadable file counts as no curve (the report
     still draws everything else)."""
-    from laom.training.metrics import read_jsonl
+    from laom.training.metrics import read_jsonl_lenient
 
-    try:
-        return read_jsonl(path)
-    except (OSError, ValueError):
-        return []
+    return read_jsonl_lenient(path)
 
 
 def _number_or_none(value: Any) -> float | None:

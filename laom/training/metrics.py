@@ -121,6 +121,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_jsonl_lenient(path: str | Path) -> list[dict[str, Any]]:
+    """:func:`read_jsonl`'s rows that are objects, or [] for a damaged or unreadable file:
+    for reports, where a curve is extra and never a reason to fail."""
+    try:
+        return [row for row in read_jsonl(path) if isinstance(row, dict)]
+    except (OSError, ValueError):
+        return []
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if p.is_dir():
