@@ -168,6 +168,9 @@ def test_report_numbers_equal_hand_computed_means(tmp_path: Path, capsys: pytest
     assert row["return"] == run["return_mean"] and row["normalized_return"] == run["normalized_return"]
     assert row["probe_rel"] == pytest.approx(run["action_probe_mse"] / run["action_probe_baseline_mse"])
     assert row["bc_full_return"] == pytest.approx(200.0) and "expert_return" in row
+    # Each row names its LAM, so a reader counts LAMs as the probe table does (6, not 12).
+    assert len({r["lam"] for r in rows if r["method"] == "laom"}) == 6
+    assert all(r["lam"] is None for r in rows if r["method"] == "bc")
 
 
 def test_report_figure_lines(tmp_path: Path) -> None:

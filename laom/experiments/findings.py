@@ -358,7 +358,7 @@ class Runs:
         curves: dict[int, dict[str, dict[float, float]]] = {}
         for r in runs:
             if r.action_probe_mse is not None and r.action_probe_baseline_mse:
-                lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
+                lam = r.lam_id()
                 lams.setdefault(int(r.seed), {})[lam] = float(r.action_probe_mse) / float(r.action_probe_baseline_mse)
                 if r.stage_dir("lam") and lam not in curves.get(int(r.seed), {}):
                     curve = _curve(Path(lam) / "probe_curve.jsonl", "samples", "action_probe_rel")

@@ -146,14 +146,15 @@ def _probe(rows: list[dict[str, Any]], budgets: list[int]) -> str:
 
 
 def _probe_text(rows: list[dict[str, Any]]) -> str:
-    """Mean over seeds of each seed's mean over its runs (which share a LAM, or hold its retrainings)."""
+    """Mean over seeds of each seed's mean over its distinct LAMs (its runs share one, or
+    hold its retrainings): the reduction the findings and the probe table use."""
 
     def over_seeds(key: str) -> float | None:
-        seeds: dict[Any, list[float]] = {}
-        for r in rows:
-            if _finite(r.get(key)):
-                seeds.setdefault(r.get("seed"), []).append(r[key])
-        return _mean(_mean(v) for v in seeds.values()) if seeds else None
+        seeds: dict[Any, dict[Any, float]] = {}
+        for i, r in enumerate(rows):
+            if _finite(r.get(key)):  # a row naming no LAM (an older summary) counts alone
+                seeds.setdefault(r.get("seed"), {})[r.get("lam") or i] = r[key]
+        return _mean(_mean(v.values()) for v in seeds.values()) if seeds else None
 
     offline, online = over_seeds("probe_rel"), over_seeds("online_probe_rel")
     return f"{offline:.3f}" + (f" ({online:.3f})" if online is not None else "")

@@ -353,7 +353,7 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
         per_budget = registry.lam_reads_labels(split_variant(m)[0])
         for r in runs:
             if r.method == m and r.action_probe_mse is not None:
-                lam = r.stage_dir("lam") or f"{r.task}/{r.labeled}/{r.seed}"
+                lam = r.lam_id()
                 lams_of = by_setting.setdefault(settings[run_key(r)][0], {})
                 lams_of[lam] = (float(r.action_probe_mse), r.action_probe_baseline_mse)
                 unit_of[lam] = (r.task, int(r.seed), r.labeled if per_budget else None)
@@ -422,6 +422,9 @@ def run_rows(
             "task": r.task, "method": r.method, "labeled": r.labeled, "seed": int(r.seed),
             "distractors": (settings or {}).get(run_key(r), (None, ""))[0],
             "probe_mse": r.action_probe_mse, "probe_chance_mse": r.action_probe_baseline_mse,
+            # the LAM it used (its cache key): runs sharing one share it, so a reader
+            # averages a seed's probe over its LAMs, not its runs
+            "lam": Path(r.lam_id()).name if r.action_probe_mse is not None else None,
             "probe_rel": held_out, "online_probe_rel": online,
             "return": r.return_mean, "return_std": r.return_std, "episodes": r.episodes,
             "normalized_return": r.normalized_return, "normalizer": r.normalizer,

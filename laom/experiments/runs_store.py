@@ -57,6 +57,12 @@ class RunRecord(Record):
         ref = self.stages.get(stage)
         return ref.dir if ref is not None and ref.dir else None
 
+    def lam_id(self) -> str:
+        """What tells its LAM from another: the LAM stage's folder, or (task, budget, seed)
+        where it kept none. Runs that share a LAM (every budget of a seed, for a LAM that
+        reads no labels) share it, so a probe counts once per LAM, not once per run."""
+        return self.stage_dir("lam") or f"{self.task}/{self.labeled}/{self.seed}"
+
     def policy_curve_files(self) -> list[Path]:
         """The learning-curve files its acting policy kept (return against updates), by
         the stage that trains it: BC's, the IDM baseline's policy, a latent method's decoder."""
