@@ -364,9 +364,18 @@ def test_probe_only_seeds_join_the_whole_runs_in_the_findings(tmp_path: Path) ->
     findings stay on the seeds that have returns."""
     main = sweep(tmp_path / "main", DISTRACTORS, **HOLDS[DISTRACTORS], seeds=(0,))
     probes = sweep(tmp_path / "probes", DISTRACTORS, probes=HOLDS[DISTRACTORS]["probes"], seeds=(1, 2))
-    agg = rp.write_report([str(main), str(probes)], tmp_path / "report")
+    clean = sweep(tmp_path / "clean", "vanilla", **HOLDS["vanilla"], seeds=(0,))
+    clean_probes = sweep(tmp_path / "clean-probes", "vanilla", probes={"lapo": 0.5}, seeds=(1, 2))
+    # The study's four folders: a name given twice merges those two as the unnamed ones do.
+    sweeps = [str(main), str(probes), f"vanilla={clean}", f"vanilla={clean_probes}"]
+    agg = rp.write_report(sweeps, tmp_path / "report")
     (two,) = findings_of(agg)[2]
     assert {f["method"]: f["seeds"] for f in two["figures"]} == {"laom": [0, 1, 2], "lapo-nofsq": [0, 1, 2]}
     assert two["claim"] is True
+    (one,) = findings_of(agg)[1]
+    assert {f["method"]: f["seeds"] for f in one["figures"]} == {"lapo": [0, 1, 2], "lapo (vanilla)": [0, 1, 2]}
+    assert one["verdict"] == "holds" and one["claim"] is True
     (three,) = findings_of(agg)[3]
     assert three["min_seeds"] == 1 and three["claim"] is False
+    (four,) = findings_of(agg)[4]
+    assert four["min_seeds"] == 1 and four["claim"] is False
