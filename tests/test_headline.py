@@ -48,12 +48,18 @@ def test_render_one_seed_then_seeds() -> None:
     # trained again for a later budget (the mean over its runs), and seeds weigh alike.
     lapo = [row("lapo", 2, 0, 60.0, probe_rel=0.7), row("lapo", 8, 0, 60.0, probe_rel=0.7),
             row("lapo", 128, 0, 60.0, probe_rel=0.8), row("lapo", 2, 1, 60.0, probe_rel=0.5)]  # fmt: skip
-    assert cells(headline.render({"rows": rows + lapo}, "x/summary.json"), "LAPO")[1] == f"{(0.7333333 + 0.5) / 2:.3f}"
+    assert cells(headline.render({"rows": rows + lapo}, "x/summary.json"), "LAPO")[1] == "0.617 ± 0.117"
     # Rows naming their LAM (summary.json's "lam") count each LAM once: seed 0's two LAMs
     # weigh alike however many budgets used each, as in the findings and the probe table.
     for r, lam in zip(lapo, ["a", "a", "b", "c"], strict=True):
         r["lam"] = lam
-    assert cells(headline.render({"rows": rows + lapo}, "x/summary.json"), "LAPO")[1] == f"{(0.75 + 0.5) / 2:.3f}"
+    assert cells(headline.render({"rows": rows + lapo}, "x/summary.json"), "LAPO")[1] == "0.625 ± 0.125"
+    # Probe-only seeds (--until lam: a probe, no return) join the probes, not the returns.
+    only = [row("bc-full", None, 0, 200.0), row("lapo", 2, 0, 60.0, probe_rel=0.7)]
+    only += [{**row("lapo", 2, s, 0.0, probe_rel=0.5), "return": None, "normalized_return": None} for s in (1, 2)]
+    text = headline.render({"rows": only}, "x/summary.json")
+    assert "seed 0, 25 evaluation episodes (probes: seeds 0, 1, 2)." in text and "std over the episodes" in text
+    assert cells(text, "LAPO") == ["LAPO", "0.567 ± 0.094", "60.0 ± 3.0 (0.30)"]
     compute = {"runs": 3, "total": {"cpu_hours": 14.37, "release_cpu_hours": 25.03}}
     text = headline.render({"rows": rows, "compute": compute}, "x/summary.json")
     assert "Compute: 14.4 CPU-hours for the 3 finished runs" in text and "would take 25.0" in text

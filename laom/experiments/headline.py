@@ -96,14 +96,18 @@ def _compute(info: dict[str, Any]) -> list[str]:
 
 
 def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
-    seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None})
+    # Seeds of the returns; the LAM probes may have more (probe-only seeds: --until lam).
+    seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None and _finite(r.get("return"))})
+    seeds = seeds or sorted({int(r["seed"]) for r in rows if r.get("seed") is not None})
+    probe_seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None and _finite(r.get("probe_rel"))})
     full = [r for r in rows if split_variant(str(r.get("method")))[0] == registry.NORMALIZER]
     budgeted = [r for r in rows if r not in full]
     budgets = sorted({int(r["labeled"]) for r in budgeted if r.get("labeled") is not None})
     episodes = sorted({int(r["episodes"]) for r in rows if r.get("episodes")})
     spread = "std over the episodes" if len(seeds) == 1 else f"std over {len(seeds)} seeds"
     head = [f"**{task}, {setting}**, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-            f"{f', {episodes[0]} evaluation episodes' if len(episodes) == 1 else ''}."]  # fmt: skip
+            f"{f', {episodes[0]} evaluation episodes' if len(episodes) == 1 else ''}"
+            f"{f' (probes: seeds {_seed_list(probe_seeds)})' if set(probe_seeds) - set(seeds) else ''}."]  # fmt: skip
     bc_full = [r["return"] for r in full if _finite(r.get("return"))]
     expert = [r["expert_return"] for r in rows if _finite(r.get("expert_return"))]
     if bc_full:
@@ -112,7 +116,7 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
     elif expert:
         head.append(f"The expert's return: {_mean(expert):.1f}; no BC-full run, so no normalised return.")
     head.append(f"Cells: return ± {spread} (normalised return); probe: the LAM's linear probe of the true action, "
-                "MSE / chance on held-out videos (online probe in brackets).")  # fmt: skip
+                "MSE / chance on held-out videos (online probe in brackets; ± the std over seeds where 2+).")  # fmt: skip
     table = ["| method | probe | " + " | ".join(map(str, budgets)) + " |", "|---" * (len(budgets) + 2) + "|"]
     for method in _ordered({str(r["method"]) for r in budgeted}):
         mine = [r for r in budgeted if r["method"] == method]
@@ -149,15 +153,18 @@ def _probe_text(rows: list[dict[str, Any]]) -> str:
     """Mean over seeds of each seed's mean over its distinct LAMs (its runs share one, or
     hold its retrainings): the reduction the findings and the probe table use."""
 
-    def over_seeds(key: str) -> float | None:
+    def per_seed(key: str) -> list[float]:
         seeds: dict[Any, dict[Any, float]] = {}
         for i, r in enumerate(rows):
             if _finite(r.get(key)):  # a row naming no LAM (an older summary) counts alone
                 seeds.setdefault(r.get("seed"), {})[r.get("lam") or i] = r[key]
-        return _mean(_mean(v.values()) for v in seeds.values()) if seeds else None
+        return [_mean(v.values()) for v in seeds.values()]
 
-    offline, online = over_seeds("probe_rel"), over_seeds("online_probe_rel")
-    return f"{offline:.3f}" + (f" ({online:.3f})" if online is not None else "")
+    offline, online = per_seed("probe_rel"), per_seed("online_probe_rel")
+    text = f"{_mean(offline):.3f}"
+    if len(offline) > 1:
+        text += f" ± {_std(offline):.3f}"
+    return text + (f" ({_mean(online):.3f})" if online else "")
 
 
 def _band(rows: list[dict[str, Any]], key: str, std_key: str, digits: int) -> str:
@@ -168,9 +175,7 @@ def _band(rows: list[dict[str, Any]], key: str, std_key: str, digits: int) -> st
     if len(values) == 1:
         std = found[0].get(std_key)
         return f"{values[0]:.{digits}f}" + (f" ± {float(std):.{digits}f}" if _finite(std) else "")
-    mean = _mean(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{_mean(values):.{digits}f} ± {_std(values):.{digits}f}"
 
 
 def _verdicts(findings: dict[str, Any]) -> list[str]:
@@ -202,6 +207,16 @@ def _finite(value: Any) -> bool:
 def _mean(values: Iterable[float]) -> float:
     values = [float(v) for v in values]
     return sum(values) / len(values)
+
+
+def _std(values: list[float]) -> float:
+    """The population std, as the report's bands."""
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
