@@ -9,6 +9,7 @@
 #   DIFFICULTY=vanilla scripts/study.sh       # the same without distractors
 #   TASKS=cheetah-run,walker-run scripts/study.sh
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
+# Each ends with the whole study's report ($OUT/report) from every records folder there is.
 #   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
 #   FIRST=laom METHODS=...,laom scripts/study.sh    # LAOM's runs before the others'
 #   UNTIL=lam SEEDS=1,2 METHODS=lapo,lapo-nofsq,laom BUDGETS=2 scripts/study.sh
@@ -95,4 +96,16 @@ $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "
   --lam.probe_every 390 --bc-baseline.curve_every 2500 --idm.curve_every 2500 \
   --bc.snapshot_every 2500 --decoder.snapshot_episodes 5 --precision fp32 ${SWEEP_ARGS:-}
 [ -n "${PLAN:-}" ] && exit 0
-$LAOM report "$S" --out "$OUT/report-$DIFFICULTY${UNTIL:+-until-$UNTIL}" --paper
+# The whole study's report, from every records folder there is: the distractor setting's
+# whole and probe-only runs (unnamed: they merge), those without distractors named vanilla.
+# docs/results is this report with --out docs/results --readme README.md.
+STUDY_DISTRACTORS=${STUDY_DISTRACTORS:-scale_easy_video_hard}
+sweeps=()
+for setting in "$STUDY_DISTRACTORS" vanilla; do
+  for folder in "$RECORDS/sweep-$setting" "$RECORDS/sweep-$setting-until-lam"; do
+    [ -f "$folder/runs.jsonl" ] || continue
+    if [ "$setting" = vanilla ] && [ "$STUDY_DISTRACTORS" != vanilla ]; then sweeps+=("vanilla=$folder"); else sweeps+=("$folder"); fi
+  done
+done
+echo "laom report ${sweeps[*]} --out $OUT/report --paper"
+$LAOM report "${sweeps[@]}" --out "$OUT/report" --paper
