@@ -9,11 +9,11 @@
 #   DIFFICULTY=vanilla scripts/study.sh       # the same without distractors
 #   TASKS=cheetah-run,walker-run scripts/study.sh
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
-# Each ends with the whole study's report ($OUT/report) from every records folder there is.
 #   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
 #   FIRST=laom METHODS=...,laom scripts/study.sh    # LAOM's runs before the others'
 #   UNTIL=lam SEEDS=1,2 METHODS=lapo,lapo-nofsq,laom BUDGETS=2 scripts/study.sh
 #                                             # probe-only seeds (each LAM alone) in sweep-DIFFICULTY-until-lam
+# Each ends with the whole study's report ($OUT/report) from every records folder there is.
 #
 # Data: the built-in SAC experts (not the release's PPO experts, on whose data BC-full
 # reaches 19-26% of the expert at 10,000 updates against 58-69% on ours; the normaliser must

@@ -105,7 +105,7 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
     budgets = sorted({int(r["labeled"]) for r in budgeted if r.get("labeled") is not None})
     episodes = sorted({int(r["episodes"]) for r in rows if r.get("episodes")})
     spread = "std over the episodes" if len(seeds) == 1 else f"std over {len(seeds)} seeds"
-    head = [f"**{task}, {setting}**, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    head = [f"**{task}, {setting}**, seed{'s' if len(seeds) > 1 else ''} {_seed_list(seeds)}"
             f"{f', {episodes[0]} evaluation episodes' if len(episodes) == 1 else ''}"
             f"{f' (probes: seeds {_seed_list(probe_seeds)})' if set(probe_seeds) - set(seeds) else ''}."]  # fmt: skip
     bc_full = [r["return"] for r in full if _finite(r.get("return"))]
@@ -156,7 +156,7 @@ def _probe_text(rows: list[dict[str, Any]]) -> str:
     def per_seed(key: str) -> list[float]:
         seeds: dict[Any, dict[Any, float]] = {}
         for i, r in enumerate(rows):
-            if _finite(r.get(key)):  # a row naming no LAM (an older summary) counts alone
+            if _finite(r.get(key)):  # a row naming no LAM (no LAM folder, an older summary) counts alone
                 seeds.setdefault(r.get("seed"), {})[r.get("lam") or i] = r[key]
         return [_mean(v.values()) for v in seeds.values()]
 

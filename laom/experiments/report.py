@@ -422,9 +422,10 @@ def run_rows(
             "task": r.task, "method": r.method, "labeled": r.labeled, "seed": int(r.seed),
             "distractors": (settings or {}).get(run_key(r), (None, ""))[0],
             "probe_mse": r.action_probe_mse, "probe_chance_mse": r.action_probe_baseline_mse,
-            # the LAM it used (its cache key): runs sharing one share it, so a reader
-            # averages a seed's probe over its LAMs, not its runs
-            "lam": Path(r.lam_id()).name if r.action_probe_mse is not None else None,
+            # the LAM it used (its cache folder's name): runs sharing one share it, so a
+            # reader averages a seed's probe over its LAMs, not its runs; None where the
+            # run kept no LAM folder (each such row then counts alone, as in the findings)
+            "lam": Path(lam_dir).name if r.action_probe_mse is not None and (lam_dir := r.stage_dir("lam")) else None,
             "probe_rel": held_out, "online_probe_rel": online,
             "return": r.return_mean, "return_std": r.return_std, "episodes": r.episodes,
             "normalized_return": r.normalized_return, "normalizer": r.normalizer,
