@@ -114,6 +114,33 @@ def write_runs(root: Path, runs: list[dict]) -> Path:
     return root
 
 
+
+def test_report_normaliser_per_named_sweep(tmp_path: Path) -> None:
+    """A sweep without distractors (``vanilla=DIR``) is normalised by its own BC-full: its
+    rows must carry that return beside their quotients, and the normaliser line and table
+    must give both, not the main sweep's alone (nor a bare list of numbers)."""
+
+    def run(method: str, labeled: int | None, ret: float, norm: float) -> dict:
+        return {"task": "cheetah-run", "method": method, "labeled": labeled, "seed": 0, "return_mean": ret,
+                "normalizer": norm, "normalized_return": ret / norm}  # fmt: skip
+
+    main_sweep = write_runs(tmp_path / "main", [run("bc-full", None, 200.0, 200.0), run("bc", 8, 50.0, 200.0)])
+    clean = write_runs(tmp_path / "clean", [run("bc-full", None, 300.0, 300.0), run("lapo", 8, 150.0, 300.0)])
+    agg = rp.write_report([str(main_sweep), f"vanilla={clean}"], tmp_path / "report")
+    rows = {r["method"]: r for r in agg["rows"]}
+    assert rows["bc"]["bc_full_return"] == pytest.approx(200.0)
+    assert rows["lapo (vanilla)"]["bc_full_return"] == pytest.approx(300.0)
+    assert rows["lapo (vanilla)"]["normalized_return"] == pytest.approx(150.0 / rows["lapo (vanilla)"]["bc_full_return"])
+    entry = agg["normalizers"]["cheetah-run"]
+    assert entry["value"] == 200.0 and entry["sweeps"]["vanilla"]["value"] == 300.0
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "Normaliser: 200.00 (BC-full's return 200.0 ± 0.0); vanilla: 300.00 (BC-full's return 300.0 ± 0.0)." in md
+    assert table_cell(md, "Normaliser", "cheetah-run (vanilla)", "normaliser") == "300.00"
+    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full return") == "200.0 ± 0.0"
+    # One sweep: no per-sweep entries, as before.
+    one = rp.write_report([str(main_sweep)], tmp_path / "one")
+    assert "sweeps" not in one["normalizers"]["cheetah-run"]
+
 def table_cell(markdown: str, section: str, row: str, column: str) -> str:
     body = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in body.strip().splitlines() if line.startswith("|")]
@@ -856,6 +883,7 @@ def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
     assert agg["expert_return"] == {"cheetah-run": 400.0, "walker-run": None}
     md = (tmp_path / "report" / "results.md").read_text()
     # cheetah's bc-full returns are 99, 100, 101: 25% of the expert, flagged.
-    assert "the dataset's expert return 400.0; BC-full at 25% of the expert (below half" in md
+    assert ("Normaliser: 100.00 (BC-full's return 100.0 ± 0.8, 25% of the expert; below half: these quotients "
+            "say little); the dataset's expert return 400.0.") in md
     assert table_cell(md, "Normaliser", "cheetah-run", "BC-full / expert") == "25%"
     assert table_cell(md, "Normaliser", "walker-run", "expert return (dataset)") == "–"

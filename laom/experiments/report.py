@@ -333,15 +333,7 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
                 for t in tasks}  # fmt: skip
     agg["offline_constant_mse"] = {t: sum(v) / len(v) for t, v in constant.items() if v}
 
-    normalizers: dict[str, Any] = {}
-    for t in tasks:
-        values = {r.normalizer for r in runs if r.task == t and r.normalizer is not None}
-        full = [r for r in runs if r.task == t and r.method == "bc-full" and r.return_mean is not None]
-        normalizers[t] = {
-            "value": values.pop() if len(values) == 1 else (sorted(values) if values else None),
-            "bc_full_return": stats([r.return_mean for r in full], sorted(int(r.seed) for r in full)) if full else None,
-        }
-    agg["normalizers"] = normalizers
+    agg["normalizers"] = {t: normalizer_groups([r for r in runs if r.task == t]) for t in tasks}
 
     # Probe MSE: one value per LAM of a seed (lapo/laom reuse one LAM for every budget),
     # a row per distractor setting: a method whose LAMs saw data with and without
@@ -398,6 +390,39 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
     return agg
 
 
+def normalizer_groups(runs: list[RunRecord]) -> dict[str, Any]:
+    """One task's normaliser: ``value`` (what its normalised returns were divided by) and
+    ``bc_full_return`` (the BC-full runs it came from), for the unnamed sweep's runs, and
+    with ``sweeps`` the same per sweep name where named sweeps (``NAME=DIR``) have their
+    own: a sweep without distractors normalises by its own BC-full, and a row of it must
+    show that one beside its quotient, not the main sweep's."""
+    groups: dict[str, dict[str, Any]] = {}
+    for variant in sorted({split_variant(r.method)[1] for r in runs}):
+        mine = [r for r in runs if split_variant(r.method)[1] == variant]
+        values = {r.normalizer for r in mine if r.normalizer is not None}
+        full = [r for r in mine if split_variant(r.method)[0] == registry.NORMALIZER and r.return_mean is not None]
+        groups[variant] = {
+            "value": values.pop() if len(values) == 1 else (sorted(values) if values else None),
+            "bc_full_return": stats([r.return_mean for r in full], sorted(int(r.seed) for r in full)) if full else None,
+        }
+    for group in groups.values():  # normalised by another sweep's BC-full (--normalizer SWEEP_DIR)
+        if group["bc_full_return"] is None and group["value"] is not None:
+            group["bc_full_return"] = next((g["bc_full_return"] for g in groups.values()
+                                            if g["bc_full_return"] and g["value"] == group["value"]), None)  # fmt: skip
+    if not groups:
+        return {"value": None, "bc_full_return": None}
+    main = dict(groups.get("") or next(iter(groups.values())))
+    if len(groups) > 1:
+        main["sweeps"] = groups
+    return main
+
+
+def normalizer_of(agg: dict[str, Any], task: str, method: str) -> dict[str, Any]:
+    """The normaliser entry a run of ``method`` (``NAME`` variant or not) was divided by."""
+    entry = agg["normalizers"].get(task) or {}
+    return (entry.get("sweeps") or {}).get(split_variant(method)[1]) or entry
+
+
 def _mean_pair(values: list[tuple[float, float | None]]) -> tuple[float, float | None]:
     """The mean (probe MSE, chance MSE) of a seed's LAMs (chance None if any lacks it)."""
     chance = [b for _, b in values if b is not None]
@@ -415,7 +440,7 @@ def run_rows(
     for r in sorted(runs, key=lambda r: (r.task, r.method, -1 if r.labeled is None else int(r.labeled), int(r.seed))):
         lam = _stage_summary(r, "lam", LAMSummary, summaries)[1]
         online = lam.online_probe_rel if isinstance(lam, LAMSummary) else None
-        full = (agg["normalizers"].get(r.task) or {}).get("bc_full_return") or {}
+        full = normalizer_of(agg, r.task, r.method).get("bc_full_return") or {}
         held_out = (float(r.action_probe_mse) / float(r.action_probe_baseline_mse)
                     if r.action_probe_mse is not None and r.action_probe_baseline_mse else None)  # fmt: skip
         rows.append({
@@ -872,18 +897,33 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
     a quotient means something only when its normaliser works."""
     info = agg["normalizers"].get(task) or {}
     expert = (agg.get("expert_return") or {}).get(task)
-    full = info.get("bc_full_return")
-    value = info.get("value")
-    parts = [f"Normaliser: {value:.2f}" if isinstance(value, (int, float)) else f"Normaliser: {value}"]
-    if full:
-        parts.append(f"BC-full's return {full['mean']:.1f} ± {full['std']:.1f}")
-    if expert:
-        parts.append(f"the dataset's expert return {expert:.1f}")
+    groups = info.get("sweeps") or {"": info}
+    parts = []
+    for variant, group in groups.items():
+        full = group.get("bc_full_return")
+        text = f"{variant}: " if variant else ""
+        text += f"{_normaliser_value(group.get('value'))}"
         if full:
-            share = full["mean"] / expert
-            parts.append(f"BC-full at {share:.0%} of the expert" + (
-                " (below half: these quotients say little)" if share < 0.5 else ""))  # fmt: skip
-    return "; ".join(parts) + "."
+            text += f" (BC-full's return {full['mean']:.1f} ± {full['std']:.1f}"
+            if expert:
+                share = full["mean"] / expert
+                text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if share < 0.5 else "")
+            text += ")"
+        parts.append(text)
+    line = "Normaliser: " + "; ".join(parts)
+    if expert:
+        line += f"; the dataset's expert return {expert:.1f}"
+    return line + "."
+
+
+def _normaliser_value(value: Any) -> str:
+    """A normaliser as a table shows it: one number, several (a task whose sweeps were
+    normalised apart, merged), or none."""
+    if isinstance(value, (int, float)):
+        return f"{value:.2f}"
+    if isinstance(value, list) and value:
+        return ", ".join(f"{v:.2f}" for v in value)
+    return "–"
 
 
 def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") -> str:
@@ -975,14 +1015,14 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
         out += _markdown_table(["method", "latents", *ENCODES.values(), "n"], rows) + [""]
     out += ["## Normaliser", ""]
     rows = []
-    for t, e in agg["normalizers"].items():
-        value = e["value"]
-        shown = "–" if value is None else (f"{value:.2f}" if isinstance(value, (int, float)) else str(value))
-        full = e["bc_full_return"]
+    for t, entry in agg["normalizers"].items():
         expert = (agg.get("expert_return") or {}).get(t)
-        rows.append([t, shown, cell(full, _digits({"": {"": full}}), seeds) if full else "–",
-                     f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–"]
-                    + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
+        for variant, e in (entry.get("sweeps") or {"": entry}).items():
+            full = e["bc_full_return"]
+            rows.append([f"{t} ({variant})" if variant else t, _normaliser_value(e["value"]),
+                         cell(full, _digits({"": {"": full}}), seeds) if full else "–",
+                         f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–"]
+                        + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
     header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert"]
     out += _markdown_table([*header, *(["paper BC-full"] if paper else [])], rows)
     if agg["compute"]["total"]["stages"]:  # nothing recorded (an older laom's records): no section
