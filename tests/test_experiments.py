@@ -403,6 +403,14 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     assert "held-out" in policy_ax.get_title()
     ys = sorted(y for line in policy_ax.get_lines() for y in line.get_ydata() if y != 1.0)
     assert ys[0] == pytest.approx(0.25 / 0.6) and ys[-1] == pytest.approx(0.5 / 0.6)
+    # A block gets a return panel only at the budgets its own policies ran (a sweep without
+    # distractors at one budget: one panel, not BC-full's curve alone in the others).
+    fewer = [r for r in runs if not (r["task"] == "walker-run" and r["labeled"] == budgets[0])]
+    fig = rp.figure_curves(rp.write_report(write_runs(tmp_path / "sweep3", fewer), tmp_path / "report3"))
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert len(titles) == (2 + len(budgets)) + (2 + len(budgets) - 1)
+    assert not any(f"{budgets[0]} labelled" in t and "walker-run" in t for t in titles)
+    assert sum(f"{budgets[-1]} labelled" in t and "walker-run" in t for t in titles) == 1
 
 
 def matplotlib_rgba(c: str) -> tuple[float, float, float]:

@@ -722,13 +722,22 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
     rows = sorted({row_of(kind, m, k) for kind, found in (("probe", probe), ("policy", policy), ("latent_bc", latent))
                    for m, lines in found.items() for k in lines})  # fmt: skip
     full = {m for m in policy if split_variant(m)[0] == registry.NORMALIZER}
-    budgets = sorted({about("policy", m, k).get("labeled") for m in policy if m not in full for k in policy[m]} - {None})
-    columns = [*(["probe"] if probe else []), *(["latent"] if latent else []),
-               *([("policy", b) for b in budgets] or ([("policy", None)] if policy else []))]  # fmt: skip
-    width = min(3, len(columns))  # wrapped, so the figure stays readable at a page's width
-    lines_per_row = -(-len(columns) // width)
-    fig, axes = plt.subplots(len(rows) * lines_per_row, width, figsize=(4.8 * width, 3.7 * len(rows) * lines_per_row),
-                             squeeze=False)  # fmt: skip
+
+    def columns_of(row: tuple[str, str]) -> list[Any]:
+        """A row's panels: a return panel only at the budgets some policy of that row ran
+        (a sweep without distractors at 128 alone gets one, not BC-full's curve four times)."""
+        def has(kind: str, found: dict[str, Any]) -> bool:
+            return any(row_of(kind, m, k) == row for m, lines in found.items() for k in lines)
+
+        budgets = sorted({about("policy", m, k).get("labeled") for m in policy if m not in full for k in policy[m]
+                          if row_of("policy", m, k) == row} - {None})  # fmt: skip
+        return [*(["probe"] if has("probe", probe) else []), *(["latent"] if has("latent_bc", latent) else []),
+                *([("policy", b) for b in budgets] or ([("policy", None)] if has("policy", policy) else []))]  # fmt: skip
+
+    row_columns = [columns_of(row) for row in rows]
+    width = min(3, max(len(c) for c in row_columns))  # wrapped, so the figure stays readable at a page's width
+    lines_of = [-(-len(c) // width) for c in row_columns]
+    fig, axes = plt.subplots(sum(lines_of), width, figsize=(4.8 * width, 3.7 * sum(lines_of)), squeeze=False)
     # Returns when the curves have them; the demo's curves are offline only (their returns
     # cost a minute): action error relative to predicting the mean.
     use_returns = any(r.get("return_mean") is not None for lines in policy.values() for pts in lines.values() for r in pts)
@@ -742,10 +751,11 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
     palette = [*agg["methods"], registry.NORMALIZER]
     for i, (task, setting) in enumerate(rows):
         where = f"{task}, {setting or 'setting unknown'}" if task else (setting or "")
-        for j in range(len(columns), lines_per_row * width):  # a block's unused places
-            axes[i * lines_per_row + j // width][j % width].axis("off")
+        columns, first = row_columns[i], sum(lines_of[:i])
+        for j in range(len(columns), lines_of[i] * width):  # a block's unused places
+            axes[first + j // width][j % width].axis("off")
         for j, column in enumerate(columns):
-            ax = axes[i * lines_per_row + j // width][j % width]
+            ax = axes[first + j // width][j % width]
             if column == "probe":
                 present = {m for m, lines in probe.items() if any(row_of("probe", m, k) == (task, setting) for k in lines)}
                 for method in probe:
