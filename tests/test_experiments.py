@@ -379,6 +379,12 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     assert agg["curves"]["policy"]["laom"]["cheetah-run 2 labelled, seed 0"][1]["return_mean"] == 12.0
     assert agg["curves"]["meta"]["policy"]["laom"]["cheetah-run 2 labelled, seed 0"]["labeled"] == 2
     assert agg["curves"]["meta"]["probe"]["laom-labels"]["walker-run seed 2, 4 labelled"]["seed"] == 2
+    # Each probe curve carries its LAM's final probe (the tables' figure, fitted on more
+    # transitions than the curve's points), drawn as a star at the curve's end.
+    final = agg["curves"]["meta"]["probe"]["laom"]["walker-run seed 1"]
+    assert final["final_probe_rel"] == pytest.approx((0.1 + 0.01 + 0.1) / 0.5)
+    stars = [line for ax in rp.figure_curves(agg).axes for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 6 + 12 and any(line.get_ydata()[0] == pytest.approx(0.42) for line in stars)
     assert (tmp_path / "report" / "curves.png").is_file()
     # Small multiples: a block per task (and setting), each with the probe, latent BC and a
     # return panel per labelled budget, BC-full's curve in every one of them.

@@ -205,7 +205,8 @@ def learning_curves(
             rows = _jsonl(Path(lam_dir) / "probe_curve.jsonl")
             if rows:
                 probe.setdefault(method, {})[lam_key] = rows
-                meta["probe"].setdefault(method, {})[lam_key] = {**about, "labeled": r.labeled if per_budget else None}
+                meta["probe"].setdefault(method, {})[lam_key] = {
+                    **about, "labeled": r.labeled if per_budget else None, **_final_probe(r, Path(lam_dir))}
         bc_dir = r.stage_dir("bc")
         if bc_dir and lam_key not in latent.get(method, {}):
             rows = _latent_bc_curve(Path(bc_dir))
@@ -225,6 +226,21 @@ def learning_curves(
         "latent_bc": {m: latent[m] for m in order if m in latent},
         "meta": {kind: {m: found[m] for m in order if m in found} for kind, found in meta.items()},
     }
+
+
+def _final_probe(run: RunRecord, lam_dir: Path) -> dict[str, Any]:
+    """The LAM's final held-out probe (the one the tables give) beside its curve: the curve's
+    points fit the probe on fewer transitions (``probe_fit_samples``) than the final one
+    (``probe_train_samples``), and an 8,192-d latent's probe is variance-limited there
+    (docs/lam_probes.md), so the two are drawn apart rather than read as one line."""
+    if run.action_probe_mse is None or not run.action_probe_baseline_mse:
+        return {}
+    try:
+        fit = json.loads((lam_dir / "summary.json").read_text()).get("probe_train_samples")
+    except (OSError, ValueError, AttributeError):
+        fit = None
+    return {"final_probe_rel": float(run.action_probe_mse) / float(run.action_probe_baseline_mse),
+            "final_probe_fit_samples": fit if isinstance(fit, int) else None}  # fmt: skip
 
 
 def _latent_bc_curve(folder: Path) -> list[dict[str, Any]]:
@@ -758,6 +774,7 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
             ax = axes[first + j // width][j % width]
             if column == "probe":
                 present = {m for m, lines in probe.items() if any(row_of("probe", m, k) == (task, setting) for k in lines)}
+                finals: set[tuple[Any, Any]] = set()  # (curve's fit size, final probe's fit size) drawn
                 for method in probe:
                     shown = False
                     for key, pts_ in probe[method].items():
@@ -770,6 +787,11 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
                         if pts:
                             ax.plot(*zip(*pts, strict=True), color=c, marker="o", markersize=3,
                                     label=None if shown else label(method))  # fmt: skip
+                            final = about("probe", method, key).get("final_probe_rel")
+                            if final is not None and final > 0:
+                                ax.plot([pts[-1][0]], [final], color=c, marker="*", markersize=9, linestyle="none")
+                                finals.add((pts_[-1].get("probe_fit_samples"),
+                                            about("probe", method, key).get("final_probe_fit_samples")))  # fmt: skip
                         if online:
                             ax.plot(*zip(*online, strict=True), color=c, linestyle="--", linewidth=1)
                         shown = shown or bool(pts)
@@ -778,7 +800,13 @@ def figure_curves(agg: dict[str, Any], paper: bool = False) -> Any:
                 ax.set_yscale("log")
                 ax.set_xlabel("LAM training samples")
                 ax.set_ylabel("probe MSE / action variance")
-                ax.set_title(f"LAM probe, held-out videos (solid;\nthe release's online probe dashed): {where}", fontsize=8)
+                sizes = ""
+                if len(finals) == 1 and all(isinstance(n, int) for n in next(iter(finals))):
+                    curve_fit, final_fit = next(iter(finals))
+                    sizes = f" (fits on {curve_fit:,} / {final_fit:,} transitions)"
+                star = f"; \u2605 the final probe{sizes}" if finals else ""
+                ax.set_title(f"LAM probe, held-out videos (solid{star};\nthe release's online probe dashed): {where}",
+                             fontsize=8)  # fmt: skip
                 ax.grid(alpha=0.3, which="both")
             elif column == "latent":
                 present = {m for m, lines in latent.items() if any(row_of("latent_bc", m, k) == (task, setting) for k in lines)}
