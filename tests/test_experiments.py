@@ -340,6 +340,7 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     agg = rp.write_report(write_runs(tmp_path / "plain", runs), tmp_path / "plain-report")
     assert all(not agg["curves"][kind] for kind in ("probe", "policy", "latent_bc"))
     assert not (tmp_path / "plain-report" / "curves.png").exists()
+    assert "curves.png" not in (tmp_path / "plain-report" / "results.md").read_text()  # no link to a missing figure
     for r in list(runs):
         if r["method"] == "laom":
             lam = tmp_path / "cache" / f"lam-{r['task']}-{r['seed']}"
@@ -386,6 +387,11 @@ def test_report_learning_curves(tmp_path: Path) -> None:
     stars = [line for ax in rp.figure_curves(agg).axes for line in ax.get_lines() if line.get_marker() == "*"]
     assert len(stars) == 6 + 12 and any(line.get_ydata()[0] == pytest.approx(0.42) for line in stars)
     assert (tmp_path / "report" / "curves.png").is_file()
+    # results.md shows each figure it wrote under the tables it draws.
+    md = (tmp_path / "report" / "results.md").read_text()
+    for name in ("returns.png", "probe_mse.png", "curves.png"):
+        assert f"]({name})" in md, name
+    assert "## Learning curves" in md and md.index("](probe_mse.png)") > md.index("## Linear-probe MSE")
     # Small multiples: a block per task (and setting), each with the probe, latent BC and a
     # return panel per labelled budget, BC-full's curve in every one of them.
     fig = rp.figure_curves(agg)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -964,9 +964,15 @@ def _normaliser_value(value: Any) -> str:
     return "–"
 
 
-def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") -> str:
-    """The report's tables: one row per method, one column per labelled budget."""
+def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "", figures: Iterable[str] = ()) -> str:
+    """The report's tables: one row per method, one column per labelled budget; each of
+    ``figures`` (file names written beside results.md) shown under the tables it draws."""
     budgets, seeds = agg["budgets"], len(agg["seeds"])
+    drawn = set(figures)
+
+    def figure(name: str, alt: str) -> list[str]:
+        return [f"![{alt}]({name})", ""] if name in drawn else []
+
     out = [f"# Results{f' of {sweep}' if sweep else ''}", ""]
     out.append(
         f"{agg['runs']} runs; tasks {', '.join(agg['tasks'])}; seeds {', '.join(map(str, agg['seeds']))}. "
@@ -996,6 +1002,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
             if name != AVERAGE:
                 out += ["", normaliser_line(agg, name)]
             out.append("")
+    out += figure("returns.png", "normalized return against labelled trajectories")
     for task in agg["tasks"]:
         if task not in agg["returns"]:
             continue
@@ -1039,6 +1046,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
                 row.append(f"{theirs[method]:.2f}" if method in theirs else "–")
             rows.append(row)
         out += _markdown_table(head, rows) + [""]
+        out += figure("probe_mse.png", "linear-probe MSE per method")
     if agg.get("encodes"):
         out += ["## What the latents encode (linear-probe R²)", "",
                 "R² of linear probes from the latents to the action and to the change of each distractor between "
@@ -1051,6 +1059,13 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "") 
                              *("–" if cells[f] is None else f"{cells[f]['mean']:.3f} ± {cells[f]['std']:.3f}" for f in ENCODES),
                              str(cells["n"])])  # fmt: skip
         out += _markdown_table(["method", "latents", *ENCODES.values(), "n"], rows) + [""]
+        out += figure("encodes.png", "what the latents encode")
+    if "curves.png" in drawn:
+        out += ["## Learning curves", "",
+                "Per task and distractor setting: the LAMs' probe against training samples, latent BC's unexplained "
+                "share of the latents against its updates, and the acting policies' return against their updates, "
+                "a panel per labelled budget (summary.json's `curves` holds the points).", "",
+                *figure("curves.png", "learning curves")]  # fmt: skip
     out += ["## Normaliser", ""]
     rows = []
     for t, entry in agg["normalizers"].items():
@@ -1096,7 +1111,7 @@ def write_report(sweep: str | Path | list[str], out: str | Path, paper: bool = F
             fig.savefig(out / name, dpi=130)
             plt.close(fig)
             files.append(str(out / name))
-    (out / "results.md").write_text(results_markdown(agg, paper, " + ".join(sweeps)))
+    (out / "results.md").write_text(results_markdown(agg, paper, " + ".join(sweeps), [Path(f).name for f in files]))
     files.append(str(out / "results.md"))
     agg["sweep"] = str(Path(parse_sweep_arg(sweeps[0])[1]).resolve())
     agg["sweeps"] = {text: str(Path(parse_sweep_arg(text)[1]).resolve()) for text in sweeps}
