@@ -60,6 +60,10 @@ def test_render_one_seed_then_seeds() -> None:
     text = headline.render({"rows": only}, "x/summary.json")
     assert "seed 0, 25 evaluation episodes (probes: seeds 0, 1, 2)." in text and "std over the episodes" in text
     assert cells(text, "LAPO") == ["LAPO", "0.567 ± 0.094", "60.0 ± 3.0 (0.30)"]
+    # Probe-only runs at a budget no run has a return at add no column of "–" cells.
+    moved = [{**r, "labeled": 128} if r.get("return") is not None and r["labeled"] == 2 else r for r in only]
+    text = headline.render({"rows": moved}, "x/summary.json")
+    assert "| method | probe | 128 |" in text and cells(text, "LAPO") == ["LAPO", "0.567 ± 0.094", "60.0 ± 3.0 (0.30)"]
     compute = {"runs": 3, "total": {"cpu_hours": 14.37, "release_cpu_hours": 25.03}}
     text = headline.render({"rows": rows, "compute": compute}, "x/summary.json")
     assert "Compute: 14.4 CPU-hours for the 3 finished runs" in text and "would take 25.0" in text

@@ -102,7 +102,9 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
     probe_seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None and _finite(r.get("probe_rel"))})
     full = [r for r in rows if split_variant(str(r.get("method")))[0] == registry.NORMALIZER]
     budgeted = [r for r in rows if r not in full]
-    budgets = sorted({int(r["labeled"]) for r in budgeted if r.get("labeled") is not None})
+    probed_at = sorted({int(r["labeled"]) for r in budgeted if r.get("labeled") is not None})
+    # A column per budget some run has a return at (a probe-only run's budget is a label only).
+    budgets = sorted({int(r["labeled"]) for r in budgeted if r.get("labeled") is not None and _finite(r.get("return"))})
     episodes = sorted({int(r["episodes"]) for r in rows if r.get("episodes")})
     spread = "std over the episodes" if len(seeds) == 1 else f"std over {len(seeds)} seeds"
     head = [f"**{task}, {setting}**, seed{'s' if len(seeds) > 1 else ''} {_seed_list(seeds)}"
@@ -117,7 +119,7 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
         head.append(f"The expert's return: {_mean(expert):.1f}; no BC-full run, so no normalised return.")
     head.append(f"Cells: return ± {spread} (normalised return); probe: the LAM's linear probe of the true action, "
                 "MSE / chance on held-out videos (online probe in brackets; ± the std over seeds where 2+).")  # fmt: skip
-    table = ["| method | probe | " + " | ".join(map(str, budgets)) + " |", "|---" * (len(budgets) + 2) + "|"]
+    table = ["| " + " | ".join(["method", "probe", *map(str, budgets)]) + " |", "|---" * (len(budgets) + 2) + "|"]
     for method in _ordered({str(r["method"]) for r in budgeted}):
         mine = [r for r in budgeted if r["method"] == method]
         cells = []
@@ -129,7 +131,7 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
             if cell and len(seeds) > 1 and len(cell) != len(seeds):  # a cell of fewer seeds than the rest
                 text += f" [{len(cell)} seed{'s' if len(cell) > 1 else ''}: ± {'over them' if len(cell) > 1 else 'episodes'}]"
             cells.append(text)
-        table.append(f"| {label(method)} | {_probe(mine, budgets)} | " + " | ".join(cells) + " |")
+        table.append("| " + " | ".join([label(method), _probe(mine, probed_at), *cells]) + " |")
     return [" ".join(head), "", *table, ""]
 
 
