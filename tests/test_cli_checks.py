@@ -381,6 +381,23 @@ def test_a_run_stopped_before_its_first_checkpoint_does_not_block_a_corrected_co
         run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=3))
 
 
+def test_a_run_folder_copied_elsewhere_is_the_same_run(data, tmp_path):
+    """The study copies probe-only LAMs into the whole sweep's cache (same keys): the
+    config.yaml there names the old folder as --out, which is where it was, not a setting."""
+    import shutil
+
+    from laom.training.rundir import RunDir
+
+    run = RunDir(tmp_path / "a" / "run")
+    run.prepare(LAMConfig(data=str(data), out=str(run.path), epochs=1))
+    run.summary_path.write_text("{}")  # a finished run
+    shutil.copytree(run.path, tmp_path / "b" / "run")
+    copy = RunDir(tmp_path / "b" / "run")
+    copy.prepare(LAMConfig(data=str(data), out=str(copy.path), epochs=1))  # no error
+    with pytest.raises(LaomError, match="epochs"):  # a real setting still differs
+        copy.prepare(LAMConfig(data=str(data), out=str(copy.path), epochs=2))
+
+
 def _all_options() -> list[tuple[str, argparse.Action, argparse.ArgumentParser]]:
     from laom.cli import build_parser
 

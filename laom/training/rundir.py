@@ -103,10 +103,13 @@ class RunDir:
         if self.config_path.is_file() and (self.checkpoint_path.is_file() or self.summary_path.is_file()):
             # (a summary whose artifacts are gone still pins the config: its records stay)
             old = yaml.safe_load(self.config_path.read_text()) or {}
+            # ``out`` is where the folder is, not what it holds: a run folder moved or
+            # copied (``cp -al`` of a probe-only sweep's LAMs into the whole sweep's cache,
+            # whose keys are the same) is the same run, as the stage keys already say.
             diff = sorted(
                 k
                 for k in set(old) | set(new)
-                if k not in NON_RESULT_FIELDS and not same_setting(k, old.get(k), new.get(k))
+                if k not in NON_RESULT_FIELDS and k != "out" and not same_setting(k, old.get(k), new.get(k))
             )
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
