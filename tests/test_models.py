@@ -338,3 +338,20 @@ def test_linear_probe_recovers_a_linear_map_and_reports_baseline():
     assert (
         math.isfinite(wide.mse) and wide.baseline_mse > 0
     )  # dual form (more features than samples)
+
+
+def test_linear_probe_leaves_its_inputs_alone_and_matches_the_out_of_place_fit() -> None:
+    """The probe standardises a copy in place (memory): a float64 input is not changed, and
+    the fit is the textbook one on (x - mean) / std."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=gen, dtype=torch.float64) * 3 + 1
+    noise = 0.1 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    y = x[:, :2] @ torch.randn(2, 3, generator=gen, dtype=torch.float64) + noise
+    before = x.clone()
+    result = fit_linear_probe(x[:150], y[:150], x[150:], y[150:], ridge=1e-3)
+    assert torch.equal(x, before)
+    xs = (x[:150] - x[:150].mean(0)) / x[:150].std(0)
+    yc = y[:150] - y[:150].mean(0)
+    w = torch.linalg.solve(xs.T @ xs + 1e-3 * 150 * torch.eye(8, dtype=torch.float64), xs.T @ yc)
+    pred = (x[150:] - x[:150].mean(0)) / x[:150].std(0) @ w + y[:150].mean(0)
+    assert result.mse == pytest.approx(float(((pred - y[150:]) ** 2).mean()), rel=1e-9)

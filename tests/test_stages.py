@@ -565,6 +565,10 @@ def test_latent_return_curve_from_snapshots(files: dict[str, Path], tmp_path: Pa
     latent = load_policy_file(bc / "latent_policy.pt", torch.device("cpu"))
     labeled = load_labeled(str(files["labeled"]), latent.meta)
     z = predict_latents(latent.policy, labeled, 2, torch.device("cpu"), 256)
+    # Filled batch by batch into one tensor: a batch size that does not divide the
+    # transitions gives the same rows, in valid_steps order.
+    assert len(z) == len(labeled.valid_steps) and len(z) % 7
+    torch.testing.assert_close(predict_latents(latent.policy, labeled, 2, torch.device("cpu"), 7), z)
     actions = torch.from_numpy(labeled.actions[labeled.valid_steps])
     refit = _fit_decoder(cfg, z, actions, torch.device("cpu"))
     stage_decoder, _ = load_model(dec / "policy.pt", torch.device("cpu"))

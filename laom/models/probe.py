@@ -46,11 +46,13 @@ def fit_linear_probe(
     Uses the primal (features x features) or dual (samples x samples) system, whichever
     is smaller, so 8192-d latents with a few thousand samples stay cheap.
     """
-    x = train_x.double()
+    # Standardised in place: 20,000 x 8,192 in float64 is 1.3 GB, and the out-of-place
+    # (x - mean) / std held three such arrays at once (the same arithmetic, in the same order).
+    xs = train_x.to(torch.float64, copy=True)  # a copy even when it is float64 already: never the caller's
     y = train_y.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+    mean, std = xs.mean(0), xs.std(0).clamp_min(1e-8)
     y_mean = y.mean(0)
-    xs = (x - mean) / std
+    xs.sub_(mean).div_(std)
     yc = y - y_mean
     n, d = xs.shape
     lam = ridge * n

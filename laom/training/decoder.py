@@ -70,15 +70,22 @@ class DecoderConfig(TrainConfig):
 
 @torch.no_grad()
 def predict_latents(policy: nn.Module, data: Any, frame_stack: int, device: torch.device, batch_size: int) -> torch.Tensor:
-    """pi(o_t) for every transition of ``data`` (float32, on CPU, in ``valid_steps`` order)."""
+    """pi(o_t) for every transition of ``data`` (float32, on CPU, in ``valid_steps`` order).
+
+    Filled into one preallocated tensor: at 128 labelled trajectories and 8,192-d latents
+    the result is 4.2 GB, and chunks joined by ``torch.cat`` would need twice that at once."""
     steps = data.valid_steps
     sampler = BatchSampler(data, min(batch_size, len(steps)), frame_stack, 1, 0, keys=("obs",))
-    out = []
+    out: torch.Tensor | None = None
     for i in range(0, len(steps), sampler.batch_size):
         chunk = steps[i : i + sampler.batch_size]
         obs = model_input(sampler.gather(chunk, np.ones_like(chunk))["obs"], device, False)
-        out.append(policy(obs).float().cpu())
-    return torch.cat(out)
+        pred = policy(obs).float().cpu()
+        if out is None:
+            out = torch.empty((len(steps), *pred.shape[1:]), dtype=pred.dtype)
+        out[i : i + len(chunk)] = pred
+    assert out is not None  # a labelled file has transitions (load_labeled checks)
+    return out
 
 
 def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
@@ -141,6 +148,7 @@ def train_decoder(cfg: DecoderConfig) -> DecoderSummary:
         )
     if cfg.snapshot_episodes > 0 and distributed.is_main():
         final = ActingPolicy(latent_policy.policy, decoder, acting_meta).eval()
+        del z  # each curve point labels the file again (4.2 GB at 128 trajectories): one at a time
         snapshot_curve(cfg, run.path, labeled, actions, final, eval_data, mean, runtime.device)
     run.write_summary(summary)
     return summary
@@ -178,19 +186,12 @@ def snapshot_curve(
     final_update = RunDir(policy_dir).read_summary(LatentBCSummary).updates or 0
     done = {int(row["update"]) for row in read_curve(out)}
     points: list[tuple[int, Path | None]] = [*read_snapshots(policy_dir), (final_update, None)]
-    frame_stack = int(final.meta.frame_stack)
     added = []
     for update, path in points:
         if update in done:
             continue
         start = time.perf_counter()
-        if path is None:
-            acting = final
-        else:
-            snap = load_policy_file(path, device)
-            z = predict_latents(snap.policy, labeled, frame_stack, device, cfg.encode_batch_size).to(device)
-            decoder = _fit_decoder(cfg, z, actions, device)
-            acting = ActingPolicy(snap.policy, decoder, final.meta).eval()
+        acting = final if path is None else _snapshot_policy(cfg, path, labeled, actions, final, device)
         train_seconds = round(time.perf_counter() - start, 2)
         row = curve_point(
             acting, update, eval_data=eval_data, episodes=cfg.snapshot_episodes, workers=cfg.snapshot_workers,
@@ -200,6 +201,17 @@ def snapshot_curve(
         append_curve_row(out / CURVE_FILE, row)
         added.append(row)
     return added
+
+
+def _snapshot_policy(
+    cfg: DecoderConfig, path: Path, labeled: Any, actions: torch.Tensor, final: ActingPolicy, device: torch.device
+) -> ActingPolicy:
+    """A curve point's acting policy: the snapshot's latent policy and a decoder fitted on
+    its labels. Its own function so the labels (4.2 GB at 128 trajectories) are freed on
+    return, before the point is evaluated and the next point labels the file again."""
+    snap = load_policy_file(path, device)
+    z = predict_latents(snap.policy, labeled, int(final.meta.frame_stack), device, cfg.encode_batch_size).to(device)
+    return ActingPolicy(snap.policy, _fit_decoder(cfg, z, actions, device), final.meta).eval()
 
 
 def _fit_decoder(cfg: DecoderConfig, z: torch.Tensor, actions: torch.Tensor, device: torch.device) -> ActionDecoder:
