@@ -433,10 +433,15 @@ def normalizer_groups(runs: list[RunRecord]) -> dict[str, Any]:
     return main
 
 
+def normalizer_sweeps(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A task's normaliser per sweep name ("" the unnamed sweep's), one entry or several."""
+    return entry.get("sweeps") or {"": entry}
+
+
 def normalizer_of(agg: dict[str, Any], task: str, method: str) -> dict[str, Any]:
     """The normaliser entry a run of ``method`` (``NAME`` variant or not) was divided by."""
     entry = agg["normalizers"].get(task) or {}
-    return (entry.get("sweeps") or {}).get(split_variant(method)[1]) or entry
+    return normalizer_sweeps(entry).get(split_variant(method)[1]) or entry
 
 
 def _mean_pair(values: list[tuple[float, float | None]]) -> tuple[float, float | None]:
@@ -935,9 +940,8 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
     a quotient means something only when its normaliser works."""
     info = agg["normalizers"].get(task) or {}
     expert = (agg.get("expert_return") or {}).get(task)
-    groups = info.get("sweeps") or {"": info}
     parts = []
-    for variant, group in groups.items():
+    for variant, group in normalizer_sweeps(info).items():
         full = group.get("bc_full_return")
         text = f"{variant}: " if variant else ""
         text += f"{_normaliser_value(group.get('value'))}"
@@ -1070,7 +1074,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "", 
     rows = []
     for t, entry in agg["normalizers"].items():
         expert = (agg.get("expert_return") or {}).get(t)
-        for variant, e in (entry.get("sweeps") or {"": entry}).items():
+        for variant, e in normalizer_sweeps(entry).items():
             full = e["bc_full_return"]
             rows.append([f"{t} ({variant})" if variant else t, _normaliser_value(e["value"]),
                          cell(full, _digits({"": {"": full}}), seeds) if full else "–",
