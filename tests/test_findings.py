@@ -379,3 +379,26 @@ def test_probe_only_seeds_join_the_whole_runs_in_the_findings(tmp_path: Path) ->
     assert three["min_seeds"] == 1 and three["claim"] is False
     (four,) = findings_of(agg)[4]
     assert four["min_seeds"] == 1 and four["claim"] is False
+
+
+def test_a_finding_that_fails_rests_on_its_decisive_comparison(tmp_path: Path) -> None:
+    """One failing comparison fails a finding: three seeds of the cells at 128 settle
+    finding 3 while its budget of 32 has one, and a finding that holds still needs three
+    seeds in every cell."""
+    whole = sweep(tmp_path / "whole", DISTRACTORS, returns={("laom-labels", 32): 0.15, ("lapo", 32): 0.10,
+                  ("laom-labels", 128): 0.30, ("lapo", 128): 0.25}, seeds=(0,))  # fmt: skip
+    more = sweep(tmp_path / "more", DISTRACTORS, returns={("laom-labels", 128): 0.30, ("lapo", 128): 0.25}, seeds=(1, 2))
+    (three,) = findings_of(rp.write_report([str(whole), str(more)], tmp_path / "report"))[3]
+    assert (three["verdict"], three["band"], three["min_seeds"], three["claim"]) == ("does not hold", "clear", 3, True)
+    assert three["rests_on"] == [["LAOM+supervision", "LAPO", 128]]
+    assert three["text"] == ("**does not hold** (on 3 seeds of LAOM+supervision [scale_easy_video_hard] at 128 / "
+                             "LAPO [scale_easy_video_hard] at 128)")  # fmt: skip
+    # The same seeds where it holds (2.5x at 128, 1.5x at 32): the thinnest cell decides.
+    holds = sweep(tmp_path / "h", DISTRACTORS, returns={("laom-labels", 32): 0.15, ("lapo", 32): 0.10,
+                  ("laom-labels", 128): 0.50, ("lapo", 128): 0.20}, seeds=(0,))  # fmt: skip
+    more = sweep(tmp_path / "h-more", DISTRACTORS, returns={("laom-labels", 128): 0.50, ("lapo", 128): 0.20}, seeds=(1, 2))
+    (three,) = findings_of(rp.write_report([str(holds), str(more)], tmp_path / "h-report"))[3]
+    assert (three["verdict"], three["min_seeds"], three["claim"]) == ("does not hold", 1, False)  # 1.5x at 32 fails
+    assert three["text"] == "**does not hold** (1 seed: not a claim)"
+    (three,) = findings_of(rp.write_report(str(more), tmp_path / "m-report"))[3]
+    assert (three["verdict"], three["min_seeds"], three["claim"], three["rests_on"]) == ("holds", 2, False, [])

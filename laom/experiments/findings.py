@@ -55,6 +55,9 @@ RULE = (
     "Where every cell has 2+ seeds, the seed bands are checked too: if some values within mean ± std "
     "(ddof=0) of each cell would give the other verdict, it says the bands cross the threshold. "
     f"A verdict resting on a cell of fewer than {MIN_SEEDS} seeds is marked not a claim. "
+    "A finding that holds rests on all of its comparisons; one that does not hold, on its failing "
+    "comparison with the most seeds among those whose band is clear of the threshold (one failing "
+    "comparison is enough to fail it). "
     "Per task and distractor setting, never averaged over tasks. A run's setting is its training "
     f"data's `difficulty` attribute (`{NO_DISTRACTORS}`: without distractors), not its sweep's name."
 )
@@ -398,29 +401,53 @@ class Runs:
 
 
 def _verdict(task: str, setting: str, comparisons: list[Comparison], note: str = "") -> dict[str, Any]:
-    """A (task, setting)'s verdict: holds when every comparison holds on the means. The
-    bands cross when, holding, any comparison's band reaches over its threshold, or, not
-    holding, the band of every failing comparison reaches back."""
+    """A (task, setting)'s verdict: holds when every comparison holds on the means.
+
+    A finding that holds rests on all of its comparisons: its bands cross when any
+    comparison's band reaches over its threshold, and its seeds are its thinnest cell's.
+    One failing comparison is enough to fail a finding, so a finding that does not hold
+    rests on its best-established failing comparison: one whose band is clear of the
+    threshold (the most seeds among those), else the crossing ones, else any failing one.
+    A study can then settle "does not hold" on three seeds of the decisive cells (finding
+    3 at 128) while the other budgets stay at one."""
     holds = all(c.holds for c in comparisons)
-    crossing = [c.crosses for c in comparisons if holds or not c.holds]
-    band = None if any(x is None for x in crossing) else ("crosses" if (any if holds else all)(crossing) else "clear")
+    basis, band = comparisons, None
+    if holds:
+        crossing = [c.crosses for c in comparisons]
+        if not any(x is None for x in crossing):
+            band = "crosses" if any(crossing) else "clear"
+    else:
+        failing = [c for c in comparisons if not c.holds]
+        clear = [c for c in failing if c.crosses is False]
+        crossing_ones = [c for c in failing if c.crosses]
+        basis, band = (clear, "clear") if clear else (crossing_ones, "crosses") if crossing_ones else (failing, None)
+
+    def seeds_of(c: Comparison) -> int:
+        return min(c.top.n, c.bottom.n)
+
+    seeds = min(seeds_of(c) for c in basis) if holds else max(seeds_of(c) for c in basis)
+    rests_on = [] if holds else [c for c in basis if seeds_of(c) == seeds]
     cells = {id(x): x for c in comparisons for x in (c.top, c.bottom)}.values()
-    seeds = min(x.n for x in cells)
     verdict = "holds" if holds else "does not hold"
     text = f"**{verdict}**"
     if band == "crosses":
         text += ", but the seed bands cross the threshold"
-    if seeds < MIN_SEEDS:
+    thinner = not holds and min(seeds_of(c) for c in comparisons) < seeds
+    if thinner:  # the verdict rests on fewer comparisons than were made: name them
+        on = "; ".join(f"{c.top.name()} / {c.bottom.name()}" for c in rests_on)
+        text += f" (on {seeds} seeds of {on}{'' if seeds >= MIN_SEEDS else ': not a claim'})"
+    elif seeds < MIN_SEEDS:
         text += f" ({seeds} seed{'s' * (seeds != 1)}: not a claim)"
     return {"task": task, "distractors": setting, "verdict": verdict, "band": band, "min_seeds": seeds,
             "claim": seeds >= MIN_SEEDS, "missing": None, "note": note,
+            "rests_on": [[label(c.top.method), label(c.bottom.method), c.top.budget] for c in rests_on],
             "figures": [x.to_json() for x in cells], "comparisons": [c.to_json() for c in comparisons],
             "text": text, "details": [c.text() for c in comparisons]}  # fmt: skip
 
 
 def _missing(task: str | None, setting: str | None, what: str) -> dict[str, Any]:
     return {"task": task, "distractors": setting, "verdict": "not measured", "band": None, "min_seeds": None,
-            "claim": False, "missing": what, "note": "", "figures": [], "comparisons": [],
+            "claim": False, "missing": what, "note": "", "rests_on": [], "figures": [], "comparisons": [],
             "text": f"**not measured**: {what}", "details": []}  # fmt: skip
 
 
