@@ -340,6 +340,26 @@ def test_linear_probe_recovers_a_linear_map_and_reports_baseline():
     )  # dual form (more features than samples)
 
 
+@pytest.mark.parametrize("rows", [7, 64, 4096])
+def test_linear_probe_in_row_blocks_is_the_whole_fit(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """The probe sums its Gram matrix and predicts over blocks of rows (memory): any block
+    size gives the fit of the whole matrix, partial last block included."""
+    from laom.models import probe
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(301, 12, generator=gen) * torch.linspace(0.5, 4, 12) + 2
+    y = x[:, :3] @ torch.randn(3, 2, generator=gen) + 0.1 * torch.randn(301, 2, generator=gen)
+    monkeypatch.setattr(probe, "PROBE_ROWS", rows)
+    result = fit_linear_probe(x[:250], y[:250], x[250:], y[250:], ridge=1e-3)
+    xd, yd = x.double(), y.double()
+    mean, std = xd[:250].mean(0), xd[:250].std(0)
+    xs = (xd[:250] - mean) / std
+    w = torch.linalg.solve(xs.T @ xs + 1e-3 * 250 * torch.eye(12, dtype=torch.float64), xs.T @ (yd[:250] - yd[:250].mean(0)))
+    pred = (xd[250:] - mean) / std @ w + yd[:250].mean(0)
+    assert result.mse == pytest.approx(float(((pred - yd[250:]) ** 2).mean()), rel=1e-9)
+    assert torch.allclose(result.predict(x[250:]), pred, rtol=1e-9, atol=1e-12)
+
+
 def test_linear_probe_leaves_its_inputs_alone_and_matches_the_out_of_place_fit() -> None:
     """The probe standardises a copy in place (memory): a float64 input is not changed, and
     the fit is the textbook one on (x - mean) / std."""

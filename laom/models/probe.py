@@ -30,7 +30,34 @@ class ProbeResult:
     bias: torch.Tensor  # [out]
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return x.double() @ self.weight.T + self.bias
+        out = torch.empty(len(x), self.weight.shape[0], dtype=torch.float64)
+        for rows in _chunks(len(x)):
+            out[rows] = x[rows].double() @ self.weight.T + self.bias
+        return out
+
+
+# Rows per float64 block: the probe never holds a float64 copy of its whole input (20,000 x
+# 8,192 latents are 1.3 GB as float64; fit and predict held two such copies at once, and a
+# LAOM LAM's final probe peaked at 12.5 GB, so two LAMs could not probe together in 24 GB).
+PROBE_ROWS = 2048
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(i, min(i + PROBE_ROWS, n)) for i in range(0, n, PROBE_ROWS)]
+
+
+def _column_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column mean and standard deviation (ddof=1, floored at 1e-8) in float64, two
+    passes over row blocks."""
+    n = len(x)
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for rows in _chunks(n):
+        total += x[rows].double().sum(0)
+    mean = total / n
+    squares = torch.zeros_like(mean)
+    for rows in _chunks(n):
+        squares += ((x[rows].double() - mean) ** 2).sum(0)
+    return mean, (squares / max(n - 1, 1)).sqrt().clamp_min(1e-8)
 
 
 def fit_linear_probe(
@@ -44,22 +71,29 @@ def fit_linear_probe(
 
     ``ridge`` is relative: the penalty is ``ridge * n * ||W||^2`` on standardised x.
     Uses the primal (features x features) or dual (samples x samples) system, whichever
-    is smaller, so 8192-d latents with a few thousand samples stay cheap.
+    is smaller, so 8192-d latents with a few thousand samples stay cheap. The primal
+    Gram matrix is summed over blocks of standardised rows, so beside it only one block
+    is ever float64.
     """
-    # Standardised in place: 20,000 x 8,192 in float64 is 1.3 GB, and the out-of-place
-    # (x - mean) / std held three such arrays at once (the same arithmetic, in the same order).
-    xs = train_x.to(torch.float64, copy=True)  # a copy even when it is float64 already: never the caller's
     y = train_y.double()
-    mean, std = xs.mean(0), xs.std(0).clamp_min(1e-8)
+    mean, std = _column_stats(train_x)
     y_mean = y.mean(0)
-    xs.sub_(mean).div_(std)
     yc = y - y_mean
-    n, d = xs.shape
+    n, d = train_x.shape
     lam = ridge * n
     if d <= n:
-        w = torch.linalg.solve(xs.T @ xs + lam * torch.eye(d, dtype=xs.dtype), xs.T @ yc)
-    else:
+        gram = torch.zeros(d, d, dtype=torch.float64)
+        gram.diagonal().fill_(lam)  # the ridge, without a second d x d matrix
+        xty = torch.zeros(d, y.shape[1], dtype=torch.float64)
+        for rows in _chunks(n):
+            xs = train_x[rows].to(torch.float64, copy=True).sub_(mean).div_(std)  # never the caller's
+            gram.addmm_(xs.T, xs)
+            xty.addmm_(xs.T, yc[rows])
+        w = torch.linalg.solve(gram, xty)
+    else:  # fewer samples than features: the whole (small) sample standardised at once
+        xs = train_x.to(torch.float64, copy=True).sub_(mean).div_(std)
         w = xs.T @ torch.linalg.solve(xs @ xs.T + lam * torch.eye(n, dtype=xs.dtype), yc)
+        del xs
     weight = (w / std[:, None]).T  # back to raw feature scale
     bias = y_mean - weight @ mean
     result = ProbeResult(0.0, 0.0, 0.0, weight, bias)
