@@ -292,3 +292,16 @@ def test_cli_preview_and_bench(tmp_path, capsys):
     assert main(["env", "bench", "hopper-hop", "--steps", "50", "--img-hw", "32"]) == 0
     assert "steps/s" in capsys.readouterr().out
     assert main(["env", "preview", "cheetah-run", "--difficulty", "bogus", "--out", str(out)]) == 2
+
+
+def test_random_policy_returns_are_a_function_of_the_seed() -> None:
+    """The D4RL-style floor: the same episodes for the same seed, episode i the same
+    however many are asked for, and another seed gives other episodes."""
+    from laom.envs.tasks import random_policy_returns
+
+    three = random_policy_returns("cheetah-run", 3, seed=0)
+    assert random_policy_returns("cheetah-run", 2, seed=0) == three[:2]
+    assert random_policy_returns("cheetah-run", 3, seed=1) != three
+    assert all(0.0 <= r < 100.0 for r in three)  # cheetah-run's reward is in [0, 1] per step; random barely runs
+    with pytest.raises(LaomError, match="episodes 0: expected at least 1"):
+        random_policy_returns("cheetah-run", 0)

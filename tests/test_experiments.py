@@ -888,6 +888,40 @@ def test_demo_summary_orders_the_probes_against_the_papers() -> None:
     )
 
 
+def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: Path) -> None:
+    """D4RL-style scores beside the paper's quotient: 0 is a uniform random policy measured
+    on the task, 100 the dataset's expert; a task without an expert return gets none."""
+    import h5py
+    import yaml
+
+    from laom.envs.tasks import random_policy_returns
+
+    data = tmp_path / "cheetah.hdf5"
+    with h5py.File(data, "w") as f:
+        f.attrs["dataset_return"] = 400.0
+    sweep = write_runs(tmp_path / "sweep", synthetic_runs())
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"config": {"tasks": ["cheetah-run", "walker-run"],
+                                                                 "data": {"cheetah-run": str(data)}}}))  # fmt: skip
+    agg = rp.write_report(sweep, tmp_path / "report")
+    floor = agg["random_return"]["cheetah-run"]
+    assert floor["n"] == floor["episodes"] == rp.RANDOM_EPISODES
+    assert floor["mean"] == pytest.approx(float(np.mean(random_policy_returns("cheetah-run", rp.RANDOM_EPISODES))))
+    scores = []
+    for seed in range(3):
+        row = next(r for r in agg["rows"] if (r["task"], r["method"], r["labeled"], r["seed"]) == ("cheetah-run", "bc", 2, seed))
+        assert row["random_return"] == floor["mean"]
+        scores.append(100 * (row["return"] - floor["mean"]) / (400.0 - floor["mean"]))
+        assert row["expert_score"] == pytest.approx(scores[-1])
+    assert all(r["expert_score"] is None for r in agg["rows"] if r["task"] == "walker-run")
+    md = (tmp_path / "report" / "results.md").read_text()
+    expected = f"{np.mean(scores):.1f} ± {np.std(scores):.1f}"
+    assert table_cell(md, "Expert-normalised score (D4RL-style): cheetah-run", "BC", "2") == expected
+    assert "## Expert-normalised score (D4RL-style): walker-run" not in md
+    assert table_cell(md, "Normaliser", "cheetah-run", "random policy's return") == f"{floor['mean']:.1f}"
+    full = 100 * (100.0 - floor["mean"]) / (400.0 - floor["mean"])  # BC-full's mean return is 100
+    assert f"BC-full scores {full:.1f}." in md
+
+
 def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
     """Every normalised table says what it divided by, beside the dataset's expert return."""
     import h5py

@@ -122,6 +122,24 @@ def test_minari_reads_the_export(relabelled: Path, tmp_path: Path) -> None:
             np.testing.assert_array_equal(episode.infos["distractors"]["camera"], group["distractors/camera"][()])
 
 
+def test_minari_export_carries_d4rl_reference_scores(relabelled: Path, tmp_path: Path) -> None:
+    """``minari.get_normalized_score`` works on an export of a suite task's file: 0 is a
+    uniform random policy on the task, 1 the file's mean return (its expert's). A file of
+    no suite task (the synthetic square) has no reference scores, as Minari allows."""
+    minari = pytest.importorskip("minari")
+    from laom.envs.tasks import random_policy_returns
+
+    export_dataset(relabelled, "minari", tmp_path / "square", progress=False)
+    with pytest.raises(ValueError, match="Reference score not provided"):
+        minari.get_normalized_score(minari.MinariDataset(tmp_path / "square" / "data"), np.array([1.0]))
+    with h5py.File(relabelled, "r+") as f:
+        f.attrs["domain_name"], f.attrs["task_name"], f.attrs["dataset_return"] = "cheetah", "run", 300.0
+    export_dataset(relabelled, "minari", tmp_path / "cheetah", progress=False)
+    dataset = minari.MinariDataset(tmp_path / "cheetah" / "data")
+    floor = float(np.mean(random_policy_returns("cheetah-run", 25)))
+    assert minari.get_normalized_score(dataset, np.array([floor, 300.0])) == pytest.approx([0.0, 1.0])
+
+
 def test_cli(relabelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("minari")
     folder = tmp_path / "m"

@@ -119,3 +119,29 @@ class StateEnv(gym.Env):
         terminated = bool(ts.last() and ts.discount == 0.0)
         truncated = bool(ts.last() and not terminated)
         return flatten_state(ts.observation), reward, terminated, truncated, {}
+
+
+def random_policy_returns(task: str, episodes: int = 25, seed: int = 0) -> list[float]:
+    """Returns of a uniform random policy over ``task``'s action bounds, episode ``i``
+    reset with seed ``seed + i`` and its actions drawn from ``default_rng([seed, i])``.
+
+    The floor of D4RL-style scores, 100 * (R - R_random) / (R_expert - R_random), and
+    Minari's ``ref_min_score``. The distractors only change what is rendered, never the
+    physics or the reward, so the state environment gives every distractor setting's
+    floor without rendering (a second per task on cheetah-run).
+    """
+    if episodes < 1:
+        raise LaomError(f"random policy returns: episodes {episodes}: expected at least 1")
+    env = StateEnv(task, seed)
+    low, high = env.action_space.low, env.action_space.high
+    out = []
+    for i in range(episodes):
+        rng = np.random.default_rng([seed, i])
+        env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(rng.uniform(low, high).astype(np.float32))
+            total += reward
+            done = terminated or truncated
+        out.append(total)
+    return out

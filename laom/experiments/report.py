@@ -44,6 +44,7 @@ so a half-finished sweep does not mix task difficulty into the curve.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -53,6 +54,7 @@ from typing import Any
 import yaml
 
 from laom import methods as registry
+from laom.envs.tasks import random_policy_returns
 from laom.errors import LaomError, require
 from laom.experiments import paper as paper_data
 from laom.experiments.compute import compute, compute_table, compute_text
@@ -175,6 +177,37 @@ def expert_return(path: str | None) -> float | None:
         return float(value) if value is not None else None
     except (OSError, ValueError, TypeError):
         return None
+
+
+# D4RL-style scores' floor: a uniform random policy over this many episodes (seeds 0..N-1).
+RANDOM_EPISODES = 25
+
+
+@functools.cache
+def _random_returns(task: str, episodes: int) -> tuple[float, ...] | None:
+    try:
+        return tuple(random_policy_returns(task, episodes))
+    except LaomError:  # not a suite task (a test's made-up name)
+        return None
+
+
+def random_return(task: str, episodes: int = RANDOM_EPISODES) -> dict[str, Any] | None:
+    """A uniform random policy's return on ``task`` (mean over ``episodes``), or None for a
+    task the suite does not have. Measured, not tabulated: about a second per task, once
+    per process."""
+    values = _random_returns(task, episodes)
+    if values is None:
+        return None
+    return {**stats(list(values)), "episodes": episodes, "policy": "uniform random actions, episode i reset with seed i"}
+
+
+def expert_score(value: float | None, floor: float | None, expert: float | None) -> float | None:
+    """D4RL's normalised score, 100 * (R - R_random) / (R_expert - R_random): 0 is the random
+    policy, 100 the dataset's expert. The paper divides by BC-full instead; this one does
+    not move with how well BC-full learned, and it is what Minari's reference scores give."""
+    if value is None or floor is None or expert is None or expert <= floor:
+        return None
+    return 100.0 * (float(value) - floor) / (expert - floor)
 
 
 def learning_curves(
@@ -391,6 +424,13 @@ def aggregate(runs: list[RunRecord], config: dict[str, Any] | None = None, paper
         )
         for t in tasks
     }
+    agg["random_return"] = {t: random_return(t) for t in tasks}
+
+    def score(run: RunRecord) -> float | None:
+        floor = (agg["random_return"].get(run.task) or {}).get("mean")
+        return expert_score(run.return_mean, floor, agg["expert_return"].get(run.task))
+
+    agg["expert_score"] = {t: _table(table) for t, table in _curves(runs, score).items()}
     agg["rows"] = run_rows(runs, agg, summaries, settings)
     agg["compute"] = compute(runs)
     agg["findings"] = findings(runs, settings, tasks)
@@ -462,6 +502,7 @@ def run_rows(
         lam = _stage_summary(r, "lam", LAMSummary, summaries)[1]
         online = lam.online_probe_rel if isinstance(lam, LAMSummary) else None
         full = normalizer_of(agg, r.task, r.method).get("bc_full_return") or {}
+        floor = ((agg.get("random_return") or {}).get(r.task) or {}).get("mean")
         held_out = (float(r.action_probe_mse) / float(r.action_probe_baseline_mse)
                     if r.action_probe_mse is not None and r.action_probe_baseline_mse else None)  # fmt: skip
         rows.append({
@@ -476,6 +517,7 @@ def run_rows(
             "return": r.return_mean, "return_std": r.return_std, "episodes": r.episodes,
             "normalized_return": r.normalized_return, "normalizer": r.normalizer,
             "bc_full_return": full.get("mean"), "expert_return": agg["expert_return"].get(r.task),
+            "random_return": floor, "expert_score": expert_score(r.return_mean, floor, agg["expert_return"].get(r.task)),
         })  # fmt: skip
     return rows
 
@@ -958,6 +1000,21 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
     return line + "."
 
 
+def score_line(agg: dict[str, Any], task: str) -> str:
+    """How the expert-normalised scores of ``task`` were made, with BC-full's beside them."""
+    floor, expert = agg["random_return"][task], agg["expert_return"][task]
+    line = (f"100 × (return − random) / (expert − random): 0 is a uniform random policy ({floor['mean']:.1f} ± "
+            f"{floor['std']:.1f} over {floor['episodes']} episodes), 100 the dataset's expert ({expert:.1f}). "
+            "It does not depend on BC-full, so it stays meaningful where BC-full is a weak normaliser.")  # fmt: skip
+    fulls = [(variant, group["bc_full_return"]) for variant, group in
+             normalizer_sweeps((agg.get("normalizers") or {}).get(task) or {}).items() if group.get("bc_full_return")]  # fmt: skip
+    scored = [(variant, expert_score(full["mean"], floor["mean"], expert)) for variant, full in fulls]
+    if scored:
+        line += " BC-full scores " + ", ".join(f"{v:.1f}" + (f" in {variant}" if variant else "")
+                                              for variant, v in scored if v is not None) + "."  # fmt: skip
+    return line
+
+
 def _normaliser_value(value: Any) -> str:
     """A normaliser as a table shows it: one number, several (a task whose sweeps were
     normalised apart, merged), or none."""
@@ -1015,6 +1072,11 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "", 
         rows = [[label(m), *(cell(agg["returns"][task].get(m, {}).get(str(n)), digits, seeds) for n in budgets)]
                 for m in agg["methods"] if m in agg["returns"][task]]  # fmt: skip
         out += _markdown_table(header, rows) + [""]
+        if task in (agg.get("expert_score") or {}):
+            out += [f"## Expert-normalised score (D4RL-style): {task}", "", score_line(agg, task), ""]
+            rows = [[label(m), *(cell(agg["expert_score"][task].get(m, {}).get(str(n)), 1, seeds) for n in budgets)]
+                    for m in agg["methods"] if m in agg["expert_score"][task]]  # fmt: skip
+            out += _markdown_table(header, rows) + [""]
     for task in agg["tasks"]:
         if task in agg["offline_action_mse"]:
             out += [f"## Offline action MSE: {task}", "",
@@ -1074,13 +1136,15 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "", 
     rows = []
     for t, entry in agg["normalizers"].items():
         expert = (agg.get("expert_return") or {}).get(t)
+        floor = (agg.get("random_return") or {}).get(t)
         for variant, e in normalizer_sweeps(entry).items():
             full = e["bc_full_return"]
             rows.append([f"{t} ({variant})" if variant else t, _normaliser_value(e["value"]),
                          cell(full, _digits({"": {"": full}}), seeds) if full else "–",
-                         f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–"]
+                         f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–",
+                         f"{floor['mean']:.1f}" if floor else "–"]
                         + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
-    header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert"]
+    header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert", "random policy's return"]
     out += _markdown_table([*header, *(["paper BC-full"] if paper else [])], rows)
     if agg["compute"]["total"]["stages"]:  # nothing recorded (an older laom's records): no section
         intro, after = compute_text(agg["compute"])
