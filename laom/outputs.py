@@ -115,6 +115,47 @@ def machine() -> str:
     return f"{name} ({cores} cores{'; ' + ', '.join(units) if units else ''})"
 
 
+def reset_peak_memory() -> bool:
+    """Start this process's peak resident memory (VmHWM) over from its current size, so a
+    stage run in a long-lived sweep worker records its own peak, not the worst stage
+    before it. False where the kernel does not allow it (not Linux, or before 4.0): the
+    peak then counts from the process's start."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_gb() -> float | None:
+    """This process's peak resident memory in GB (10^9 bytes): VmHWM from /proc, else
+    ``ru_maxrss`` (kB on Linux); None where neither exists. Worker processes a stage
+    spawns (evaluation environments) are not in it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    except (ImportError, OSError):
+        return None
+
+
+def machine_memory_gb() -> float | None:
+    """This machine's memory in GB (MemTotal), or None where /proc does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def code_version() -> dict[str, Any]:
     """``{"laom_version": ..., "git_commit": ..., "git_dirty": ...}`` of the running laom
     (read once per process)."""

@@ -234,3 +234,24 @@ def test_curve_points_that_train_a_decoder_count_its_training(tmp_path: Path) ->
     points[0]["train_seconds"] = 60.0
     (folder / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in points))
     assert cp.stage_cost("decoder", str(folder)).curve_seconds == pytest.approx(67.0)
+
+
+def test_peak_memory_per_stage_kind_is_its_largest_folder(tmp_path: Path) -> None:
+    """The stage summaries' peak memory: per kind the largest folder's (what two stages at
+    once would need), the total the largest of all; a report of older folders has none
+    and no column."""
+    root = sweep(tmp_path / "sweep")
+    rp.write_report(root, tmp_path / "old")
+    assert "peak memory GB" not in (tmp_path / "old" / "results.md").read_text()
+    for name, peak in (("lam", 12.5), ("decoder-2", 3.25), ("decoder-8", 4.5)):
+        summary = root / "cache" / name / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "peak_memory_gb": peak}))
+    info = rp.write_report(root, tmp_path / "report")["compute"]
+    kinds = info["kinds"]
+    assert (kinds["lam"]["peak_memory_gb"], kinds["decoder"]["peak_memory_gb"], kinds["bc"]["peak_memory_gb"]) == (12.5, 4.5, None)
+    assert (kinds["decoder"]["peak_memory_folders"], info["total"]["peak_memory_gb"]) == (2, 12.5)
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert table_cell(md, "Compute", "decoder", "peak memory GB") == "4.5"
+    assert table_cell(md, "Compute", "bc", "peak memory GB") == "–"
+    assert table_cell(md, "Compute", "total", "peak memory GB") == "12.5"
+    assert "(3 of 5 folders recorded one, older laoms did not;" in md

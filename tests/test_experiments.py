@@ -941,3 +941,21 @@ def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
             "say little); the dataset's expert return 400.0.") in md
     assert table_cell(md, "Normaliser", "cheetah-run", "BC-full / expert") == "25%"
     assert table_cell(md, "Normaliser", "walker-run", "expert return (dataset)") == "–"
+
+
+def test_sweep_notes_when_its_largest_stages_would_not_fit_together(tmp_path: Path) -> None:
+    """Two LAOM LAMs probing at once were OOM-killed on a 24 GB machine: with --jobs 2 the
+    sweep says so before it starts, from the peaks its stages recorded."""
+    from laom.experiments.sweep import memory_note
+
+    cache = tmp_path / "cache"
+    assert memory_note(cache, 2, total_gb=24.0) is None  # nothing recorded yet
+    for name, peak in (("lam-laom-a", 12.6), ("decoder-b", 10.9), ("bc-c", None)):
+        (cache / name).mkdir(parents=True)
+        (cache / name / "summary.json").write_text(json.dumps({"peak_memory_gb": peak}))
+    note = memory_note(cache, 2, total_gb=23.0)
+    assert note == ("note: --jobs 2: this sweep's largest stages peaked at 12.6 GB (lam-laom-a) + 10.9 GB "
+                    "(decoder-b), more than this machine's 23.0 GB if they meet; --jobs 1 runs one stage at a "
+                    "time on every core")  # fmt: skip
+    assert memory_note(cache, 2, total_gb=24.0) is None  # 23.5 GB fits
+    assert memory_note(cache, 3, total_gb=64.0) is None

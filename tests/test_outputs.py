@@ -350,3 +350,19 @@ def test_sweep_records_the_code_version_of_each_run() -> None:
 
     record = run_record(Job("cheetah-run", "bc", 2, 0), {"laom_version": "9.9", "git_commit": "abc"}, "")
     assert record.laom_version == "9.9" and record.git_commit == "abc"
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
+def test_peak_memory_starts_over_for_each_stage() -> None:
+    """A sweep worker runs stage after stage in one process: each stage's summary records
+    the peak since its own start (RunDir.prepare resets it), not the worst stage before."""
+    import numpy as np
+
+    from laom.outputs import peak_memory_gb, reset_peak_memory
+
+    block = np.ones(200_000_000 // 8)  # 200 MB, touched
+    high = peak_memory_gb()
+    del block
+    assert reset_peak_memory()
+    low = peak_memory_gb()
+    assert high is not None and low is not None and high - low > 0.15

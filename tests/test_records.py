@@ -137,14 +137,18 @@ def test_a_stage_summary_round_trips_through_its_run_folder(tmp_path: Path) -> N
     assert back == summary and "offline" not in json.loads(run.summary_path.read_text())
     with_offline = dataclasses.replace(summary, offline=OfflineScores(0.1, 0.2, 10))
     assert DecoderSummary.from_json(with_offline.to_json()) == with_offline
-    assert list(with_offline.to_json())[-5:] == [
+    assert list(with_offline.to_json())[-6:] == [
         "offline",
         "laom_version",
         "git_commit",
         "git_dirty",
         "machine",
+        "peak_memory_gb",
     ]
     assert back.machine == summary.machine and "cores" in summary.machine
+    # the writing process's peak memory (this test process's, as RunDir.prepare was not called)
+    assert summary.peak_memory_gb is not None and summary.peak_memory_gb > 0
+    assert "peak_memory_gb" not in DecoderSummary(method="lapo").to_json()  # omitted while unknown
 
 
 # --------------------------------------------------------------------------- model metadata

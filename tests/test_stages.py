@@ -357,6 +357,7 @@ def test_latent_chain(files: dict[str, Path], tmp_path: Path) -> None:
     summary = json.loads(Path(bc, "summary.json").read_text())
     assert summary["stage"] == "bc" and summary["latent_dim"] == 16 and summary["updates"] >= 1
     assert "cores" in summary["machine"]  # the CPU it was computed on (laom.outputs.machine)
+    assert 0 < summary["peak_memory_gb"] < 24  # the stage process's peak, from the run's start
     latents = np.load(Path(bc, "latents.npy"))
     assert latents.shape == (120, 16) and latents.dtype == np.float16 and np.abs(latents).sum() > 0
     assert Path(bc, "latent_policy.pt").is_file() and Path(bc, "config.yaml").is_file()

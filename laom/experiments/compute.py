@@ -74,6 +74,8 @@ class StageCost:
     invocation_seconds: float | None = None
 
     cores: int | None = None  # the cores it held: threads, or 0 = every core of its machine
+    # Its process's peak resident memory in GB, from its summary (None before laom recorded it).
+    peak_memory_gb: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -174,6 +176,7 @@ def stage_cost(kind: str, folder: str) -> StageCost:
     cost.threads = int(threads) if isinstance(threads, int) else None
     cost.machine = summary.get("machine") if isinstance(summary.get("machine"), str) else None
     cost.cores = cost.threads if cost.threads and cost.threads > 0 else machine_cores(cost.machine)
+    cost.peak_memory_gb = _number(summary.get("peak_memory_gb"))
     metrics = [r for r in _rows(path / "metrics.jsonl") if _number(r.get("update")) is not None]
     updates = _number(summary.get("updates"))
     if updates is None and metrics:
@@ -232,6 +235,10 @@ def _totals(
         "cores_unknown": len(found) - len(held),
     }
     if updates:
+        # the largest peak among its folders that recorded one: what two at once would need
+        peaks = [c.peak_memory_gb for c in found if c.peak_memory_gb is not None]
+        entry["peak_memory_gb"] = max(peaks) if peaks else None
+        entry["peak_memory_folders"] = len(peaks)
         entry["updates"] = sum(c.updates or 0 for c in found)
         entry["release_updates"] = sum((c.updates or 0) * c.runs for c in found)
         entry["training_hours"] = sum(c.training_seconds for c in found) / 3600
@@ -302,6 +309,8 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
     }
     for key in ("updates", "training_hours", "curve_hours", "cpu_hours", "release_cpu_hours", "cores_unknown"):
         total[key] = sum(k.get(key, 0) for k in kinds.values())
+    peaks = [k["peak_memory_gb"] for k in kinds.values() if k.get("peak_memory_gb") is not None]
+    total["peak_memory_gb"] = max(peaks) if peaks else None
     threads = sorted({c.threads for c in costs if c.found and c.threads is not None})
     one_thread = bool(threads) and threads == [1] and all(c.threads == 1 for c in costs if c.found)
     return {
@@ -395,6 +404,15 @@ def compute_text(info: dict[str, Any]) -> tuple[str, list[str]]:
             f"{sum(e.get('invocation_hours', 0) for e in kinds.values()):.{digits}f} h where this table counts "
             f"{sum(e.get('invocation_counted_hours', 0) for e in kinds.values()):.{digits}f} h."
         )
+    if info["total"].get("peak_memory_gb") is not None:
+        recorded = sum(e.get("peak_memory_folders", 0) for e in kinds.values())
+        stages = sum(e["stages"] for k, e in kinds.items() if k != EVALUATION)
+        after.append(
+            f"Peak memory GB: the largest peak resident memory of one stage process of that kind, from start to "
+            f"summary ({recorded} of {stages} folders recorded one, older laoms did not; the "
+            "evaluations' worker processes are not in it). Runs in parallel (`laom sweep --jobs`) need about the "
+            "sum of the stages they run at once."
+        )
     if info["missing"]:
         names = ", ".join(Path(m).name for m in info["missing"])
         after.append(f"Stage folders gone or without a training record, not counted: {names}.")
@@ -418,13 +436,20 @@ def compute_table(info: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         return f"{value:.{digits}f}"
 
     cpu = bool(info["total"].get("cpu_hours"))
+    memory = info["total"].get("peak_memory_gb") is not None
     header = ["stage", "ours", "updates", "training h", "curves h", "total h", *(["CPU h"] if cpu else []),
-              "release: trainings", "release: h", *(["release: CPU h"] if cpu else [])]  # fmt: skip
+              "release: trainings", "release: h", *(["release: CPU h"] if cpu else []),
+              *(["peak memory GB"] if memory else [])]  # fmt: skip
+
+    def peak(e: dict[str, Any]) -> str:
+        value = e.get("peak_memory_gb")
+        return "–" if value is None else f"{value:.1f}"
 
     def row(name: str, e: dict[str, Any], stage: bool) -> list[str]:
         done = [str(e["updates"]), h(e["training_hours"]), h(e["curve_hours"])] if stage else ["–", "–", "–"]
         return [name, str(e["stages"]), *done, h(e["hours"]), *([h(e["cpu_hours"])] if cpu else []),
-                str(e["release_trainings"]), h(e["release_hours"]), *([h(e["release_cpu_hours"])] if cpu else [])]  # fmt: skip
+                str(e["release_trainings"]), h(e["release_hours"]), *([h(e["release_cpu_hours"])] if cpu else []),
+                *([peak(e)] if memory else [])]  # fmt: skip
 
     rows = [row(kind, e, kind != EVALUATION) for kind, e in info["kinds"].items()]
     rows.append(row("total", info["total"], True))

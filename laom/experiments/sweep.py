@@ -64,7 +64,7 @@ from laom.experiments.sweep_config import SweepConfig, SweepOptions
 from laom.experiments.sweep_dir import open_sweep_dir, sweep_lock
 from laom.experiments.sweep_progress import SweepProgress, describe
 from laom.experiments.sweep_records import holds_records, restore_records, save_records
-from laom.outputs import check_output
+from laom.outputs import check_output, machine_memory_gb
 from laom.training.summaries import OfflineScores, StageRef
 
 
@@ -141,6 +141,32 @@ class SweepResult:
     runs_file: Path
 
 
+def memory_note(cache: Path, jobs: int, total_gb: float | None = None) -> str | None:
+    """A note when the ``jobs`` largest peaks this sweep's stages recorded (their summaries'
+    ``peak_memory_gb``) add up to more than this machine's memory: two LAOM LAMs' final
+    probes at once were OOM-killed on a 24 GB machine, and the killed worker takes the
+    sweep's process pool with it. A note, not a refusal: the stages left may be smaller."""
+    total_gb = machine_memory_gb() if total_gb is None else total_gb
+    peaks = []
+    for summary in cache.glob("*/summary.json"):
+        try:
+            value = json.loads(summary.read_text()).get("peak_memory_gb")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            peaks.append((float(value), summary.parent.name))
+    if not peaks or total_gb is None:
+        return None
+    largest = sorted(peaks, reverse=True)[:jobs]
+    if len(largest) < jobs:  # one recorded stage: assume its kind runs twice at once
+        largest += [largest[0]] * (jobs - len(largest))
+    if sum(v for v, _ in largest) <= total_gb:
+        return None
+    named = " + ".join(f"{v:.1f} GB ({name})" for v, name in largest)
+    return (f"note: --jobs {jobs}: this sweep's largest stages peaked at {named}, more than this machine's "
+            f"{total_gb:.1f} GB if they meet; --jobs 1 runs one stage at a time on every core")
+
+
 def run_sweep(opts: SweepOptions, log: Callable[[str], None] = print) -> SweepResult:
     """Make the labelled subsets, then run every unfinished (task, method, budget, seed)."""
     require(opts.jobs >= 1, f"--jobs {opts.jobs}: expected >= 1")
@@ -176,6 +202,9 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
         log("normaliser changed: recorded runs re-normalised")
     todo = link_shared(put_first([j for j in jobs if j.key not in done_keys], opts.first))
     log(f"sweep {root}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run (--jobs {opts.jobs})")
+    note = memory_note(root / "cache", opts.jobs) if opts.jobs > 1 and todo else None
+    if note:
+        log(note)
 
     threads = run_threads(cfg, opts.jobs)
     rows, rates_file = predict(cfg, root, todo, files, threads, opts, log)

@@ -82,8 +82,10 @@ class RunDir:
         Re-running the same command resumes; a different config in an existing run
         directory is an error (it would silently mix two runs).
         """
+        from laom.outputs import reset_peak_memory
         from laom.training import distributed
 
+        reset_peak_memory()  # the summary's peak_memory_gb is this run's, not the process's
         if not distributed.is_main():  # rank 0 checks and writes; the others wait for it
             distributed.barrier()
             return
@@ -155,10 +157,11 @@ class RunDir:
 
         Written by rank 0 (the only writer under torchrun); every rank returns once it exists.
         """
-        from laom.outputs import code_version, machine
+        from laom.outputs import code_version, machine, peak_memory_gb
         from laom.training import distributed
 
-        summary.stamp({**code_version(), "machine": machine()})
+        peak = peak_memory_gb()
+        summary.stamp({**code_version(), "machine": machine(), "peak_memory_gb": None if peak is None else round(peak, 3)})
         if distributed.is_main():
             atomic_write_text(
                 self.summary_path, json.dumps(summary.to_json(), indent=2, sort_keys=False) + "\n"

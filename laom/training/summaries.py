@@ -38,12 +38,15 @@ class StageSummary(Record):
     git_commit: str | None = json_field(place=2, kw_only=True)
     git_dirty: bool | None = json_field(place=2, kw_only=True)
     machine: str | None = json_field(place=2, kw_only=True)  # the CPU (laom.outputs.machine)
+    # The stage process's peak resident memory, from the run's start in this invocation
+    # (laom.outputs.peak_memory_gb): what decides how many stages fit on a machine at once.
+    peak_memory_gb: float | None = json_field(place=2, kw_only=True, omit_none=True)
 
     def stamp(self, version: dict[str, Any]) -> None:
         """Record ``version`` (``laom.outputs.code_version``, and the machine); a key this
         laom does not name goes to ``extra`` rather than being lost."""
         for name, value in version.items():
-            if name in ("laom_version", "git_commit", "git_dirty", "machine"):
+            if name in ("laom_version", "git_commit", "git_dirty", "machine", "peak_memory_gb"):
                 setattr(self, name, value)
             else:
                 self.extra[name] = value
