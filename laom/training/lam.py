@@ -37,7 +37,7 @@ from laom import methods
 from laom.data.access import TrainingData
 from laom.data.sampler import BatchSampler, FrameData, load_frames, to_model_input
 from laom.data.streaming import open_training_data, training_sampler
-from laom.errors import LaomError
+from laom.errors import LaomError, require
 from laom.models import lam_class, save_model
 from laom.models.augment import Augmenter
 from laom.models.device import Runtime
@@ -279,6 +279,7 @@ def encode_transitions(
     transitions of ``data`` (a fixed random subset), and under ``distractors`` the change
     of each recorded distractor from o_t to o_{t+1} (None when ``data`` has no records)."""
     steps = data.valid_steps
+    require(len(steps) > 0, f"{data.path}: no transition of {frame_stack} stacked frames to probe")
     if len(steps) > max_samples:
         steps = np.sort(np.random.default_rng([seed, 11]).choice(steps, max_samples, replace=False))
     sampler = BatchSampler(
@@ -286,7 +287,9 @@ def encode_transitions(
     )
     was_training = model.training
     model.eval()
-    zs, embs = [], []
+    # Filled in place: a list of batches and its concatenation held two copies of the
+    # 20,000 x 8,192 latents (655 MB each) at the final probe.
+    latent = embedding = None
     for i in range(0, len(steps), sampler.batch_size):
         chunk = steps[i : i + sampler.batch_size]
         arrays = sampler.gather(chunk, np.ones_like(chunk))
@@ -294,12 +297,15 @@ def encode_transitions(
         nxt = to_model_input(arrays["next_obs"], runtime.device)
         with runtime.autocast():
             z, emb = model.latent_action_and_embedding(obs, nxt)
-        zs.append(z.float().cpu())
-        embs.append(emb.float().cpu())
+        if latent is None or embedding is None:
+            latent = torch.empty(len(steps), *z.shape[1:], dtype=torch.float32)
+            embedding = torch.empty(len(steps), *emb.shape[1:], dtype=torch.float32)
+        latent[i : i + len(chunk)] = z.float().cpu()
+        embedding[i : i + len(chunk)] = emb.float().cpu()
     model.train(was_training)
     return {
-        "latent": torch.cat(zs),
-        "embedding": torch.cat(embs),
+        "latent": latent,
+        "embedding": embedding,
         "actions": torch.from_numpy(data.actions[steps]),
         "states": torch.from_numpy(data.states[steps]),
         "distractors": distractor_changes(data.distractors, steps, 1),
