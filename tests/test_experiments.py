@@ -26,7 +26,7 @@ from laom.experiments.labeled_subsets import make_labeled
 from laom.experiments.normalizers import Normalizers, check_normalizer, renormalize
 from laom.experiments.overrides import check_overrides, overrides_for
 from laom.experiments.plan import Job, job_key, link_shared, plan_jobs
-from laom.experiments.runs_store import RunRecord, drop_stale, read_runs
+from laom.experiments.runs_store import RunRecord, append_run, drop_stale, read_runs
 from laom.experiments.scheduler import InlineExecutor, Outcome, schedule
 from laom.experiments.sweep import run_sweep
 from laom.experiments.sweep_config import METHODS, SweepConfig, SweepOptions, make_config
@@ -523,9 +523,9 @@ def test_schedule_runs_dependencies_first_and_skips_after_failure() -> None:
 def test_normalizers() -> None:
     cfg = config(seeds=[0, 1])
     norms = Normalizers(cfg)
-    assert not norms.known("t-a")
+    assert not norms.known("t-a") and norms.value("t-a") is None
     norms.add(RunRecord(task="t-a", method="bc-full", seed=0, return_mean=300.0))
-    assert not norms.known("t-a")
+    assert not norms.known("t-a") and norms.value("t-a") == 300.0  # so far: seed 0's
     norms.add(RunRecord(task="t-a", method="bc-full", seed=1, return_mean=500.0))
     assert norms.known("t-a") and norms.value("t-a") == 400.0
     run = norms.apply(RunRecord(task="t-a", method="bc", seed=0, return_mean=100.0, return_std=20.0))
@@ -540,6 +540,26 @@ def test_normalizers() -> None:
         check_normalizer("0")
     with pytest.raises(LaomError, match="auto, paper, none, a number or a sweep directory"):
         check_normalizer("bc")
+
+
+def test_runs_are_recorded_before_every_seeds_bc_full_and_re_divided_after(tmp_path: Path) -> None:
+    """A finished run is written at once: divided by the bc-full seeds finished so far
+    (none yet: not normalised), and every line again when another seed's bc-full ends."""
+    from laom.experiments.normalizers import renormalize
+
+    runs_file = tmp_path / "runs.jsonl"
+    norms = Normalizers(config(seeds=[0, 1]))
+    early = norms.apply(RunRecord(task="t-a", method="bc", labeled=2, seed=1, return_mean=100.0, return_std=10.0))
+    assert early.normalizer is None and early.normalized_return is None
+    append_run(runs_file, early)
+    for seed, value, expected in ((0, 200.0, 0.5), (1, 600.0, 0.25)):
+        full = RunRecord(task="t-a", method="bc-full", seed=seed, return_mean=value, return_std=0.0)
+        norms.add(full)
+        append_run(runs_file, norms.apply(full))
+        assert renormalize(runs_file, norms) >= 1
+        bc = next(r for r in read_runs(runs_file) if r.method == "bc")
+        assert bc.normalized_return == pytest.approx(expected) and bc.normalized_std == pytest.approx(expected / 10)
+    assert norms.known("t-a") and renormalize(runs_file, norms) == 0
 
 
 def test_normalizer_from_another_sweep(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture) -> None:

@@ -62,8 +62,6 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
         return 0
     result = run_sweep(opts, log=lambda m: print(m, flush=True))
     print(f"{result.finished} run(s) recorded in {result.runs_file} ({result.already_done} were already done)")
-    for outcome in result.unrecorded:
-        print(f"not recorded (no normaliser for {outcome.job.task}: a bc-full run failed): {outcome.job.id}", file=sys.stderr)
     if result.failed:
         first = result.failed[0]
         raise LaomError(

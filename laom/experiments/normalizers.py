@@ -1,8 +1,12 @@
 """The per-task normaliser of a sweep's returns, and its re-application to recorded runs.
 
-With ``--normalizer auto`` (the paper's) a task's normaliser is known only once every
+With ``--normalizer auto`` (the paper's) a task's normaliser is final only once every
 seed's bc-full run has finished, so it is applied to runs.jsonl lines after the fact
-rather than being part of a run's key: adding seeds then re-runs no finished work.
+rather than being part of a run's key: adding seeds then re-runs no finished work. Until
+then a run is recorded as it finishes, divided by the mean of the bc-full seeds finished
+so far (none: not normalised yet), and every line is re-normalised when another seed's
+bc-full finishes. A finished run is never held back: a sweep's machine may not outlast
+the session, and an unwritten record is lost with it.
 """
 
 from __future__ import annotations
@@ -68,12 +72,14 @@ class Normalizers:
             self.bc_full[run.task][int(run.seed)] = run.return_mean
 
     def known(self, task: str) -> bool:
+        """Whether the normaliser is final (every seed's bc-full finished, for ``auto``)."""
         if self.cfg.normalizer != "auto" or self.cfg.episodes == 0:
             return True
         return set(self.bc_full[task]) >= set(self.cfg.seeds)
 
     def value(self, task: str) -> float | None:
-        """The normaliser (None: not normalised). Call only when :meth:`known`."""
+        """The normaliser (None: not normalised); for ``auto`` before :meth:`known`, the
+        mean over the bc-full seeds finished so far (None before the first)."""
         spec = self.cfg.normalizer
         if spec == "none" or self.cfg.episodes == 0:
             return None
@@ -85,8 +91,9 @@ class Normalizers:
             return self.other.get(task)
         if spec != "auto":
             return float(spec)
-        returns = [self.bc_full[task][s] for s in self.cfg.seeds]
-        if any(r is None for r in returns):
+        finished = self.bc_full[task]
+        returns = [finished[s] for s in self.cfg.seeds if s in finished]
+        if not returns or any(r is None for r in returns):
             return None
         mean = sum(returns) / len(returns)  # type: ignore[arg-type]
         return mean if abs(mean) > 1e-9 else None
@@ -103,8 +110,8 @@ class Normalizers:
 
 
 def renormalize(path: Path, norms: Normalizers) -> int:
-    """Re-apply the current normaliser to recorded lines whose task's normaliser is
-    known; returns how many lines changed (the file is rewritten atomically)."""
+    """Re-apply the current normaliser (final or so far) to the recorded lines of the
+    sweep's tasks; returns how many lines changed (the file is rewritten atomically)."""
     from laom.outputs import atomic_write_text
 
     if not path.is_file():
@@ -118,7 +125,7 @@ def renormalize(path: Path, norms: Normalizers) -> int:
         except json.JSONDecodeError:
             lines.append(line)  # a torn last line: read_runs ignores it, keep it as it was
             continue
-        if isinstance(raw, dict) and raw.get("task") in norms.bc_full and norms.known(raw["task"]):
+        if isinstance(raw, dict) and raw.get("task") in norms.bc_full:
             run = norms.apply(RunRecord.from_json(raw))
             after = {"normalizer": run.normalizer, "normalized_return": run.normalized_return,
                      "normalized_std": run.normalized_std}  # fmt: skip

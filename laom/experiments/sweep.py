@@ -26,8 +26,10 @@ shared stages, so two processes never train the same stage directory at once.
 
 ``--normalizer auto`` is the paper's: the return of BC trained on the full dataset
 (``bc-full``), here averaged over the sweep's seeds to one number per task. A run's line
-is written to runs.jsonl only once its task's normaliser is known, so every line is
-final; a run finished but not yet written is redone from the cache (seconds) on resume.
+is written to runs.jsonl as soon as it finishes, divided by the bc-full seeds finished so
+far, and every line is re-divided when another seed's bc-full finishes
+(:mod:`laom.experiments.normalizers`): a run held back until the last bc-full was lost
+with a machine that did not outlast its session.
 ``--normalizer SWEEP_DIR`` takes another sweep's per-task normaliser, so a variant swept
 in its own directory (other stage settings) is normalised exactly like the main sweep.
 
@@ -137,7 +139,6 @@ class SweepResult:
     already_done: int
     finished: int
     failed: list[Outcome]
-    unrecorded: list[Outcome]
     runs_file: Path
 
 
@@ -208,18 +209,16 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
 
     threads = run_threads(cfg, opts.jobs)
     rows, rates_file = predict(cfg, root, todo, files, threads, opts, log)
-    waiting: list[tuple[Job, RunRecord]] = []  # finished, task normaliser not known yet
     recorded = 0
 
-    def flush() -> None:
+    def record(run: RunRecord) -> None:
+        """Write a finished run at once (divided by the bc-full seeds finished so far), and
+        re-divide every line when this run is another seed's bc-full."""
         nonlocal recorded
-        for item in list(waiting):
-            job, record = item
-            if norms.known(job.task):
-                append_run(runs_file, norms.apply(record))
-                waiting.remove(item)
-                recorded += 1
-        renormalize(runs_file, norms)  # lines recorded before the last bc-full seed finished
+        norms.add(run)
+        append_run(runs_file, norms.apply(run))
+        recorded += 1
+        renormalize(runs_file, norms)
         save()
 
     def save() -> None:
@@ -235,10 +234,7 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
     def on_outcome(outcome: Outcome) -> None:
         job = outcome.job
         if outcome.summary is not None:
-            record = run_record(job, outcome.summary, files[job.id])
-            norms.add(record)
-            waiting.append((job, record))
-            flush()
+            record(run_record(job, outcome.summary, files[job.id]))
         bar.advance(outcome, describe(outcome))
 
     executor: Executor
@@ -254,12 +250,11 @@ def _run_sweep(opts: SweepOptions, root: Path, log: Callable[[str], None]) -> Sw
             outcomes = schedule(todo, executor, opts.jobs, submit, on_outcome)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-        save()  # the unrecorded stages' summaries and logs too
+        save()  # the stages' summaries and logs of runs that did not finish too
     for line in comparison(rows, outcomes, rates_file):
         log(line)
     failed = [o for o in outcomes if o.error]
-    unrecorded = [o for o in outcomes if o.summary is not None and any(o.job is j for j, _ in waiting)]
-    return SweepResult(len(jobs), len(jobs) - len(todo), recorded, failed, unrecorded, runs_file)
+    return SweepResult(len(jobs), len(jobs) - len(todo), recorded, failed, runs_file)
 
 
 def predict(
