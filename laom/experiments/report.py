@@ -23,7 +23,9 @@ a re-run supersedes an older record) and writes
     REPORT/results.md     first the Findings: the paper's four claims, each "holds",
                           "does not hold" or "not measured" per task and distractor
                           setting (laom.experiments.findings); then the same numbers
-                          as Markdown tables, plus raw returns, the acting policies'
+                          as Markdown tables, plus raw returns, D4RL-style scores
+                          (0 = a uniform random policy measured on the task, 100 = the
+                          dataset's expert), the acting policies'
                           offline action MSE on the held-out file, how much of the
                           latent actions latent BC could not predict, and the hours
                           each stage kind took beside what the paper's release would
@@ -1008,10 +1010,9 @@ def score_line(agg: dict[str, Any], task: str) -> str:
             "It does not depend on BC-full, so it stays meaningful where BC-full is a weak normaliser.")  # fmt: skip
     fulls = [(variant, group["bc_full_return"]) for variant, group in
              normalizer_sweeps((agg.get("normalizers") or {}).get(task) or {}).items() if group.get("bc_full_return")]  # fmt: skip
-    scored = [(variant, expert_score(full["mean"], floor["mean"], expert)) for variant, full in fulls]
+    scored = [(variant, v) for variant, full in fulls if (v := expert_score(full["mean"], floor["mean"], expert)) is not None]
     if scored:
-        line += " BC-full scores " + ", ".join(f"{v:.1f}" + (f" in {variant}" if variant else "")
-                                              for variant, v in scored if v is not None) + "."  # fmt: skip
+        line += " BC-full scores " + ", ".join(f"{v:.1f}" + (f" in {variant}" if variant else "") for variant, v in scored) + "."
     return line
 
 
