@@ -127,16 +127,24 @@ def reset_peak_memory() -> bool:
         return False
 
 
+def _proc_gb(file: str, key: str) -> float | None:
+    """A ``key: N kB`` line of a /proc file in GB (10^9 bytes), or None where it is absent."""
+    try:
+        for line in Path(file).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_memory_gb() -> float | None:
     """This process's peak resident memory in GB (10^9 bytes): VmHWM from /proc, else
     ``ru_maxrss`` (kB on Linux); None where neither exists. Worker processes a stage
     spawns (evaluation environments) are not in it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = _proc_gb("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak
     try:
         import resource
 
@@ -147,13 +155,7 @@ def peak_memory_gb() -> float | None:
 
 def machine_memory_gb() -> float | None:
     """This machine's memory in GB (MemTotal), or None where /proc does not say."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_gb("/proc/meminfo", "MemTotal")
 
 
 def code_version() -> dict[str, Any]:

@@ -908,13 +908,11 @@ def test_demo_summary_orders_the_probes_against_the_papers() -> None:
     )
 
 
-def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: Path) -> None:
-    """D4RL-style scores beside the paper's quotient: 0 is a uniform random policy measured
-    on the task, 100 the dataset's expert; a task without an expert return gets none."""
+def report_with_expert(tmp_path: Path) -> dict:
+    """The synthetic sweep's report, with cheetah-run's data recording an expert return of
+    400 and walker-run's none."""
     import h5py
     import yaml
-
-    from laom.envs.tasks import random_policy_returns
 
     data = tmp_path / "cheetah.hdf5"
     with h5py.File(data, "w") as f:
@@ -922,7 +920,15 @@ def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: 
     sweep = write_runs(tmp_path / "sweep", synthetic_runs())
     (sweep / "sweep.yaml").write_text(yaml.safe_dump({"config": {"tasks": ["cheetah-run", "walker-run"],
                                                                  "data": {"cheetah-run": str(data)}}}))  # fmt: skip
-    agg = rp.write_report(sweep, tmp_path / "report")
+    return rp.write_report(sweep, tmp_path / "report")
+
+
+def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: Path) -> None:
+    """D4RL-style scores beside the paper's quotient: 0 is a uniform random policy measured
+    on the task, 100 the dataset's expert; a task without an expert return gets none."""
+    from laom.envs.tasks import random_policy_returns
+
+    agg = report_with_expert(tmp_path)
     floor = agg["random_return"]["cheetah-run"]
     assert floor["n"] == floor["episodes"] == rp.RANDOM_EPISODES
     assert floor["mean"] == pytest.approx(float(np.mean(random_policy_returns("cheetah-run", rp.RANDOM_EPISODES))))
@@ -944,16 +950,7 @@ def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: 
 
 def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
     """Every normalised table says what it divided by, beside the dataset's expert return."""
-    import h5py
-    import yaml
-
-    data = tmp_path / "cheetah.hdf5"
-    with h5py.File(data, "w") as f:
-        f.attrs["dataset_return"] = 400.0
-    sweep = write_runs(tmp_path / "sweep", synthetic_runs())
-    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"config": {"tasks": ["cheetah-run", "walker-run"],
-                                                                 "data": {"cheetah-run": str(data)}}}))  # fmt: skip
-    agg = rp.write_report(sweep, tmp_path / "report")
+    agg = report_with_expert(tmp_path)
     assert agg["expert_return"] == {"cheetah-run": 400.0, "walker-run": None}
     md = (tmp_path / "report" / "results.md").read_text()
     # cheetah's bc-full returns are 99, 100, 101: 25% of the expert, flagged.

@@ -246,28 +246,25 @@ def _step_layout(path: Path, index: int, group: h5py.Group) -> dict[str, bool]:
     return layout
 
 
-REFERENCE_EPISODES = 25  # episodes of the random policy behind ref_min_score
-
-
 def reference_scores(attrs: Any) -> dict[str, float | int]:
     """Minari's reference scores, so ``minari.get_normalized_score`` gives D4RL-style
     scores on the export: ``ref_max_score`` the file's mean trajectory return (its expert's,
     for a file ``laom collect`` wrote), ``ref_min_score`` a uniform random policy's return
     on the task (:func:`laom.envs.tasks.random_policy_returns`). Empty where the file names
     no suite task or records no return."""
-    from laom.envs.tasks import random_policy_returns
+    from laom.envs.tasks import RANDOM_POLICY_EPISODES, random_policy_returns
 
     expert = attrs.get("dataset_return")
     task = f"{attrs.get('domain_name')}-{attrs.get('task_name')}"
     if expert is None or not np.isfinite(float(expert)):
         return {}
     try:
-        floor = float(np.mean(random_policy_returns(task, REFERENCE_EPISODES)))
+        floor = float(np.mean(random_policy_returns(task, RANDOM_POLICY_EPISODES)))
     except LaomError:
         return {}
     if float(expert) <= floor:  # no span to normalise over
         return {}
-    return {"ref_min_score": floor, "ref_max_score": float(expert), "num_episodes_average_score": REFERENCE_EPISODES}
+    return {"ref_min_score": floor, "ref_max_score": float(expert), "num_episodes_average_score": RANDOM_POLICY_EPISODES}
 
 
 def _export_minari(

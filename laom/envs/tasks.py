@@ -121,7 +121,11 @@ class StateEnv(gym.Env):
         return flatten_state(ts.observation), reward, terminated, truncated, {}
 
 
-def random_policy_returns(task: str, episodes: int = 25, seed: int = 0) -> list[float]:
+# Episodes of the random policy behind D4RL-style floors (the report's and the Minari export's).
+RANDOM_POLICY_EPISODES = 25
+
+
+def random_policy_returns(task: str, episodes: int = RANDOM_POLICY_EPISODES, seed: int = 0) -> list[float]:
     """Returns of a uniform random policy over ``task``'s action bounds, episode ``i``
     reset with seed ``seed + i`` and its actions drawn from ``default_rng([seed, i])``.
 

@@ -56,7 +56,7 @@ from typing import Any
 import yaml
 
 from laom import methods as registry
-from laom.envs.tasks import random_policy_returns
+from laom.envs.tasks import RANDOM_POLICY_EPISODES, random_policy_returns
 from laom.errors import LaomError, require
 from laom.experiments import paper as paper_data
 from laom.experiments.compute import compute, compute_table, compute_text
@@ -182,7 +182,7 @@ def expert_return(path: str | None) -> float | None:
 
 
 # D4RL-style scores' floor: a uniform random policy over this many episodes (seeds 0..N-1).
-RANDOM_EPISODES = 25
+RANDOM_EPISODES = RANDOM_POLICY_EPISODES
 
 
 @functools.cache
