@@ -8,6 +8,7 @@ collection and the pixel environment can never disagree about it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -138,14 +139,31 @@ def random_policy_returns(task: str, episodes: int = RANDOM_POLICY_EPISODES, see
         raise LaomError(f"random policy returns: episodes {episodes}: expected at least 1")
     env = StateEnv(task, seed)
     low, high = env.action_space.low, env.action_space.high
+
+    def episode_policy(i: int) -> Callable[[np.ndarray], np.ndarray]:
+        rng = np.random.default_rng([seed, i])
+        return lambda _state: rng.uniform(low, high).astype(np.float32)
+
+    return state_returns(env, episodes, seed, episode_policy)
+
+
+def state_returns(
+    env: StateEnv, episodes: int, seed: int, episode_policy: Callable[[int], Callable[[np.ndarray], np.ndarray]]
+) -> list[float]:
+    """Undiscounted returns of ``episodes`` state-environment episodes, episode ``i``
+    reset with seed ``seed + i`` and acted in by ``episode_policy(i)``.
+
+    One rollout loop for every state-based evaluation (an expert's greedy returns, the
+    random floor), so they share the seeding that makes their returns comparable.
+    """
     out = []
     for i in range(episodes):
-        rng = np.random.default_rng([seed, i])
-        env.reset(seed=seed + i)
+        act = episode_policy(i)
+        state, _ = env.reset(seed=seed + i)
         total, done = 0.0, False
         while not done:
-            _, reward, terminated, truncated, _ = env.step(rng.uniform(low, high).astype(np.float32))
-            total += reward
+            state, reward, terminated, truncated, _ = env.step(act(state))
+            total += float(reward)
             done = terminated or truncated
         out.append(total)
     return out

@@ -63,19 +63,9 @@ class TrainConfig:
 
 def evaluate(expert: Expert, task: str, episodes: int, seed: int = 0) -> list[float]:
     """Greedy returns of ``episodes`` episodes, episode ``i`` reset with seed ``seed + i``."""
-    from laom.envs.tasks import StateEnv
+    from laom.envs.tasks import StateEnv, state_returns
 
-    env = StateEnv(task, seed)
-    returns = []
-    for i in range(episodes):
-        state, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            state, reward, terminated, truncated, _ = env.step(expert.act(state))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return returns
+    return state_returns(StateEnv(task, seed), episodes, seed, lambda _i: expert.act)
 
 
 def _check_config(cfg: TrainConfig) -> None:
