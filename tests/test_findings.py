@@ -5,6 +5,7 @@ with the seed bands beside the verdict."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import h5py
@@ -303,8 +304,11 @@ def test_a_finding_that_does_not_hold_says_where_its_curves_point(tmp_path: Path
     points to it. Each comparison carries its ratio along the learning curves (points all
     entries share), and whether the gap to its threshold closes or widens there."""
     main = sweep(tmp_path / "main", DISTRACTORS, **FAILS[DISTRACTORS])
-    for seed in (0, 1, 2):  # LAOM's probe falls faster than LAPO w/o FSQ's: the ratio closes on 0.5
-        for method, values in (("laom", (0.9, 0.7, 0.5, 0.4)), ("lapo-nofsq", (0.9, 0.85, 0.8, 0.78))):
+    # LAOM's probe falls and LAPO w/o FSQ's stays: the ratio closes on 0.5, its gap falls by
+    # 0.25 per e-fold of samples from 0.5 at 1,000, so the line meets it at 1,000 e^2.
+    laom = tuple(0.8 * (1.0 - 0.25 * math.log(k)) for k in (1, 2, 3)) + (0.45,)
+    for seed in (0, 1, 2):
+        for method, values in (("laom", laom), ("lapo-nofsq", (0.8, 0.8, 0.8, 0.8))):
             lam = main / "cache" / f"lam-{method}-{seed}"
             lam.mkdir(parents=True, exist_ok=True)
             rows = [{"update": u, "samples": 100 * u, "action_probe_rel": v} for u, v in zip((0, 10, 20, 30, 40), (1.0, *values), strict=True)]
@@ -316,12 +320,13 @@ def test_a_finding_that_does_not_hold_says_where_its_curves_point(tmp_path: Path
     (comparison,) = two["comparisons"]
     trend = comparison["trend"]
     assert trend["x"] == "LAM training samples" and trend["direction"] == "closing"
-    assert trend["points"] == [[1000.0, pytest.approx(1.0)], [2000.0, pytest.approx(0.7 / 0.85)],
-                               [3000.0, pytest.approx(0.5 / 0.8)]]  # fmt: skip
-    assert ("along the curves: 1.00 / 0.82 / 0.62 at 1,000-3,000 LAM training samples (the gap to the "
-            "threshold, fitted over the points: closing)") in section(
-        (tmp_path / "report" / "results.md").read_text()
-    )
+    assert trend["points"] == [[1000.0, pytest.approx(1.0)], [2000.0, pytest.approx(laom[1] / 0.8)],
+                               [3000.0, pytest.approx(laom[2] / 0.8)]]  # fmt: skip
+    assert trend["slope_per_efold"] == pytest.approx(-0.25)
+    assert trend["reaches_threshold_at_x_times"] == pytest.approx(1000 * math.e**2 / 3000)
+    assert ("along the curves: 1.00 / 0.83 / 0.73 at 1,000-3,000 LAM training samples (the gap to the "
+            "threshold against log LAM training samples: closing, slope -0.250 ± 0.000 (95%); the fitted "
+            "line meets the threshold at 2.46x the last point)") in section((tmp_path / "report" / "results.md").read_text())
     # No curve (an older laom's LAMs, or LAPO's with none kept): no trend, no error.
     (one,) = [r for r in findings_of(two_sweeps(tmp_path / "plain", FAILS))[3]]
     assert all(c["trend"] is None for c in one["comparisons"])
@@ -337,8 +342,19 @@ def test_trend_direction_on_the_gap_to_the_threshold() -> None:
     bottom = cell([1.0, 1.0, 1.0, 1.0])
     assert Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).direction(
         Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).trend()) == "holds at every point"
-    widening = Comparison(cell([1.8, 1.5, 1.4, 1.0]), bottom, low=2.0)
+    # the gap grows by 0.3 per e-fold of updates: a trend however few the points
+    widening = Comparison(cell([1.8 - 0.3 * math.log(k) for k in (1, 2, 3, 4)]), bottom, low=2.0)
     assert widening.direction(widening.trend()) == "widening"
+    assert widening.fit(widening.trend()).slope == pytest.approx(0.3)
+    # 5-episode return points that go up and down: a fitted slope, but inside its 95% interval
+    noisy = Comparison(cell([1.0, 1.3, 0.9, 1.2, 1.0]), cell([1.0] * 5), low=2.0)
+    fit = noisy.fit(noisy.trend())
+    assert fit.direction == "no clear trend" and abs(fit.slope) <= fit.margin and fit.reach is None
+    assert "no clear trend" in noisy.text() and "reaches" not in noisy.text()
+    # closing, but the line meets 2x only far past the last point
+    slow = Comparison(cell([1.0, 1.05, 1.1, 1.15]), cell([1.0] * 4), low=2.0)
+    fit = slow.fit(slow.trend())
+    assert fit.direction == "closing" and fit.reach > 10
     short = Comparison(cell([1.8, 1.5]), cell([1.0, 1.0]), low=2.0)
     assert short.direction(short.trend()) is None and "fitted" not in short.text()
     assert Comparison(cell([1.0]), bottom, low=2.0).trend_text() == ""  # one common point: no curve to speak of

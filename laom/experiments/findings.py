@@ -58,6 +58,10 @@ RULE = (
     "A finding that holds rests on all of its comparisons; one that does not hold, on its failing "
     "comparison with the most seeds among those whose band is clear of the threshold (one failing "
     "comparison is enough to fail it). "
+    "Along the learning curves (the points every seed's curve has), a comparison's gap to its "
+    "threshold is fitted against log x: closing or widening when the slope's 95% interval excludes "
+    "0, else no clear trend; a closing line says at what multiple of the last point it would meet "
+    "the threshold. "
     "Per task and distractor setting, never averaged over tasks. A run's setting is its training "
     f"data's `difficulty` attribute (`{NO_DISTRACTORS}`: without distractors), not its sweep's name."
 )
@@ -170,6 +174,23 @@ class Cell:
                 "seeds": self.seeds}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class GapFit:
+    """A comparison's gap to its threshold along the learning curves: ``direction`` is
+    closing, widening, no clear trend or holds at every point; ``slope`` the gap's change
+    per e-fold of x, ``margin`` its 95% half-interval; ``reach`` (closing only) the
+    multiple of the last point's x where the fitted line meets the threshold."""
+
+    direction: str
+    slope: float
+    margin: float
+    reach: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"direction": self.direction, "slope_per_efold": self.slope, "slope_margin_95": self.margin,
+                "reaches_threshold_at_x_times": self.reach}  # fmt: skip
+
+
 @dataclass
 class Comparison:
     """``top.mean / bottom.mean`` against a threshold: holds when within [low, high]."""
@@ -238,19 +259,34 @@ class Comparison:
         return max(0.0, (self.low - ratio) if self.low is not None else 0.0,
                    (ratio - self.high) if self.high is not None else 0.0)  # fmt: skip
 
-    def direction(self, points: list[tuple[float, float]]) -> str | None:
-        """Whether the gap to the threshold closes or widens along the curve: the sign
-        of its least-squares slope over the points (None under 3 points). On 5-episode
-        return points it is a weak hint; the points are printed beside it."""
+    def fit(self, points: list[tuple[float, float]]) -> GapFit | None:
+        """The gap to the threshold fitted against log x (None under 3 points). Compute
+        grows by factors, so a trend is read per e-fold of training; whether it is one at
+        all is decided by the slope's 95% interval, since 5-episode return points scatter
+        by more than a straight line moves across a curve."""
         if len(points) < 3:
             return None
         gaps = [self.gap(r) for _, r in points]
         if not any(gaps):
-            return "holds at every point"
-        n = len(gaps)
-        mean_i, mean_g = (n - 1) / 2, sum(gaps) / n
-        slope = sum((i - mean_i) * (g - mean_g) for i, g in enumerate(gaps)) / sum((i - mean_i) ** 2 for i in range(n))
-        return "closing" if slope < 0 else "widening" if slope > 0 else "flat"
+            return GapFit("holds at every point", 0.0, 0.0, None)
+        from scipy import stats
+
+        fit = stats.linregress([math.log(x) for x, _ in points], gaps)
+        slope, stderr = float(fit.slope), float(fit.stderr)
+        margin = float(stats.t.ppf(0.975, len(points) - 2)) * stderr
+        if abs(slope) <= margin:
+            return GapFit("no clear trend", slope, margin, None)
+        if slope > 0:
+            return GapFit("widening", slope, margin, None)
+        # where the fitted line reaches gap 0, as a multiple of the last point's x
+        reach = math.exp(-float(fit.intercept) / slope - math.log(points[-1][0]))
+        return GapFit("closing", slope, margin, max(reach, 1.0))
+
+    def direction(self, points: list[tuple[float, float]]) -> str | None:
+        """Whether the gap to the threshold closes or widens along the curve (None under
+        3 points): see :meth:`fit`."""
+        fit = self.fit(points)
+        return None if fit is None else fit.direction
 
     def trend_text(self) -> str:
         points = self.trend()
@@ -259,10 +295,17 @@ class Comparison:
         what = "LAM training samples" if self.top.metric == PROBE_METRIC else "policy updates"
         ratios = " / ".join(f"{r:.2f}" for _, r in points)
         span = f"{points[0][0]:,.0f}-{points[-1][0]:,.0f} {what}"
-        direction = self.direction(points)
-        if direction and direction != "holds at every point":
-            direction = f"the gap to the threshold, fitted over the points: {direction}"
-        return f"; along the curves: {ratios} at {span}" + (f" ({direction})" if direction else "")
+        fit = self.fit(points)
+        note = ""
+        if fit is not None:
+            note = f" ({fit.direction})"
+            if fit.direction != "holds at every point":
+                slope = f"slope {fit.slope:+.3f} ± {fit.margin:.3f} (95%)"
+                note = f" (the gap to the threshold against log {what}: {fit.direction}, {slope}"
+                if fit.reach is not None:
+                    note += f"; the fitted line meets the threshold at {fit.reach:.3g}x the last point"
+                note += ")"
+        return f"; along the curves: {ratios} at {span}{note}"
 
     def threshold(self) -> str:
         if self.low is not None and self.high is not None:
@@ -280,7 +323,9 @@ class Comparison:
         trend = None
         if points:
             trend = {"x": "LAM training samples" if self.top.metric == PROBE_METRIC else "policy updates",
-                     "points": [[x, r] for x, r in points], "direction": self.direction(points)}  # fmt: skip
+                     "points": [[x, r] for x, r in points]}  # fmt: skip
+            fit = self.fit(points)
+            trend.update(fit.to_json() if fit is not None else {"direction": None})
         return {"top": label(self.top.method), "bottom": label(self.bottom.method), "budget": self.top.budget,
                 "ratio": _finite(self.ratio), "band": None if band is None else [_finite(band[0]), _finite(band[1])],
                 "threshold": self.threshold(), "holds": self.holds, "band_crosses": self.crosses,
