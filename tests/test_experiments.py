@@ -134,9 +134,9 @@ def test_report_normaliser_per_named_sweep(tmp_path: Path) -> None:
     entry = agg["normalizers"]["cheetah-run"]
     assert entry["value"] == 200.0 and entry["sweeps"]["vanilla"]["value"] == 300.0
     md = (tmp_path / "report" / "results.md").read_text()
-    assert "Normaliser: 200.00 (BC-full's return 200.0 ± 0.0); vanilla: 300.00 (BC-full's return 300.0 ± 0.0)." in md
+    assert "Normaliser: 200.00 (BC-full's return 200.0 on 1 seed); vanilla: 300.00 (BC-full's return 300.0 on 1 seed)." in md
     assert table_cell(md, "Normaliser", "cheetah-run (vanilla)", "normaliser") == "300.00"
-    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full return") == "200.0 ± 0.0"
+    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full return") == "200.0"  # one seed: no spread to show
     # One sweep: no per-sweep entries, as before.
     one = rp.write_report([str(main_sweep)], tmp_path / "one")
     assert "sweeps" not in one["normalizers"]["cheetah-run"]
@@ -784,7 +784,7 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--paper"]) == 0
     md = (tmp_path / "report" / "results.md").read_text()
     norm = [r.normalized_return for r in runs if (r.method, r.labeled) == ("bc", 2)]
-    assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+    assert table_cell(md, "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f}"  # one seed: no spread
     # Compute, from the real stage folders: the one LAM and latent BC serve both LAPO
     # budgets, so the release (every stage retrained per run) trains each twice.
     compute = json.loads((tmp_path / "report" / "summary.json").read_text())["compute"]
@@ -805,7 +805,7 @@ def test_tiny_sweep_end_to_end(data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["report", str(records), "--out", str(tmp_path / "report2")]) == 0
     again = json.loads((tmp_path / "report2" / "summary.json").read_text())["compute"]
     assert again["kinds"] == compute["kinds"] and again["missing"] == []
-    assert table_cell((tmp_path / "report2" / "results.md").read_text(), "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f} ± 0.000"
+    assert table_cell((tmp_path / "report2" / "results.md").read_text(), "Normalized return: walker-stand", "BC", "2") == f"{norm[0]:.3f}"  # one seed: no spread
     # ... the expert's return too, from the records' inputs.json when the data is gone.
     with h5py.File(data, "r") as f:
         expert = float(f.attrs["dataset_return"])

@@ -964,7 +964,9 @@ def figure_encodes(agg: dict[str, Any], paper: bool = False) -> Any:
 def cell(stat: dict[str, Any] | None, digits: int, seeds: int) -> str:
     if not stat:
         return "–"
-    text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    text = f"{stat['mean']:.{digits}f}"
+    if stat["n"] > 1:  # a spread over one seed would read as a measured 0
+        text += f" ± {stat['std']:.{digits}f}"
     return text + (f" (n={stat['n']})" if stat["n"] < seeds else "")
 
 
@@ -990,7 +992,8 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
         text = f"{variant}: " if variant else ""
         text += f"{_normaliser_value(group.get('value'))}"
         if full:
-            text += f" (BC-full's return {full['mean']:.1f} ± {full['std']:.1f}"
+            spread = f" ± {full['std']:.1f}" if full.get("n", 1) > 1 else " on 1 seed"
+            text += f" (BC-full's return {full['mean']:.1f}{spread}"
             if expert:
                 share = full["mean"] / expert
                 text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if share < 0.5 else "")
