@@ -355,6 +355,10 @@ def test_trend_direction_on_the_gap_to_the_threshold() -> None:
     slow = Comparison(cell([1.0, 1.05, 1.1, 1.15]), cell([1.0] * 4), low=2.0)
     fit = slow.fit(slow.trend())
     assert fit.direction == "closing" and fit.reach > 10
+    # a line that barely moves: its multiple is huge but finite (summary.json stays JSON)
+    crawl = Comparison(cell([1.0 + 1e-9 * math.log(k) for k in (1, 2, 3, 4)]), cell([1.0] * 4), low=2.0)
+    fit = crawl.fit(crawl.trend())
+    assert fit.direction == "closing" and math.isfinite(fit.reach) and fit.reach > 1e100
     short = Comparison(cell([1.8, 1.5]), cell([1.0, 1.0]), low=2.0)
     assert short.direction(short.trend()) is None and "fitted" not in short.text()
     assert Comparison(cell([1.0]), bottom, low=2.0).trend_text() == ""  # one common point: no curve to speak of

@@ -278,9 +278,10 @@ class Comparison:
             return GapFit("no clear trend", slope, margin, None)
         if slope > 0:
             return GapFit("widening", slope, margin, None)
-        # where the fitted line reaches gap 0, as a multiple of the last point's x
-        reach = math.exp(-float(fit.intercept) / slope - math.log(points[-1][0]))
-        return GapFit("closing", slope, margin, max(reach, 1.0))
+        # where the fitted line reaches gap 0, as a multiple of the last point's x (a
+        # nearly flat line's multiple is capped where a float would overflow)
+        log_reach = -float(fit.intercept) / slope - math.log(points[-1][0])
+        return GapFit("closing", slope, margin, math.exp(min(max(log_reach, 0.0), 700.0)))
 
     def direction(self, points: list[tuple[float, float]]) -> str | None:
         """Whether the gap to the threshold closes or widens along the curve (None under
