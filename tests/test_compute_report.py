@@ -10,6 +10,7 @@ import pytest
 import yaml
 from test_experiments import table_cell, write_runs
 
+from laom.errors import LaomError
 from laom.experiments import compute as cp
 from laom.experiments import report as rp
 
@@ -255,3 +256,35 @@ def test_peak_memory_per_stage_kind_is_its_largest_folder(tmp_path: Path) -> Non
     assert table_cell(md, "Compute", "bc", "peak memory GB") == "–"
     assert table_cell(md, "Compute", "total", "peak memory GB") == "12.5"
     assert "(3 of 5 folders recorded one, older laoms did not;" in md
+
+
+def test_a_whole_run_supersedes_the_probe_only_run_whose_lam_it_copied(tmp_path: Path) -> None:
+    """A study runs `--until lam` sweeps first and later whole runs that copy those LAMs
+    (the folder keeps its name, which hashes its config). The report keeps the whole run
+    and counts the LAM's training once, wherever its copies sit; two different runs under
+    one key are still refused."""
+    main_root = sweep(tmp_path / "main")
+    lam = json.loads((main_root / "runs.jsonl").read_text().splitlines()[0])["stages"]["lam"]["dir"]
+    probe_root = tmp_path / "probe"
+    (probe_root / "cache").mkdir(parents=True)
+    copy = probe_root / "cache" / Path(lam).name
+    copy.mkdir()
+    for f in Path(lam).iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    probe_only = {"task": "cheetah-run", "method": "laom", "labeled": 2, "seed": 0, "action_probe_mse": 0.3,
+                  "stages": {"lam": {"dir": str(copy), "reused": False}}, "stage_seconds": {"lam": 4000.0}}  # fmt: skip
+    write_runs(probe_root, [probe_only])
+    runs, _ = rp.load_sweeps([str(main_root), str(probe_root)])
+    (kept,) = [r for r in runs if (r.method, r.labeled) == ("laom", 2)]
+    assert kept.return_mean == 10.0 and "decoder" in kept.stages
+    # the probe-only sweep first: the same answer
+    runs_reversed, _ = rp.load_sweeps([str(probe_root), str(main_root)])
+    assert [r.return_mean for r in runs_reversed if (r.method, r.labeled) == ("laom", 2)] == [10.0]
+    info = cp.compute(runs)
+    assert info["kinds"]["lam"]["stages"] == 1 and info["kinds"]["lam"]["hours"] == pytest.approx(1.0)
+    # A probe-only run of another LAM under the same key is a different run: refused.
+    other = probe_root / "cache" / "lam-other"
+    copy.rename(other)
+    write_runs(probe_root, [{**probe_only, "stages": {"lam": {"dir": str(other), "reused": False}}}])
+    with pytest.raises(LaomError, match="name one of them"):
+        rp.load_sweeps([str(main_root), str(probe_root)])

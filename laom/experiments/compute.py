@@ -262,7 +262,9 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
     for r in runs:
         for kind, ref in r.stages.items():
             if ref.dir:
-                entry = stages.setdefault(ref.dir, StageCost(kind, ref.dir))
+                # by folder name, which hashes the stage's config: a sweep that copied a
+                # LAM from a probe-only sweep holds the same training under another path
+                entry = stages.setdefault(f"{kind}/{Path(ref.dir).name}", StageCost(kind, ref.dir))
                 entry.runs += 1
                 clock = _number(r.stage_seconds.get(kind))
                 if not ref.reused and clock is not None:
@@ -274,8 +276,8 @@ def compute(runs: list[RunRecord]) -> dict[str, Any]:
             else:
                 evals.setdefault(file, EvalCost(file)).runs += 1
     costs = []
-    for folder, entry in stages.items():
-        cost = stage_cost(entry.kind, folder)
+    for entry in stages.values():
+        cost = stage_cost(entry.kind, entry.dir)
         cost.runs, cost.invocation_seconds = entry.runs, entry.invocation_seconds
         costs.append(cost)
     # A folder whose summary names no machine (an older laom's) with threads 0 is counted

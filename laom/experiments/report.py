@@ -106,10 +106,12 @@ def parse_sweep_arg(text: str) -> tuple[str, str]:
 
 def load_sweeps(sweeps: list[str]) -> tuple[list[RunRecord], dict[str, Any]]:
     """The runs of every sweep (methods of a ``NAME=DIR`` sweep renamed ``method (NAME)``)
-    and the first sweep's config; refuses two sweeps holding the same run."""
+    and the first sweep's config; refuses two sweeps holding the same run, except a
+    probe-only run and the whole run that reused its LAM (the whole run is kept)."""
     require(bool(sweeps), "no sweep directory given")
     runs: list[RunRecord] = []
     owner: dict[tuple[Any, ...], str] = {}
+    index: dict[tuple[Any, ...], int] = {}
     config: dict[str, Any] = {}
     for i, text in enumerate(sweeps):
         name, path = parse_sweep_arg(text)
@@ -120,14 +122,33 @@ def load_sweeps(sweeps: list[str]) -> tuple[list[RunRecord], dict[str, Any]]:
             if name:
                 run = dataclasses.replace(run, method=f"{run.method} ({name})")
             key = (run.task, run.method, run.labeled, run.seed)
-            require(
-                key not in owner,
-                f"{path} and {owner.get(key)} both hold {run.task} {run.method} "
-                f"labelled={run.labeled} seed={run.seed}: name one of them (NAME=DIR) to report both",
-            )
-            owner[key] = path
+            if key in owner:
+                kept = _superseding(runs[index[key]], run)
+                require(
+                    kept is not None,
+                    f"{path} and {owner.get(key)} both hold {run.task} {run.method} "
+                    f"labelled={run.labeled} seed={run.seed}: name one of them (NAME=DIR) to report both",
+                )
+                if kept is run:
+                    runs[index[key]], owner[key] = run, path
+                continue
+            owner[key], index[key] = path, len(runs)
             runs.append(run)
     return runs, config
+
+
+def _superseding(a: RunRecord, b: RunRecord) -> RunRecord | None:
+    """Of two records of one run, the whole run that grew from the other's probe-only
+    (``--until lam``) run: a sweep reuses a probe-only sweep's LAM (the same folder name,
+    which hashes its config), so the whole run carries every figure the other has. None
+    when they are two different runs."""
+    lams = {Path(r.stage_dir("lam") or "").name for r in (a, b)}
+    if len(lams) != 1 or "" in lams:
+        return None
+    probe_only = [r for r in (a, b) if r.return_mean is None and "decoder" not in r.stages]
+    if len(probe_only) != 1:
+        return None
+    return b if probe_only[0] is a else a
 
 
 def load_runs(sweep: str | Path) -> tuple[list[RunRecord], dict[str, Any]]:
