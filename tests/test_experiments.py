@@ -926,12 +926,12 @@ def report_with_expert(tmp_path: Path) -> dict:
 def test_report_scores_returns_between_a_random_policy_and_the_expert(tmp_path: Path) -> None:
     """D4RL-style scores beside the paper's quotient: 0 is a uniform random policy measured
     on the task, 100 the dataset's expert; a task without an expert return gets none."""
-    from laom.envs.tasks import random_policy_returns
+    from laom.envs.tasks import RANDOM_POLICY_EPISODES, random_policy_returns
 
     agg = report_with_expert(tmp_path)
     floor = agg["random_return"]["cheetah-run"]
-    assert floor["n"] == floor["episodes"] == rp.RANDOM_EPISODES
-    assert floor["mean"] == pytest.approx(float(np.mean(random_policy_returns("cheetah-run", rp.RANDOM_EPISODES))))
+    assert floor["n"] == floor["episodes"] == RANDOM_POLICY_EPISODES
+    assert floor["mean"] == pytest.approx(float(np.mean(random_policy_returns("cheetah-run", RANDOM_POLICY_EPISODES))))
     scores = []
     for seed in range(3):
         row = next(r for r in agg["rows"] if (r["task"], r["method"], r["labeled"], r["seed"]) == ("cheetah-run", "bc", 2, seed))

@@ -340,11 +340,11 @@ def test_trend_direction_on_the_gap_to_the_threshold() -> None:
                     curves={"0": {float(1000 * (i + 1)): v for i, v in enumerate(values)}})  # fmt: skip
 
     bottom = cell([1.0, 1.0, 1.0, 1.0])
-    assert Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).direction(
-        Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0).trend()) == "holds at every point"
+    holds = Comparison(cell([2.5, 2.2, 2.1, 2.0]), bottom, low=2.0)
+    assert holds.fit(holds.trend()).direction == "holds at every point"
     # the gap grows by 0.3 per e-fold of updates: a trend however few the points
     widening = Comparison(cell([1.8 - 0.3 * math.log(k) for k in (1, 2, 3, 4)]), bottom, low=2.0)
-    assert widening.direction(widening.trend()) == "widening"
+    assert widening.fit(widening.trend()).direction == "widening"
     assert widening.fit(widening.trend()).slope == pytest.approx(0.3)
     # 5-episode return points that go up and down: a fitted slope, but inside its 95% interval
     noisy = Comparison(cell([1.0, 1.3, 0.9, 1.2, 1.0]), cell([1.0] * 5), low=2.0)
@@ -360,7 +360,7 @@ def test_trend_direction_on_the_gap_to_the_threshold() -> None:
     fit = crawl.fit(crawl.trend())
     assert fit.direction == "closing" and math.isfinite(fit.reach) and fit.reach > 1e100
     short = Comparison(cell([1.8, 1.5]), cell([1.0, 1.0]), low=2.0)
-    assert short.direction(short.trend()) is None and "fitted" not in short.text()
+    assert short.fit(short.trend()) is None and "the gap to the threshold" not in short.text()
     assert Comparison(cell([1.0]), bottom, low=2.0).trend_text() == ""  # one common point: no curve to speak of
 
 

@@ -283,12 +283,6 @@ class Comparison:
         log_reach = -float(fit.intercept) / slope - math.log(points[-1][0])
         return GapFit("closing", slope, margin, math.exp(min(max(log_reach, 0.0), 700.0)))
 
-    def direction(self, points: list[tuple[float, float]]) -> str | None:
-        """Whether the gap to the threshold closes or widens along the curve (None under
-        3 points): see :meth:`fit`."""
-        fit = self.fit(points)
-        return None if fit is None else fit.direction
-
     def trend_text(self) -> str:
         points = self.trend()
         if len(points) < 2:
@@ -297,15 +291,14 @@ class Comparison:
         ratios = " / ".join(f"{r:.2f}" for _, r in points)
         span = f"{points[0][0]:,.0f}-{points[-1][0]:,.0f} {what}"
         fit = self.fit(points)
-        note = ""
-        if fit is not None:
+        if fit is None:
+            note = ""
+        elif fit.direction == "holds at every point":
             note = f" ({fit.direction})"
-            if fit.direction != "holds at every point":
-                slope = f"slope {fit.slope:+.3f} ± {fit.margin:.3f} (95%)"
-                note = f" (the gap to the threshold against log {what}: {fit.direction}, {slope}"
-                if fit.reach is not None:
-                    note += f"; the fitted line meets the threshold at {fit.reach:.3g}x the last point"
-                note += ")"
+        else:
+            reach = f"; the fitted line meets the threshold at {fit.reach:.3g}x the last point" if fit.reach is not None else ""
+            note = (f" (the gap to the threshold against log {what}: {fit.direction}, "
+                    f"slope {fit.slope:+.3f} ± {fit.margin:.3f} (95%){reach})")  # fmt: skip
         return f"; along the curves: {ratios} at {span}{note}"
 
     def threshold(self) -> str:

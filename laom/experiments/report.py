@@ -110,8 +110,7 @@ def load_sweeps(sweeps: list[str]) -> tuple[list[RunRecord], dict[str, Any]]:
     probe-only run and the whole run that reused its LAM (the whole run is kept)."""
     require(bool(sweeps), "no sweep directory given")
     runs: list[RunRecord] = []
-    owner: dict[tuple[Any, ...], str] = {}
-    index: dict[tuple[Any, ...], int] = {}
+    seen: dict[tuple[Any, ...], tuple[str, int]] = {}  # a run's key -> its sweep, its place in runs
     config: dict[str, Any] = {}
     for i, text in enumerate(sweeps):
         name, path = parse_sweep_arg(text)
@@ -122,17 +121,18 @@ def load_sweeps(sweeps: list[str]) -> tuple[list[RunRecord], dict[str, Any]]:
             if name:
                 run = dataclasses.replace(run, method=f"{run.method} ({name})")
             key = (run.task, run.method, run.labeled, run.seed)
-            if key in owner:
-                kept = _superseding(runs[index[key]], run)
+            if key in seen:
+                other, place = seen[key]
+                kept = _superseding(runs[place], run)
                 require(
                     kept is not None,
-                    f"{path} and {owner.get(key)} both hold {run.task} {run.method} "
+                    f"{path} and {other} both hold {run.task} {run.method} "
                     f"labelled={run.labeled} seed={run.seed}: name one of them (NAME=DIR) to report both",
                 )
                 if kept is run:
-                    runs[index[key]], owner[key] = run, path
+                    runs[place], seen[key] = run, (path, place)
                 continue
-            owner[key], index[key] = path, len(runs)
+            seen[key] = (path, len(runs))
             runs.append(run)
     return runs, config
 
@@ -202,10 +202,6 @@ def expert_return(path: str | None) -> float | None:
         return None
 
 
-# D4RL-style scores' floor: a uniform random policy over this many episodes (seeds 0..N-1).
-RANDOM_EPISODES = RANDOM_POLICY_EPISODES
-
-
 @functools.cache
 def _random_returns(task: str, episodes: int) -> tuple[float, ...] | None:
     try:
@@ -214,7 +210,7 @@ def _random_returns(task: str, episodes: int) -> tuple[float, ...] | None:
         return None
 
 
-def random_return(task: str, episodes: int = RANDOM_EPISODES) -> dict[str, Any] | None:
+def random_return(task: str, episodes: int = RANDOM_POLICY_EPISODES) -> dict[str, Any] | None:
     """A uniform random policy's return on ``task`` (mean over ``episodes``), or None for a
     task the suite does not have. Measured, not tabulated: about a second per task, once
     per process."""
