@@ -364,6 +364,22 @@ def test_demo_checks_its_collections_before_collecting(tmp_path, capsys, monkeyp
     assert not out.exists()
 
 
+def test_demo_refuses_a_disk_too_small_for_its_collections(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from laom.experiments import demo
+
+    def no_step(argv: list[str]) -> None:
+        raise AssertionError(f"the demo ran a step: laom {' '.join(argv)}")
+
+    monkeypatch.setattr(demo, "_run", no_step)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**6, 10**6))
+    out = tmp_path / "demo"
+    err = one_line_error(["demo", "--out", str(out)], capsys, f"--out {out}: its datasets need about")
+    assert err.endswith("has 1.0 MiB free; free space or choose another --out")
+    assert not out.exists()
+
+
 def test_empty_path_arguments_are_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "info", ""])

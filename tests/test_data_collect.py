@@ -343,6 +343,56 @@ def test_cli_bad_input_one_line(
     assert not (tmp_path / "o.hdf5").exists()
 
 
+def _free(monkeypatch: pytest.MonkeyPatch, free: int) -> list[Path]:
+    """Pretend the disk has ``free`` bytes; returns the paths asked about."""
+    import shutil
+
+    asked: list[Path] = []
+
+    def usage(path):
+        asked.append(Path(path))
+        return shutil._ntuple_diskusage(10**12, 10**12 - free, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    return asked
+
+
+def test_cli_refuses_a_collection_the_disk_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _free(monkeypatch, 50 * 2**20)
+    out = tmp_path / "o.hdf5"  # the check looks at the nearest folder that exists
+    argv = ["collect", "--task", "cheetah-run", "--episodes", "10", "--out", str(out), "--workers", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"laom: error: --out {out}: the collection needs about 122.1 MiB")
+    assert err.endswith(f"{tmp_path} has 50.0 MiB free; free space or choose another --out, or store obs compressed (--compression lzf)\n")
+    assert asked == [tmp_path] and not out.exists()
+
+
+def test_compressed_collection_on_a_small_disk_is_a_note_and_resume_counts_only_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "c.hdf5"
+    per_episode = 1000 * (16 * 16 * 3 + 512)  # no --max-steps: a DCS episode's 1,000 frames
+    _free(monkeypatch, 3 * per_episode)
+    lines: list[str] = []
+    collect(fake_config(out, compression="lzf"), log=lines.append)
+    assert lines[0] == (
+        f"note: --out {out}: the collection needs about 6.1 MiB uncompressed and {tmp_path} has 3.7 MiB free; "
+        "it fits only if compression saves the rest"
+    )
+    assert validate(out).trajectories == 5
+    # Resuming needs room for the missing episodes only: 3 more fit, uncompressed too.
+    plain_out = tmp_path / "p.hdf5"
+    collect(fake_config(plain_out, episodes=2))
+    collect(fake_config(plain_out, episodes=5))
+    assert validate(plain_out).trajectories == 5
+    with pytest.raises(LaomError, match="needs about 4.9 MiB"):
+        collect(fake_config(plain_out, episodes=9))
+    assert validate(plain_out).trajectories == 5
+
+
 def test_cli_refuses_expert_of_wrong_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,6 +29,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -314,6 +315,41 @@ def check_settings(cfg: CollectConfig) -> None:
     Compression.parse(cfg.compression)
 
 
+# What a frame costs on disk beside its pixels: the float32 state and action and the
+# distractor records, rounded up (at 64 px the pixels are over 95% of a file).
+FRAME_EXTRA_BYTES = 512
+
+
+def collection_bytes(episodes: int, steps: int, img_hw: int) -> int:
+    """Bytes ``episodes`` episodes of ``steps`` frames take with obs stored uncompressed."""
+    return int(episodes) * int(steps) * (int(img_hw) ** 2 * 3 + FRAME_EXTRA_BYTES)
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_free_space(
+    path: Path, need: int, flag: str, *, compressed: bool, what: str = "the collection needs", compress_hint: bool = True
+) -> str | None:
+    """Refuse a collection that cannot fit before its first frame, rather than fail hours
+    in with the disk full (which also starves everything else on that disk).
+
+    Compressed obs take an unknown share of ``need`` until they are written, so then
+    only a note comes back (None when the uncompressed size fits)."""
+    where = Path(path).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if need <= free:
+        return None
+    says = f"{flag} {path}: {what} about {_size(need)}"
+    if compressed:
+        return f"note: {says} uncompressed and {where} has {_size(free)} free; it fits only if compression saves the rest"
+    hint = ", or store obs compressed (--compression lzf)" if compress_hint else ""
+    raise LaomError(f"{says} and {where} has {_size(free)} free; free space or choose another {flag}{hint}")
+
+
 def _identity(cfg: CollectConfig) -> dict[str, Any]:
     return {
         "task": cfg.task,
@@ -414,6 +450,11 @@ def collect(cfg: CollectConfig, log: Callable[[str], None] = print) -> CollectRe
         return CollectResult(out, 0, len(existing), 0, 0.0, [])
 
     frames_per_episode = cfg.max_steps or 1000
+    note = check_free_space(
+        out, collection_bytes(len(todo), frames_per_episode, cfg.img_hw), "--out", compressed=compression.name != "none"
+    )
+    if note:
+        log(note)
     written, frames = 0, 0
     returns: list[float] = []
     rollout: list[float] = []

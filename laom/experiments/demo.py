@@ -75,9 +75,16 @@ def run_demo(
                labeled=labeled, rollouts=rollouts, difficulty=difficulty, img_hw=img_hw, workers=workers,
                expert=expert, preset=preset, extra=extra)  # fmt: skip
     data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
     train = data / f"{task}-train.hdf5"
     evals = data / f"{task}-eval.hdf5"
+    from laom.data.collect import check_free_space, collection_bytes
+
+    # Both collections at once (a resumed demo: those not begun), so the eval set does not
+    # find the disk full after the train set; each `laom collect` checks its own rest.
+    fresh = sum(n for path, n in ((train, episodes), (evals, eval_episodes)) if not path.exists())
+    need = collection_bytes(fresh, episode_steps, img_hw)
+    check_free_space(folder, need, "--out", compressed=False, what="its datasets need", compress_hint=False)
+    data.mkdir(parents=True, exist_ok=True)
     expert_flags = [] if expert is None else ["--expert", expert]
     common = ["--task", task, "--difficulty", difficulty, "--img-hw", str(img_hw),
               "--workers", str(workers), *expert_flags]
