@@ -340,7 +340,10 @@ def check_free_space(
     where = Path(path).absolute()
     while not where.exists() and where != where.parent:
         where = where.parent
-    free = shutil.disk_usage(where).free
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:  # a filesystem that cannot say: the write itself will tell
+        return None
     if need <= free:
         return None
     says = f"{flag} {path}: {what} about {_size(need)}"
