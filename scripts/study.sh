@@ -4,16 +4,17 @@
 # Every step is resumable and cached: re-run the same command after an interruption, or
 # with more SEEDS / BUDGETS / TASKS, and only the missing work is done.
 #
-#   scripts/study.sh                          # tranche 1: cheetah-run, distractors, seed 0
-#   SEEDS=0,1,2 scripts/study.sh              # its three seeds
+#   scripts/study.sh                          # the study with distractors: both tasks, seeds 0-2
 #   DIFFICULTY=vanilla scripts/study.sh       # the same without distractors
-#   TASKS=cheetah-run,walker-run scripts/study.sh
 #   PLAN=1 scripts/study.sh                   # print what would train and its cost, then stop
 #   METHODS=bc-full,bc,lapo-nofsq scripts/study.sh   # a part of the grid (it only grows)
 #   FIRST=laom METHODS=...,laom scripts/study.sh    # LAOM's runs before the others'
 #   UNTIL=lam SEEDS=1,2 METHODS=lapo,lapo-nofsq,laom BUDGETS=2 scripts/study.sh
 #                                             # probe-only seeds (each LAM alone) in sweep-DIFFICULTY-until-lam
 # Each ends with the whole study's report ($OUT/report) from every records folder there is.
+# A sweep only grows: once its records hold a task or seed, a command that leaves it out is
+# refused, so the defaults are the whole grid the records have reached (the first tranche
+# was TASKS=cheetah-run SEEDS=0).
 #
 # Data: the built-in SAC experts (not the release's PPO experts, on whose data BC-full
 # reaches 19-26% of the expert at 10,000 updates against 58-69% on ours; the normaliser must
@@ -25,8 +26,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LAOM=${LAOM:-.venv/bin/laom}
 OUT=${OUT:-runs/study}
-TASKS=${TASKS:-cheetah-run}
-SEEDS=${SEEDS:-0}
+TASKS=${TASKS:-cheetah-run,walker-run}
+SEEDS=${SEEDS:-0,1,2}
 BUDGETS=${BUDGETS:-2,8,32,128}
 METHODS=${METHODS:-bc-full,bc,idm,lapo,lapo-nofsq,laom,laom-labels}
 DIFFICULTY=${DIFFICULTY:-scale_easy_video_hard}

@@ -956,7 +956,7 @@ def test_report_puts_the_expert_beside_the_normaliser(tmp_path: Path) -> None:
     # cheetah's bc-full returns are 99, 100, 101: 25% of the expert, flagged.
     assert ("Normaliser: 100.00 (BC-full's return 100.0 ± 0.8, 25% of the expert; below half: these quotients "
             "say little); the dataset's expert return 400.0.") in md
-    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full / expert") == "25%"
+    assert table_cell(md, "Normaliser", "cheetah-run", "BC-full / expert") == "25% (below 50%: no working normaliser)"
     assert table_cell(md, "Normaliser", "walker-run", "expert return (dataset)") == "–"
 
 

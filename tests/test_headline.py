@@ -32,7 +32,10 @@ def test_render_one_seed_then_seeds() -> None:
             row("laom-labels", 2, 0, 60.0, probe_rel=0.7, online_probe_rel=0.6),
             row("laom-labels", 8, 0, 80.0, probe_rel=0.5, online_probe_rel=0.4)]  # fmt: skip
     text = headline.render({"rows": rows}, "x/summary.json")
-    assert "BC-full) 200.0 ± 3.0, 50% of the expert's 400.0" in text and "std over the episodes" in text
+    assert "BC-full) 200.0 ± 3.0, 50% of the expert's 400.0." in text and "std over the episodes" in text
+    weak = headline.render({"rows": [row("bc-full", None, 0, 150.0), *rows[1:]]}, "x/summary.json")
+    assert ("BC-full) 150.0 ± 3.0, 38% of the expert's 400.0, below 50%: no working normaliser, so the "
+            "quotients below say little.") in weak
     assert cells(text, "BC") == ["BC", "–", "50.0 ± 3.0 (0.25)", "–"]
     assert cells(text, "LAOM+supervision") == ["LAOM+supervision", "0.700 (0.600) at 2; 0.500 (0.400) at 8",
                                                "60.0 ± 3.0 (0.30)", "80.0 ± 3.0 (0.40)"]  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from laom.errors import LaomError
+from laom.experiments.normalizers import NORMALISER_MIN_SHARE
 from laom.outputs import check_output
 
 if TYPE_CHECKING:
@@ -110,9 +111,6 @@ def run_demo(
     return 0
 
 
-# A normalised return divides by BC-full's; below this share of the expert's return
-# BC-full is not a working normaliser and the quotient says nothing.
-NORMALISER_MIN_SHARE = 0.5
 # Probe MSE / chance at or above which a latent action model has learned too little of the
 # actions for its return to say anything about the method (the paper's LAOM under
 # distractors: 2.74 of ~35, under 0.1).

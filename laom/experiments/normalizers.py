@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 
 SWEEP_NORMALIZER = "sweep:"
+# A normalised return divides by BC-full's; below this share of the expert's return
+# BC-full is no working normaliser and the quotient says nothing about the method (the
+# demo's summary, the report and the README's headline all flag it).
+NORMALISER_MIN_SHARE = 0.5
 
 
 def check_normalizer(text: str) -> str:

@@ -67,6 +67,7 @@ from laom.experiments.findings import (
     findings_markdown,
     run_key,
 )
+from laom.experiments.normalizers import NORMALISER_MIN_SHARE
 from laom.experiments.paper import label, split_variant
 from laom.experiments.runs_store import RunRecord, read_runs
 from laom.experiments.sweep_records import recorded_inputs
@@ -1013,7 +1014,7 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
             text += f" (BC-full's return {full['mean']:.1f}{spread}"
             if expert:
                 share = full["mean"] / expert
-                text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if share < 0.5 else "")
+                text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if share < NORMALISER_MIN_SHARE else "")
             text += ")"
         parts.append(text)
     line = "Normaliser: " + "; ".join(parts)
@@ -1034,6 +1035,12 @@ def score_line(agg: dict[str, Any], task: str) -> str:
     if scored:
         line += " BC-full scores " + ", ".join(f"{v:.1f}" + (f" in {variant}" if variant else "") for variant, v in scored) + "."
     return line
+
+
+def _share_cell(bc_full: float, expert: float) -> str:
+    """BC-full's share of the expert, flagged where it is no working normaliser."""
+    share = bc_full / expert
+    return f"{share:.0%}" + (f" (below {NORMALISER_MIN_SHARE:.0%}: no working normaliser)" if share < NORMALISER_MIN_SHARE else "")
 
 
 def _normaliser_value(value: Any) -> str:
@@ -1162,7 +1169,7 @@ def results_markdown(agg: dict[str, Any], paper: bool = False, sweep: str = "", 
             full = e["bc_full_return"]
             rows.append([f"{t} ({variant})" if variant else t, _normaliser_value(e["value"]),
                          cell(full, _digits({"": {"": full}}), seeds) if full else "–",
-                         f"{expert:.1f}" if expert else "–", f"{full['mean'] / expert:.0%}" if full and expert else "–",
+                         f"{expert:.1f}" if expert else "–", _share_cell(full['mean'], expert) if full and expert else "–",
                          f"{floor['mean']:.1f}" if floor else "–"]
                         + ([f"{paper_data.BC_FULL_RETURN[t]:.0f}" if t in paper_data.BC_FULL_RETURN else "–"] if paper else []))  # fmt: skip
     header = ["task", "normaliser", "BC-full return", "expert return (dataset)", "BC-full / expert", "random policy's return"]
