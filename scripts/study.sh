@@ -86,7 +86,8 @@ mode=(--records "$R"); [ -n "${PLAN:-}" ] && mode=(--plan)
 # FIRST=laom: that method's runs start first, so its chain (LAM, latent BC, every budget)
 # finishes while its weights are on this machine (docs/study_plan.md); FIRST=laom,bc,lapo:
 # method by method in that order, then the rest by budget; FIRST=laom-labels/128,laom: one
-# run (a method's budget) before the rest of its method.
+# run (a method's budget) before the rest of its method; FIRST=walker-run:laom@1,walker-run:lapo-nofsq@1:
+# one task's seed of each method before any second seed.
 [ -n "${FIRST:-}" ] && mode+=(--first "$FIRST")
 [ -n "$UNTIL" ] && mode+=(--until "$UNTIL")
 $LAOM sweep --tasks "$TASKS" --methods "$METHODS" --labeled "$BUDGETS" --seeds "$SEEDS" \

@@ -29,8 +29,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return walker(tmp_path_factory.mktemp("plan-data") / "walker-stand.h5")  # 4 trajectories x 20 frames
 
 
-def config(data: Path, methods: str = "bc,lapo", labeled: str = "1,2") -> SweepConfig:
-    return make_config("walker-stand", methods, labeled, "0", str(data), episodes=1, max_steps=4, overrides=SETTINGS)
+def config(data: Path, methods: str = "bc,lapo", labeled: str = "1,2", seeds: str = "0") -> SweepConfig:
+    return make_config("walker-stand", methods, labeled, seeds, str(data), episodes=1, max_steps=4, overrides=SETTINGS)
 
 
 def rows_by(plan: cost.SweepPlan) -> dict[tuple[str, str], cost.StageRow]:
@@ -331,6 +331,13 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     lam = [row for row in cost.plan_sweep(cfg, tmp_path / "a", first=["lapo/2"]).rows if row.stage == "lam" and row.trains]
     assert [row.run for row in lam] == [LAPO2]  # the group's first pending run trains the shared LAM
 
+    # One seed of every method before the next seed of any; a task picks one task's runs.
+    two = config(data, methods="bc,lapo", seeds="0,1")
+    order = list(dict.fromkeys(row.run for row in cost.plan_sweep(two, tmp_path / "c", first=["lapo@1", "bc/2@1", "walker-stand:bc@0"]).rows if row.trains))
+    assert order[:5] == ["walker-stand/lapo/1/s1", "walker-stand/lapo/2/s1", "walker-stand/bc/2/s1",
+                         "walker-stand/bc/1/s0", "walker-stand/bc/2/s0"]  # fmt: skip
+    assert set(order[5:]) == {"walker-stand/bc/1/s1", LAPO1, LAPO2, FULL, "walker-stand/bc-full/full/s1"}
+
     args = ["sweep", "--tasks", "walker-stand", "--methods", "bc,lapo", "--labeled", "1,2", "--seeds", "0",
             "--data", str(data), "--out", str(tmp_path / "b"), "--episodes", "1", "--max-steps", "4",
             "--no-progress", *SETTINGS]  # fmt: skip
@@ -340,6 +347,9 @@ def test_first_puts_one_methods_runs_before_the_others(data: Path, tmp_path: Pat
     one_line_error([*args, "--first", "lapo,,bc"], capsys, "--first")
     one_line_error([*args, "--first", "lapo/4"], capsys, "--first lapo/4: budget 4 not in --labeled")
     one_line_error([*args, "--first", "lapo/x"], capsys, "--first lapo/x: budget x not in --labeled")
+    one_line_error([*args, "--first", "lapo@1"], capsys, "--first lapo@1: seed 1 not in --seeds (expected one of 0)")
+    one_line_error([*args, "--first", "lapo/2@"], capsys, "--first lapo/2@: seed (none) not in --seeds")
+    one_line_error([*args, "--first", "cheetah-run:lapo"], capsys, "--first cheetah-run:lapo: task 'cheetah-run' not in --tasks")
     assert not (tmp_path / "b").exists()
 
 

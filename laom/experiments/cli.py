@@ -52,7 +52,7 @@ def sweep_command(args: argparse.Namespace, extra: list[str]) -> int:
         episodes=args.episodes, eval_seed=args.eval_seed, max_steps=args.max_steps, normalizer=args.normalizer,
         chunk=args.chunk, overrides=extra, log=print, until=args.until or "",
     )  # fmt: skip
-    first = parse_first(args.first, cfg.methods, cfg.labeled) if args.first is not None else []
+    first = parse_first(args.first, cfg.methods, cfg.labeled, tasks=cfg.tasks, seeds=cfg.seeds) if args.first is not None else []
     opts = SweepOptions(cfg, args.out, jobs=args.jobs, workers=args.workers, num_envs=args.num_envs, force=args.force,
                         progress=not args.no_progress, rates=rates, records=args.records or "", first=first)  # fmt: skip
     if book is not None and args.plan:
@@ -162,10 +162,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=1000, help="steps per labelled trajectory (longer ones are cut)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (spawned processes; default 1)")
     p.add_argument("--first", default=None,
-                   help="comma-separated methods of --methods (lapo) or a method's budget (laom-labels/128) whose runs "
-                        "start before the others', entry by entry in this order (default: by budget, every method's "
-                        "small budgets first); e.g. to finish one LAM method's budgets while its LAM is at hand, on a "
-                        "machine that may not last")
+                   help="comma-separated runs that start before the others', entry by entry in this order (default: "
+                        "by budget, every method's small budgets first): a method of --methods (lapo), one budget of it "
+                        "(laom-labels/128), one seed (lapo@1, lapo/128@1), each optionally of one task "
+                        "(walker-run:lapo@1); e.g. to finish one LAM method's budgets while its LAM is at hand, or one "
+                        "seed of every method before the next, on a machine that may not last")
     p.add_argument("--until", default=None, metavar="STAGE",
                    help="every run stops after this stage: lam records each LAM's probes alone (a finding's seeds for "
                         "a fifth of the compute; needs --episodes 0; a sweep folder of its own)")

@@ -15,7 +15,7 @@ from typing import Any
 
 from laom import methods as registry
 from laom.experiments.overrides import overrides_for
-from laom.experiments.sweep_config import SweepConfig
+from laom.experiments.sweep_config import SweepConfig, split_first
 from laom.experiments.sweep_dir import file_identity
 from laom.training.options import CURVE_ONLY_FIELDS, without_fields
 
@@ -92,8 +92,9 @@ def bf16_stages(method: str, overrides: Sequence[str]) -> list[str]:
 
 
 def put_first(jobs: list[Job], entries: Sequence[str]) -> list[Job]:
-    """``jobs`` with those named by ``entries`` (a method, or ``method/budget``) moved to
-    the front in the order given, each entry's runs and the rest in their order.
+    """``jobs`` with those named by ``entries`` (``[TASK:]METHOD[/BUDGET][@SEED]``,
+    :func:`laom.experiments.sweep_config.parse_first`) moved to the front in the order
+    given, each entry's runs and the rest in their order.
 
     Why: a sweep's default order (by budget) interleaves methods, so a LAM method's last
     budget starts hours after its LAM trained. Weights that do not outlive the machine
@@ -103,9 +104,10 @@ def put_first(jobs: list[Job], entries: Sequence[str]) -> list[Job]:
     """
     front: dict[str, Job] = {}
     for entry in entries:
-        method, _, budget = entry.partition("/")
+        task, method, budget, seed = split_first(entry)
         for job in jobs:
-            if job.method == method and (not budget or job.labeled == int(budget)):
+            if (job.method == method and (budget is None or job.labeled == budget)
+                    and (task is None or job.task == task) and (seed is None or job.seed == seed)):  # fmt: skip
                 front.setdefault(job.id, job)
     return [*front.values(), *(j for j in jobs if j.id not in front)]
 

@@ -94,17 +94,41 @@ def parse_methods(text: str) -> list[str]:
     return [m for m in METHODS if m in methods]
 
 
-def parse_first(text: str, methods: Sequence[str], labeled: Sequence[int] = ()) -> list[str]:
-    """``--first``: methods of the sweep (``lapo``) or one method's budget (``lapo/128``),
-    in the order given (their runs start in it). A budget lets a session whose time is
-    short spend it on the runs a finding needs (e.g. a method's largest budgets)."""
+def split_first(entry: str) -> tuple[str | None, str, int | None, int | None]:
+    """One ``--first`` entry, ``[TASK:]METHOD[/BUDGET][@SEED]``, as (task, method, budget,
+    seed), None where the entry leaves a part open. Malformed numbers come back as -1 (a
+    budget or seed no sweep has), so :func:`parse_first` names the entry."""
+    task, colon, rest = entry.rpartition(":")
+    rest, at, seed = rest.partition("@")
+    method, slash, budget = rest.partition("/")
+
+    def number(text: str, given: str) -> int | None:
+        return (int(text) if text.isdigit() else -1) if given else None
+
+    return (task if colon else None), method, number(budget, slash), number(seed, at)
+
+
+def parse_first(
+    text: str, methods: Sequence[str], labeled: Sequence[int] = (), *,
+    tasks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+) -> list[str]:  # fmt: skip
+    """``--first``: runs that start before the others, entry by entry in the order given:
+    a method of the sweep (``lapo``), one budget of it (``lapo/128``), one seed
+    (``lapo@1``, ``lapo/128@1``), each optionally of one task (``walker-run:lapo@1``).
+    Why: a session whose time is short spends it on the runs a finding needs (a method's
+    largest budgets; one seed of every method before a second seed of any)."""
     first = parse_list(text, "--first")
     for entry in first:
-        method, slash, budget = entry.partition("/")
+        task, method, budget, seed = split_first(entry)
+        rest, _, seed_text = entry.rpartition(":")[2].partition("@")
+        budget_text = rest.partition("/")[2]
         require(method in methods, f"--first {entry}: method {method!r} not in --methods (expected one of {', '.join(methods)})")
-        if slash:
-            require(budget.isdigit() and int(budget) in labeled,
-                    f"--first {entry}: budget {budget or '(none)'} not in --labeled (expected one of {', '.join(map(str, labeled))})")  # fmt: skip
+        require(budget is None or budget in labeled,
+                f"--first {entry}: budget {budget_text or '(none)'} not in --labeled (expected one of {', '.join(map(str, labeled))})")  # fmt: skip
+        require(task is None or tasks is None or task in tasks,
+                f"--first {entry}: task {task!r} not in --tasks (expected one of {', '.join(tasks or ())})")  # fmt: skip
+        require(seed is None or seeds is None or seed in seeds,
+                f"--first {entry}: seed {seed_text or '(none)'} not in --seeds (expected one of {', '.join(map(str, seeds or ()))})")  # fmt: skip
     return first
 
 
