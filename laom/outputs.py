@@ -45,6 +45,15 @@ def _exists(path: Path, flag: str, shown: Path) -> bool:
         raise LaomError(f"{flag} {shown}: cannot be checked ({exc.strerror or exc})") from None
 
 
+def nearest_existing(start: Path, flag: str, shown: Path) -> Path:
+    """``start`` or its nearest ancestor that exists: what a missing output would be
+    created in (its permissions, its filesystem's free space)."""
+    nearest = start
+    while not _exists(nearest, flag, shown) and nearest != nearest.parent:
+        nearest = nearest.parent
+    return nearest
+
+
 def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
@@ -80,9 +89,7 @@ def check_output(
         if not force:
             raise LaomError(f"{flag} {path}: already exists (pass --force to replace it)")
     parent = path.parent
-    nearest = parent
-    while not _exists(nearest, flag, path) and nearest != nearest.parent:
-        nearest = nearest.parent
+    nearest = nearest_existing(parent, flag, path)
     if not nearest.is_dir():
         raise LaomError(f"{flag} {path}: {nearest} is a file, not a directory")
     if nearest != parent and not create_parents:

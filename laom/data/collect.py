@@ -52,6 +52,7 @@ from laom.data.format import (
     shard_indices,
 )
 from laom.errors import LaomError
+from laom.outputs import nearest_existing
 
 # Attributes that identify what a collection file contains; resuming with different
 # values would silently mix two datasets in one file.
@@ -337,9 +338,7 @@ def check_free_space(
 
     Compressed obs take an unknown share of ``need`` until they are written, so then
     only a note comes back (None when the uncompressed size fits)."""
-    where = Path(path).absolute()
-    while not where.exists() and where != where.parent:
-        where = where.parent
+    where = nearest_existing(Path(path).absolute(), flag, Path(path))
     try:
         free = shutil.disk_usage(where).free
     except OSError:  # a filesystem that cannot say: the write itself will tell

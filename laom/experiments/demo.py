@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from laom.errors import LaomError
-from laom.experiments.normalizers import NORMALISER_MIN_SHARE
+from laom.experiments.normalizers import NORMALISER_MIN_SHARE, normaliser_works
 from laom.outputs import check_output
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def summary_lines(runs: list[RunRecord], expert: float | None) -> tuple[list[lis
     """The summary table's rows and the notes under it."""
     full = [r.return_mean for r in runs if r.method == "bc-full" and r.return_mean is not None]
     bc_full = sum(full) / len(full) if full else None
-    normaliser_works = bool(expert and bc_full is not None and bc_full >= NORMALISER_MIN_SHARE * expert)
+    works = bool(expert and bc_full is not None and normaliser_works(bc_full, expert))
     rows = []
     for run in sorted(runs, key=lambda r: (r.method, r.labeled or 0)):
         probe = run.action_probe_mse
@@ -137,7 +137,7 @@ def summary_lines(runs: list[RunRecord], expert: float | None) -> tuple[list[lis
             "-" if probe is None or not base else f"{probe / base:.2f}",
             "-" if ret_mean is None else f"{ret_mean:.0f} ± {ret_std:.0f}",
             "-" if ret_mean is None or not expert else f"{100 * ret_mean / expert:.0f}%",
-            "-" if norm is None or not normaliser_works else f"{norm:.2f}",
+            "-" if norm is None or not works else f"{norm:.2f}",
         ])  # fmt: skip
     notes = [
         "probe: linear-probe MSE (latent action -> true action, held-out videos) / action variance; 1 = chance",
@@ -163,7 +163,7 @@ def summary_lines(runs: list[RunRecord], expert: float | None) -> tuple[list[lis
             "probe order: " + " < ".join(f"{m} {mean[m]:.2f}" for m in ranked)
             + (f"; {verdict} ordering ({' < '.join(expected)})" if len(expected) >= 2 else "")
         )
-    if bc_full is not None and not normaliser_works:
+    if bc_full is not None and not works:
         share = f"{100 * bc_full / expert:.0f}%" if expert else "an unknown share"
         notes.append(
             f"norm. (return / BC-full's) not shown: BC-full reached {share} of the expert, "

@@ -19,7 +19,7 @@ from typing import Any
 
 from laom import methods as registry
 from laom.errors import LaomError, require
-from laom.experiments.normalizers import NORMALISER_MIN_SHARE
+from laom.experiments.normalizers import NORMALISER_MIN_SHARE, normaliser_works
 from laom.experiments.paper import label, split_variant
 
 START = "<!-- headline:start -->"
@@ -115,7 +115,7 @@ def _group(task: str, setting: str, rows: list[dict[str, Any]]) -> list[str]:
     expert = [r["expert_return"] for r in rows if _finite(r.get("expert_return"))]
     if bc_full:
         share = f", {_mean(bc_full) / _mean(expert):.0%} of the expert's {_mean(expert):.1f}" if expert else ""
-        if expert and _mean(bc_full) < NORMALISER_MIN_SHARE * _mean(expert):
+        if expert and not normaliser_works(_mean(bc_full), _mean(expert)):
             share += f", below {NORMALISER_MIN_SHARE:.0%}: no working normaliser, so the quotients below say little"
         head.append(f"Normaliser: BC on every action (BC-full) {_band(full, 'return', 'return_std', 1)}{share}.")
     elif expert:

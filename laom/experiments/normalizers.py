@@ -30,6 +30,11 @@ SWEEP_NORMALIZER = "sweep:"
 NORMALISER_MIN_SHARE = 0.5
 
 
+def normaliser_works(bc_full: float, expert: float) -> bool:
+    """Whether BC-full's return is a share of the expert's that a quotient can stand on."""
+    return bc_full >= NORMALISER_MIN_SHARE * expert
+
+
 def check_normalizer(text: str) -> str:
     """``auto``, ``paper``, ``none``, a non-zero number or another sweep's directory
     (``sweep:/abs/path``); returned in canonical form. Keywords and numbers win over a

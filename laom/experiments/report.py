@@ -67,7 +67,7 @@ from laom.experiments.findings import (
     findings_markdown,
     run_key,
 )
-from laom.experiments.normalizers import NORMALISER_MIN_SHARE
+from laom.experiments.normalizers import NORMALISER_MIN_SHARE, normaliser_works
 from laom.experiments.paper import label, split_variant
 from laom.experiments.runs_store import RunRecord, read_runs
 from laom.experiments.sweep_records import recorded_inputs
@@ -1014,7 +1014,7 @@ def normaliser_line(agg: dict[str, Any], task: str) -> str:
             text += f" (BC-full's return {full['mean']:.1f}{spread}"
             if expert:
                 share = full["mean"] / expert
-                text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if share < NORMALISER_MIN_SHARE else "")
+                text += f", {share:.0%} of the expert" + ("; below half: these quotients say little" if not normaliser_works(full["mean"], expert) else "")
             text += ")"
         parts.append(text)
     line = "Normaliser: " + "; ".join(parts)
@@ -1039,8 +1039,8 @@ def score_line(agg: dict[str, Any], task: str) -> str:
 
 def _share_cell(bc_full: float, expert: float) -> str:
     """BC-full's share of the expert, flagged where it is no working normaliser."""
-    share = bc_full / expert
-    return f"{share:.0%}" + (f" (below {NORMALISER_MIN_SHARE:.0%}: no working normaliser)" if share < NORMALISER_MIN_SHARE else "")
+    flag = "" if normaliser_works(bc_full, expert) else f" (below {NORMALISER_MIN_SHARE:.0%}: no working normaliser)"
+    return f"{bc_full / expert:.0%}{flag}"
 
 
 def _normaliser_value(value: Any) -> str:
